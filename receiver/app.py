@@ -1,0 +1,162 @@
+"""The ASGI application: ``create_app(settings)``.
+
+Routes: ``POST /webhooks/dyte`` (see :mod:`receiver.receive`), ``GET /healthz``,
+``GET /readyz``, ``GET /metrics``. Engine, key store and the group committer
+are created in the lifespan, never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import metrics
+from .database import make_engine
+from .health import HealthState
+from .inbox import GroupCommitter
+from .keys import WebhookKeyStore
+from .receive import ClientError, receive_dyte_webhook
+from .settings import Settings
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger("receiver.app")
+
+
+async def _client_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ClientError)
+    metrics.REJECTED.labels(status=str(exc.status_code)).inc()
+    log.info("request_refused", path=request.url.path, status=exc.status_code, error=exc.error, detail=exc.detail)
+    return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status_code)
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: 200 while the process serves requests."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: 200 when the database answers and is at the migration head; 503 otherwise."""
+    ready, detail = await asyncio.to_thread(request.app.state.health.check)
+    detail["status"] = "ready" if ready else "not_ready"
+    return JSONResponse(detail, status_code=200 if ready else 503)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus exposition of :mod:`receiver.metrics` (queue gauges refreshed on scrape)."""
+    refresh = request.app.state.refresh_queue_metrics
+    if refresh is not None:
+        try:
+            await asyncio.to_thread(refresh)
+        except Exception:  # a scrape must not fail because the database is down
+            log.warning("queue_metrics_unavailable")
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class _LatencyMiddleware:
+    """Observes every HTTP request's latency in ``receiver_request_duration_seconds``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            metrics.REQUEST_LATENCY.labels(route=path, method=scope["method"], status=str(status["code"])).observe(
+                time.perf_counter() - started
+            )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    key_store: WebhookKeyStore | None = None,
+    run_worker: bool = False,
+    extra_routes: list[Any] | None = None,
+    allowed_webhook_ids: Callable[[], set[str]] | None = None,
+) -> Starlette:
+    """Build the application.
+
+    Args:
+        settings: service settings.
+        engine: an existing engine (tests); otherwise one is made from DATABASE_URL.
+        key_store: trusted keys (tests inject one); otherwise built from settings.
+        run_worker: also run the event worker in a background thread
+            (``receiver serve`` on the embedded SQLite database).
+        extra_routes: more routes (reports API, pages) mounted by the caller.
+        allowed_webhook_ids: when given, deliveries whose dyte-webhook-id is
+            not in its result get 403.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own_engine = engine is None
+        app.state.engine = engine or make_engine(settings.database_url)
+        app.state.key_store = key_store or WebhookKeyStore(
+            settings.webhook_public_key_pems(),
+            settings.dyte_webhook_keys_url,
+            refresh_seconds=settings.dyte_webhook_keys_refresh_seconds,
+        )
+        app.state.health = HealthState(app.state.engine)
+        app.state.committer = GroupCommitter(app.state.engine)
+        app.state.committer.start()
+        from .queue import refresh_queue_metrics
+
+        app.state.refresh_queue_metrics = lambda: refresh_queue_metrics(app.state.engine)
+        worker_runner = None
+        if run_worker:
+            from .worker import BackgroundWorker
+
+            worker_runner = BackgroundWorker(settings, app.state.engine)
+            worker_runner.start()
+        log.info("receiver_started", database=app.state.engine.dialect.name, in_process_worker=run_worker)
+        try:
+            yield
+        finally:
+            if worker_runner is not None:
+                worker_runner.stop()
+            app.state.committer.stop()
+            if own_engine:
+                app.state.engine.dispose()
+            log.info("receiver_stopped")
+
+    routes: list[Any] = [
+        Route("/webhooks/dyte", receive_dyte_webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    routes.extend(extra_routes or [])
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={ClientError: _client_error})
+    app.state.settings = settings
+    app.state.allowed_webhook_ids = allowed_webhook_ids
+    app.state.refresh_queue_metrics = None
+    app.add_middleware(_LatencyMiddleware)
+    return app

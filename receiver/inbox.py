@@ -1,0 +1,234 @@
+"""The inbox: persisting verified deliveries, one transaction per batch (group commit).
+
+``store_deliveries`` is the only write on the receive path. It inserts a
+batch with ``INSERT ... ON CONFLICT (delivery_id) DO NOTHING``: the unique
+constraint on ``delivery_id`` (Dyte's ``dyte-uuid``) is the idempotency
+check. A retry with the same body counts as a duplicate; the same id with a
+different body is a *conflict*: the first body is kept and the row's
+``conflict_count`` is raised so ops can see it.
+
+``GroupCommitter`` funnels concurrent requests into one database thread:
+each request awaits the commit of the batch that holds it, so nothing is
+acknowledged before it is durable, and one commit serves many requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import queue
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from .models import EVENT_IGNORED, EVENT_PENDING, PARSE_OK, WebhookEvent
+
+__all__ = ["Delivery", "StoreOutcome", "store_deliveries", "GroupCommitter", "body_digest"]
+
+
+def body_digest(raw_body: bytes) -> str:
+    """Hex SHA-256 of the raw body (used to tell a retry from a conflicting reuse of an id)."""
+    return hashlib.sha256(raw_body).hexdigest()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified delivery ready to be stored. Times are aware UTC."""
+
+    delivery_id: str
+    webhook_id: str | None
+    event_name: str | None
+    raw_body: bytes
+    signature_scheme: str
+    received_at: datetime
+    parse_status: str
+    parse_error: str | None = None
+    meeting_id: str | None = None
+    session_id: str | None = None
+    occurred_at: datetime | None = None
+
+    def row(self) -> dict[str, object]:
+        """Column values for ``webhook_events``."""
+        return {
+            "delivery_id": self.delivery_id,
+            "webhook_id": self.webhook_id,
+            "event_name": self.event_name,
+            "raw_body": self.raw_body,
+            "body_sha256": body_digest(self.raw_body),
+            "signature_scheme": self.signature_scheme,
+            "received_at": self.received_at,
+            "parse_status": self.parse_status,
+            "parse_error": self.parse_error,
+            "meeting_id": self.meeting_id,
+            "session_id": self.session_id,
+            "occurred_at": self.occurred_at,
+            "status": EVENT_PENDING if self.parse_status == PARSE_OK else EVENT_IGNORED,
+            "attempts": 0,
+            "duplicate_count": 0,
+            "conflict_count": 0,
+        }
+
+
+class StoreOutcome(str, Enum):
+    """What storing one delivery did."""
+
+    STORED = "stored"  # a new row
+    DUPLICATE = "duplicate"  # same delivery id, same body: a retry; nothing added
+    CONFLICT = "conflict"  # same delivery id, different body: first kept, flagged
+
+
+def _insert_ignore(engine: Engine):
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(WebhookEvent).on_conflict_do_nothing(index_elements=["delivery_id"])
+    if dialect == "sqlite":
+        return sqlite.insert(WebhookEvent).on_conflict_do_nothing(index_elements=["delivery_id"])
+    raise RuntimeError(f"unsupported database dialect: {dialect}")
+
+
+def store_deliveries(engine: Engine, deliveries: list[Delivery]) -> list[StoreOutcome]:
+    """Store a batch in one transaction; returns one outcome per delivery, in order.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database failed; nothing of the
+            batch is committed (the caller answers 503 so Dyte retries).
+    """
+    if not deliveries:
+        return []
+    outcomes: list[StoreOutcome | None] = [None] * len(deliveries)
+    first_index: dict[str, int] = {}
+    for index, delivery in enumerate(deliveries):
+        first_index.setdefault(delivery.delivery_id, index)
+    unique_rows = [deliveries[i].row() for i in sorted(first_index.values())]
+    with engine.begin() as connection:
+        inserted = set(
+            connection.execute(_insert_ignore(engine).returning(WebhookEvent.delivery_id), unique_rows).scalars()
+        )
+        existing_ids = [d for d in first_index if d not in inserted]
+        digests: dict[str, str] = {}
+        if existing_ids:
+            digests = dict(
+                connection.execute(
+                    select(WebhookEvent.delivery_id, WebhookEvent.body_sha256).where(
+                        WebhookEvent.delivery_id.in_(existing_ids)
+                    )
+                ).all()
+            )
+        duplicates: dict[str, int] = {}
+        conflicts: dict[str, int] = {}
+        for index, delivery in enumerate(deliveries):
+            if delivery.delivery_id in inserted and first_index[delivery.delivery_id] == index:
+                outcomes[index] = StoreOutcome.STORED
+                continue
+            stored_digest = digests.get(delivery.delivery_id)
+            if stored_digest is None:  # inserted earlier in this very batch
+                stored_digest = body_digest(deliveries[first_index[delivery.delivery_id]].raw_body)
+            if stored_digest == body_digest(delivery.raw_body):
+                outcomes[index] = StoreOutcome.DUPLICATE
+                duplicates[delivery.delivery_id] = duplicates.get(delivery.delivery_id, 0) + 1
+            else:
+                outcomes[index] = StoreOutcome.CONFLICT
+                conflicts[delivery.delivery_id] = conflicts.get(delivery.delivery_id, 0) + 1
+        for delivery_id, count in duplicates.items():
+            connection.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.delivery_id == delivery_id)
+                .values(duplicate_count=WebhookEvent.duplicate_count + count)
+            )
+        for delivery_id, count in conflicts.items():
+            connection.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.delivery_id == delivery_id)
+                .values(conflict_count=WebhookEvent.conflict_count + count)
+            )
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+@dataclass
+class _Pending:
+    delivery: Delivery
+    future: asyncio.Future[StoreOutcome]
+    loop: asyncio.AbstractEventLoop
+
+
+class GroupCommitter:
+    """One database thread that commits queued deliveries in batches.
+
+    ``await committer.submit(delivery)`` returns the :class:`StoreOutcome`
+    once the batch holding it is committed, or raises the database error.
+    ``max_batch`` caps rows per transaction. Start with :meth:`start`, stop
+    with :meth:`stop` (drains what is queued first).
+    """
+
+    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.rows = 0
+
+    def start(self) -> None:
+        """Start the commit thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="inbox-group-commit", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    async def submit(self, delivery: Delivery) -> StoreOutcome:
+        """Queue ``delivery`` and wait for its batch to commit."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[StoreOutcome] = loop.create_future()
+        self._queue.put(_Pending(delivery, future, loop))
+        return await future
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            outcomes = store_deliveries(self._engine, [p.delivery for p in batch])
+        except Exception as exc:  # database down: every waiter gets the error (-> 503)
+            for pending in batch:
+                pending.loop.call_soon_threadsafe(_set_exception, pending.future, exc)
+            return
+        self.batches += 1
+        self.rows += len(batch)
+        for pending, outcome in zip(batch, outcomes):
+            pending.loop.call_soon_threadsafe(_set_result, pending.future, outcome)
+
+
+def _set_result(future: asyncio.Future[StoreOutcome], outcome: StoreOutcome) -> None:
+    if not future.done():
+        future.set_result(outcome)
+
+
+def _set_exception(future: asyncio.Future[StoreOutcome], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -1,0 +1,44 @@
+"""Prometheus metrics (prometheus-client), served at ``GET /metrics``.
+
+Names follow Prometheus conventions: ``_total`` counters, ``_seconds``
+histograms. Labels never carry ids (bounded cardinality).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DELIVERIES = Counter(
+    "receiver_deliveries_total",
+    "Webhook deliveries by event name and outcome (stored, duplicate, conflict, db_unavailable).",
+    ["event", "outcome"],
+)
+SIGNATURE_FAILURES = Counter("receiver_signature_failures_total", "Deliveries refused for a bad or missing signature.")
+DEDUPE_HITS = Counter("receiver_dedupe_hits_total", "Deliveries whose dyte-uuid was already stored.", ["kind"])
+REJECTED = Counter("receiver_rejected_requests_total", "Requests refused with a 4xx/5xx, by status.", ["status"])
+REQUEST_LATENCY = Histogram(
+    "receiver_request_duration_seconds",
+    "HTTP request latency, seconds, by route and status.",
+    ["route", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+QUEUE_DEPTH = Gauge("receiver_queue_depth", "Stored events by processing status.", ["status"])
+OLDEST_PENDING_AGE = Gauge("receiver_oldest_pending_event_age_seconds", "Age of the oldest pending event, seconds.")
+PROCESSED = Counter("receiver_events_processed_total", "Events processed by the worker, by event and result.", ["event", "result"])
+PROCESSING_LATENCY = Histogram(
+    "receiver_event_processing_seconds",
+    "Time to apply one event, seconds.",
+    ["event"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0),
+)
+EVENT_LAG = Histogram(
+    "receiver_event_lag_seconds",
+    "From receipt to processed, seconds.",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 3600),
+)
+DYTE_API_CALLS = Counter("receiver_dyte_api_calls_total", "Dyte REST calls by endpoint and status.", ["method", "endpoint", "status"])
+RATE_LIMIT_WAIT = Counter("receiver_dyte_rate_limiter_wait_seconds_total", "Seconds spent waiting in the client-side rate limiter.")
+RECONCILE_CHANGES = Counter(
+    "receiver_reconcile_changes_total", "What reconciliation did to intervals (added, changed, confirmed).", ["kind"]
+)
+SUBSCRIPTION_STATE = Gauge("receiver_subscription_ok", "1 when the Dyte webhook subscription is ensured, else 0.")

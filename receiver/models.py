@@ -1,0 +1,294 @@
+"""Database schema (SQLAlchemy 2 typed models). Analysts: see docs/schema.md.
+
+Tables:
+
+* ``webhook_events`` - the inbox: every authentic delivery, raw body byte-exact,
+  keyed by ``delivery_id`` (the ``dyte-uuid`` header, Dyte's idempotency key),
+  with its processing state (pending/processing/done/failed/dead/ignored).
+* ``meetings``, ``sessions`` - one row per Dyte meeting and per session (one
+  live run of a meeting).
+* ``participant_intervals`` - one row per peer (one connection) in a session:
+  joined_at/left_at, keyed by (session_id, peer_id).
+* ``recordings`` + ``recording_status_history``, ``livestreams`` +
+  ``livestream_status_history`` - the recording and livestream indexes.
+* ``session_artifacts`` - chat, transcript and summary download URLs.
+
+All timestamps are stored and returned as timezone-aware UTC
+(:class:`UTCDateTime`), on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always returned timezone-aware (UTC).
+
+    SQLite has no time zones and returns naive values; PostgreSQL's
+    ``timestamptz`` returns the session zone. Both come back as UTC here.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the constraint naming convention set before the first migration."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Processing states of a stored event.
+EVENT_PENDING = "pending"  # stored, waiting for a worker
+EVENT_PROCESSING = "processing"  # claimed by a worker (lease in locked_until)
+EVENT_DONE = "done"  # applied to the attendance tables
+EVENT_FAILED = "failed"  # processing raised; retried at next_attempt_at
+EVENT_DEAD = "dead"  # failed worker_max_attempts times; `receiver events retry` requeues
+EVENT_IGNORED = "ignored"  # authentic but unknown or invalid: kept, flagged, not processed
+EVENT_STATUSES = (EVENT_PENDING, EVENT_PROCESSING, EVENT_DONE, EVENT_FAILED, EVENT_DEAD, EVENT_IGNORED)
+
+# Parse results of a stored event.
+PARSE_OK = "ok"
+PARSE_UNKNOWN_EVENT = "unknown_event"
+PARSE_INVALID = "invalid"
+
+
+class WebhookEvent(Base):
+    """One authentic webhook delivery (the inbox). ``delivery_id`` is the idempotency key."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(200), unique=True)
+    webhook_id: Mapped[str | None] = mapped_column(String(200))
+    event_name: Mapped[str | None] = mapped_column(String(100))
+    raw_body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    signature_scheme: Mapped[str] = mapped_column(String(20))  # raw | compact: what the signature covered
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    parse_status: Mapped[str] = mapped_column(String(20))
+    parse_error: Mapped[str | None] = mapped_column(Text)
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(100))
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20), default=EVENT_PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duplicate_count: Mapped[int] = mapped_column(Integer, default=0)
+    conflict_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index("ix_webhook_events_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_events_session_id", "session_id"),
+        Index("ix_webhook_events_meeting_id", "meeting_id"),
+    )
+
+
+class Meeting(Base):
+    """A Dyte meeting (a room that can be live many times)."""
+
+    __tablename__ = "meetings"
+
+    meeting_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    room_name: Mapped[str | None] = mapped_column(String(200))
+    organized_by_id: Mapped[str | None] = mapped_column(String(100))
+    organized_by_name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    title_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Session(Base):
+    """One live run of a meeting (Dyte ``sessionId``). Times are UTC; duration = ended_at - started_at."""
+
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="live")  # live | ended
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # received_at of the newest event
+    reconcile_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reconcile_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reconcile_error: Mapped[str | None] = mapped_column(Text)
+    reconcile_added: Mapped[int] = mapped_column(Integer, default=0)  # intervals only the API knew
+    reconcile_changed: Mapped[int] = mapped_column(Integer, default=0)  # intervals whose times the API corrected
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_sessions_meeting_id", "meeting_id"),
+        Index("ix_sessions_started_at", "started_at"),
+        Index("ix_sessions_reconcile_due_at", "reconcile_due_at"),
+    )
+
+
+class ParticipantInterval(Base):
+    """One peer's presence in a session: joined_at to left_at (UTC).
+
+    A person (participant_key: custom participant id, else peer id) can have
+    several peers: rejoins and second devices. ``source`` says who told us:
+    ``webhook``, ``api`` or ``both``. ``closed_at_session_end`` marks an
+    interval whose leave was never seen and was closed at the session's end.
+    """
+
+    __tablename__ = "participant_intervals"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(100))
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    peer_id: Mapped[str] = mapped_column(String(100))
+    participant_key: Mapped[str] = mapped_column(String(200))
+    custom_participant_id: Mapped[str | None] = mapped_column(String(200))
+    user_id: Mapped[str | None] = mapped_column(String(100))
+    display_name: Mapped[str | None] = mapped_column(Text)
+    preset_name: Mapped[str | None] = mapped_column(String(200))
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at_session_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(10), default="webhook")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("session_id", "peer_id", name="uq_participant_intervals_session_peer"),
+        Index("ix_participant_intervals_session_key", "session_id", "participant_key"),
+        Index("ix_participant_intervals_participant_key", "participant_key"),
+        Index("ix_participant_intervals_joined_at", "joined_at"),
+    )
+
+
+class Recording(Base):
+    """The recording index: the newest known state of each recording (status never moves backwards)."""
+
+    __tablename__ = "recordings"
+
+    recording_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    file_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    output_file_name: Mapped[str | None] = mapped_column(Text)
+    download_url: Mapped[str | None] = mapped_column(Text)
+    download_url_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    audio_download_url: Mapped[str | None] = mapped_column(Text)
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_recordings_meeting_id", "meeting_id"), Index("ix_recordings_session_id", "session_id"))
+
+
+class RecordingStatusChange(Base):
+    """One status a recording reported, once per (recording, status, source event)."""
+
+    __tablename__ = "recording_status_history"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    recording_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(40))  # "event:<id>" or "api"
+
+    __table_args__ = (
+        UniqueConstraint("recording_id", "status", "source", name="uq_recording_status_history_change"),
+    )
+
+
+class Livestream(Base):
+    """The livestream index: newest status of each livestream (webhook ``streamId``)."""
+
+    __tablename__ = "livestreams"
+
+    livestream_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    linked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when the REST API linked it to a meeting
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LivestreamStatusChange(Base):
+    """One status a livestream reported, once per (livestream, status, source event)."""
+
+    __tablename__ = "livestream_status_history"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    livestream_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(40))
+
+    __table_args__ = (
+        UniqueConstraint("livestream_id", "status", "source", name="uq_livestream_status_history_change"),
+    )
+
+
+class SessionArtifact(Base):
+    """A downloadable artifact of a session: chat, transcript or summary (URL and its expiry, UTC)."""
+
+    __tablename__ = "session_artifacts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(100))
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))  # chat | transcript | summary
+    download_url: Mapped[str | None] = mapped_column(Text)
+    download_url_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("session_id", "kind", name="uq_session_artifacts_session_kind"),)

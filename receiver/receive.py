@@ -1,0 +1,220 @@
+"""``POST /webhooks/dyte``: check, verify, persist, answer. No processing here.
+
+Order of checks (cheap first), each with its documented answer:
+
+==========================================  ======  ==========================
+check                                       status  stored?
+==========================================  ======  ==========================
+content type is not application/json        415     no
+body larger than MAX_BODY_BYTES (streamed)  413     no
+body is not JSON (or not UTF-8)             400     only if its signature is
+                                                    valid (flagged ``invalid``)
+signature missing/garbled/no key matches    401     no
+dyte-webhook-id not ours (if enforced)      403     no
+database unreachable                        503     no (Dyte retries)
+authentic, known event, valid               200     yes, ``pending``
+authentic, unknown event or invalid fields  200     yes, ``ignored`` + reason
+same dyte-uuid again, same body             200     no new row (duplicate)
+same dyte-uuid, different body              200     no; first kept, flagged
+==========================================  ======  ==========================
+
+Retries: Dyte retries any non-2xx up to 5 times (FACTS.md), so only a
+client's own mistakes get 4xx; a database outage gets 503.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+
+from . import metrics
+from .events import EventParseError, UnknownEventError, event_name_of, parse_event
+from .inbox import Delivery, StoreOutcome, body_digest
+from .models import PARSE_INVALID, PARSE_OK, PARSE_UNKNOWN_EVENT
+from .signature import SignatureError, verify_signature
+
+__all__ = ["ClientError", "receive_dyte_webhook", "read_body_limited"]
+
+log = structlog.get_logger("receiver.receive")
+
+# Header names: Dyte's, and RealtimeKit's equivalents (FACTS.md).
+SIGNATURE_HEADERS = ("dyte-signature", "rtk-signature")
+UUID_HEADERS = ("dyte-uuid", "rtk-uuid")
+WEBHOOK_ID_HEADERS = ("dyte-webhook-id", "rtk-webhook-id")
+
+
+class ClientError(Exception):
+    """A request the client got wrong; mapped to ``status_code`` with a JSON ``error``."""
+
+    def __init__(self, status_code: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+
+
+def _first_header(request: Request, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = request.headers.get(name)
+        if value:
+            return value
+    return None
+
+
+async def read_body_limited(request: Request, limit: int) -> bytes:
+    """Read the body, refusing (413) as soon as it exceeds ``limit`` bytes.
+
+    Content-Length, when present and too large, is refused before reading.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise ClientError(413, "payload_too_large", f"body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ClientError(413, "payload_too_large", f"body exceeds {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        raise ClientError(400, "client_disconnected", "client disconnected while sending the body") from exc
+    return b"".join(chunks)
+
+
+def _check_content_type(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ClientError(415, "unsupported_media_type", "Content-Type must be application/json")
+
+
+def _decode_json(raw: bytes) -> tuple[Any, str | None]:
+    """Decode strict UTF-8 JSON; returns (value, None) or (None, reason)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "body is not UTF-8"
+    try:
+        return json.loads(text), None
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except ValueError as exc:
+        return None, f"malformed JSON: {exc.args[0] if exc.args else exc}"[:200]
+
+
+async def _verify(request: Request, raw: bytes, parsed: Any) -> str:
+    key_store = request.app.state.key_store
+    header = _first_header(request, SIGNATURE_HEADERS)
+    try:
+        return verify_signature(raw, header, await key_store.keys(), parsed)
+    except SignatureError as first_error:
+        # Rotation: the key document may have changed; fetch again (rate-limited).
+        if header and await key_store.refresh_after_failure():
+            try:
+                return verify_signature(raw, header, await key_store.keys(), parsed)
+            except SignatureError:
+                pass
+        raise first_error
+
+
+def _delivery_id(request: Request, raw: bytes) -> str:
+    value = _first_header(request, UUID_HEADERS)
+    if value and len(value) <= 200:
+        return value.strip()
+    # No usable dyte-uuid: the body's digest still dedupes exact retries.
+    return "sha256:" + body_digest(raw)
+
+
+def _describe(parsed: Any) -> dict[str, Any]:
+    """Parse the event; returns the delivery fields that depend on it."""
+    name = event_name_of(parsed)
+    try:
+        event = parse_event(parsed)
+    except UnknownEventError as exc:
+        return {"event_name": name, "parse_status": PARSE_UNKNOWN_EVENT, "parse_error": exc.reason}
+    except EventParseError as exc:
+        return {"event_name": name, "parse_status": PARSE_INVALID, "parse_error": exc.reason}
+    return {
+        "event_name": event.event,
+        "parse_status": PARSE_OK,
+        "parse_error": None,
+        "meeting_id": event.meeting_id,
+        "session_id": event.session_id,
+        "occurred_at": event.occurred_at,
+    }
+
+
+async def _store(request: Request, delivery: Delivery) -> StoreOutcome:
+    try:
+        return await request.app.state.committer.submit(delivery)
+    except SQLAlchemyError as exc:
+        request.app.state.health.record_db_error(exc)
+        metrics.DELIVERIES.labels(event=delivery.event_name or "unknown", outcome="db_unavailable").inc()
+        log.error("delivery_not_stored", delivery_id=delivery.delivery_id, error=type(exc).__name__)
+        raise ClientError(503, "database_unavailable", "could not store the delivery; retry later") from exc
+
+
+async def receive_dyte_webhook(request: Request) -> JSONResponse:
+    """Handle one Dyte delivery (see the module docstring for every outcome)."""
+    started = time.perf_counter()
+    settings = request.app.state.settings
+    _check_content_type(request)
+    raw = await read_body_limited(request, settings.max_body_bytes)
+    parsed, json_error = _decode_json(raw)
+    try:
+        scheme = await _verify(request, raw, parsed if json_error is None else None)
+    except SignatureError as exc:
+        metrics.SIGNATURE_FAILURES.inc()
+        if json_error is not None:
+            raise ClientError(400, "malformed_json", json_error) from exc
+        raise ClientError(401, "invalid_signature", str(exc)) from exc
+
+    webhook_id = _first_header(request, WEBHOOK_ID_HEADERS)
+    allowed = request.app.state.allowed_webhook_ids
+    if allowed is not None and webhook_id not in allowed():
+        raise ClientError(403, "unknown_subscription", "dyte-webhook-id is not a subscription of this service")
+
+    received_at = datetime.now(timezone.utc)
+    delivery_id = _delivery_id(request, raw)
+    if json_error is not None:
+        fields: dict[str, Any] = {"event_name": None, "parse_status": PARSE_INVALID, "parse_error": json_error}
+    else:
+        fields = _describe(parsed)
+    delivery = Delivery(
+        delivery_id=delivery_id,
+        webhook_id=webhook_id,
+        raw_body=raw,
+        signature_scheme=scheme,
+        received_at=received_at,
+        **fields,
+    )
+    outcome = await _store(request, delivery)
+    event_label = delivery.event_name if delivery.parse_status != PARSE_UNKNOWN_EVENT else "unknown"
+    metrics.DELIVERIES.labels(event=event_label or "unknown", outcome=outcome.value).inc()
+    if outcome is not StoreOutcome.STORED:
+        metrics.DEDUPE_HITS.labels(kind=outcome.value).inc()
+    log.info(
+        "delivery",
+        delivery_id=delivery_id,
+        webhook_id=webhook_id,
+        event_name=delivery.event_name,
+        meeting_id=delivery.meeting_id,
+        session_id=delivery.session_id,
+        outcome=outcome.value,
+        parse_status=delivery.parse_status,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    if json_error is not None:
+        raise ClientError(400, "malformed_json", f"{json_error}; the signed body was kept as {delivery_id}")
+    body = {"status": outcome.value, "delivery_id": delivery_id, "parse_status": delivery.parse_status}
+    if delivery.parse_error:
+        body["parse_error"] = delivery.parse_error
+    return JSONResponse(body, status_code=200)

@@ -1,0 +1,132 @@
+"""Service configuration, read from the environment (and an optional ``.env`` file).
+
+Every field maps to an upper-case environment variable of the same name
+(``database_url`` -> ``DATABASE_URL``). The README's configuration table and
+``receiver --help`` list them; a test checks that the README covers every
+field. Nothing is read at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "load_settings", "ALL_EVENTS"]
+
+ALL_EVENTS: tuple[str, ...] = (
+    "meeting.started",
+    "meeting.ended",
+    "meeting.participantJoined",
+    "meeting.participantLeft",
+    "meeting.chatSynced",
+    "meeting.transcript",
+    "meeting.summary",
+    "recording.statusUpdate",
+    "livestreaming.statusUpdate",
+)
+
+
+class Settings(BaseSettings):
+    """All settings of the service. Durations are in seconds unless the name says otherwise."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///receiver.db",
+        description="SQLAlchemy URL. Default: SQLite file receiver.db in the working directory. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/db",
+    )
+    dyte_webhook_public_key: str | None = Field(
+        None,
+        description="Dyte's webhook public key: PEM text, or a path to a PEM file. Several keys "
+        "(during a rotation): concatenate the PEM blocks. When unset, the key is fetched from "
+        "DYTE_WEBHOOK_KEYS_URL.",
+    )
+    dyte_webhook_keys_url: str = Field(
+        "https://api.dyte.io/.well-known/webhooks.json",
+        description="Where Dyte publishes its webhook public key; fetched when no key is configured, "
+        "cached, and re-fetched at most once per DYTE_WEBHOOK_KEYS_REFRESH_SECONDS when a signature fails.",
+    )
+    dyte_webhook_keys_refresh_seconds: float = Field(
+        60.0, description="Minimum seconds between two fetches of the key document."
+    )
+    dyte_api_base_url: str = Field("https://api.dyte.io/v2", description="Dyte v2 REST API base URL.")
+    dyte_org_id: str | None = Field(None, description="Dyte organization id (HTTP Basic user).")
+    dyte_api_key: SecretStr | None = Field(None, description="Dyte API key (HTTP Basic password). Never logged.")
+    dyte_api_calls_per_minute: int = Field(
+        2000, ge=1, description="Client-side cap on Dyte REST calls per minute (Dyte's limit: 2000/min per IP)."
+    )
+    dyte_api_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one Dyte REST call, seconds.")
+    public_url: str | None = Field(
+        None, description="Public base URL of this service, e.g. https://hooks.example.com; "
+        "webhook subscriptions point at PUBLIC_URL + /webhooks/dyte."
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted webhook body, bytes (413 above).")
+    reconcile_delay_seconds: float = Field(
+        60.0, ge=0, description="Wait after meeting.ended before reconciling the session with the REST API."
+    )
+    stale_session_seconds: float = Field(
+        7200.0, ge=0, description="A session with no event for this long and no meeting.ended is reconciled by the sweep."
+    )
+    reconcile_enabled: bool = Field(
+        True, description="Reconcile with the Dyte REST API (needs DYTE_ORG_ID and DYTE_API_KEY)."
+    )
+    worker_max_attempts: int = Field(8, ge=1, description="Processing attempts before an event is dead.")
+    worker_lease_seconds: float = Field(60.0, gt=0, description="How long a claimed event stays with a worker.")
+    worker_poll_seconds: float = Field(0.5, gt=0, description="Idle worker poll interval, seconds.")
+    worker_batch_size: int = Field(100, ge=1, description="Events claimed per batch.")
+    log_format: str = Field("auto", description="auto (pretty on a terminal, JSON otherwise), json or console.")
+    log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"auto", "json", "console"}:
+            raise ValueError("LOG_FORMAT must be auto, json or console")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when DATABASE_URL points at SQLite (the embedded default)."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def api_credentials_set(self) -> bool:
+        """True when both DYTE_ORG_ID and DYTE_API_KEY are configured."""
+        return bool(self.dyte_org_id and self.dyte_api_key and self.dyte_api_key.get_secret_value())
+
+    def webhook_public_key_pems(self) -> list[str]:
+        """PEM blocks from DYTE_WEBHOOK_PUBLIC_KEY (text, or a file path). Empty when unset.
+
+        Raises:
+            ValueError: the value is neither PEM text nor a readable file.
+        """
+        raw = (self.dyte_webhook_public_key or "").strip()
+        if not raw:
+            return []
+        if "-----BEGIN" not in raw:
+            path = Path(raw).expanduser()
+            if not path.is_file():
+                raise ValueError(f"DYTE_WEBHOOK_PUBLIC_KEY is neither PEM text nor a file: {raw[:80]}")
+            raw = path.read_text()
+        raw = raw.replace("\\n", "\n")
+        blocks: list[str] = []
+        current: list[str] = []
+        for line in raw.splitlines():
+            if line.startswith("-----BEGIN"):
+                current = [line]
+            elif line.startswith("-----END"):
+                current.append(line)
+                blocks.append("\n".join(current) + "\n")
+                current = []
+            elif current:
+                current.append(line)
+        return blocks
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; keyword overrides win (used by the CLI and tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

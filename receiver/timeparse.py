@@ -1,0 +1,94 @@
+"""Parsing of Dyte timestamps into timezone-aware UTC datetimes.
+
+Dyte sends two timestamp formats (see ``shared/dyte/FACTS.md``):
+
+* ISO 8601 with ``T``: ``2022-12-13T06:57:09.736Z`` (meeting and participant
+  fields, most REST fields);
+* space separated with microseconds: ``2023-01-25 04:51:35.903816Z``
+  (recording fields, download URL expiries).
+
+The REST API also returns ``null``, the string ``"null"`` or an empty string
+where a timestamp is absent. Every function here is pure.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+__all__ = ["TimestampError", "parse_timestamp", "parse_optional_timestamp", "to_iso"]
+
+_NULLISH = {"", "null", "none", "undefined"}
+# Characters that may legitimately appear in a Dyte timestamp.
+_ALLOWED = re.compile(r"^[0-9T:\-+. Zz]+$")
+
+
+class TimestampError(ValueError):
+    """A value that should be a timestamp cannot be read as one."""
+
+
+def parse_timestamp(value: object) -> datetime:
+    """Parse one Dyte timestamp into an aware UTC ``datetime``.
+
+    Accepts ``datetime`` (naive values are taken as UTC), ISO 8601 strings
+    with ``T`` or a space between date and time, a trailing ``Z`` or an
+    offset, and any number of fractional digits (truncated to microseconds).
+    Epoch numbers are taken as seconds, or milliseconds when larger than
+    1e11.
+
+    Raises:
+        TimestampError: the value is empty, null-like or malformed (for
+            example a stray character such as ``2023-01-25X04:51:35Z``).
+    """
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if isinstance(value, bool):
+        raise TimestampError(f"not a timestamp: {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if value > 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise TimestampError(f"epoch out of range: {value!r}") from exc
+    if not isinstance(value, str):
+        raise TimestampError(f"not a timestamp: {value!r}")
+    text = value.strip()
+    if text.lower() in _NULLISH:
+        raise TimestampError("empty timestamp")
+    if not _ALLOWED.match(text):
+        raise TimestampError(f"malformed timestamp: {value!r}")
+    if text[-1] in "Zz":
+        text = text[:-1] + "+00:00"
+    # Python accepts at most 6 fractional digits; trim longer fractions.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise TimestampError(f"malformed timestamp: {value!r}") from exc
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_optional_timestamp(value: object) -> datetime | None:
+    """Like :func:`parse_timestamp`, but ``None``, ``""`` and ``"null"`` give ``None``.
+
+    Raises:
+        TimestampError: the value is present but malformed.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NULLISH):
+        return None
+    return parse_timestamp(value)
+
+
+def to_iso(value: datetime | None) -> str | None:
+    """Format an aware datetime as ISO 8601 UTC with a ``Z`` suffix (``None`` passes through).
+
+    Naive datetimes (as SQLite returns them) are taken as UTC.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    text = value.astimezone(timezone.utc).isoformat()
+    return text.replace("+00:00", "Z")

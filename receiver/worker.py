@@ -1,0 +1,268 @@
+"""The worker: claims stored events, applies them, then runs due reconciliations.
+
+One cycle: claim a batch (lease ``WORKER_LEASE_SECONDS``), apply each event
+in its own transaction that also marks it ``done`` (effects and state commit
+together), record failures with a backoff from :class:`RetryPolicy`, then
+let the reconciler (REST API) do what is due. ``receiver worker --once``
+repeats cycles until nothing is due and exits.
+
+Shutdown: :meth:`Worker.request_stop` (SIGTERM) lets the current event
+finish and gives the rest of the claimed batch back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from datetime import datetime, timezone
+from typing import Protocol
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session as OrmSession
+
+from . import metrics
+from .events import EventParseError, parse_event
+from .models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
+from .processing import apply_event
+from .queue import claim_events, record_failure, release_events
+from .retry import RetryPolicy
+from .settings import Settings
+
+__all__ = ["Worker", "BackgroundWorker", "Reconciler", "ProcessResult"]
+
+log = structlog.get_logger("receiver.worker")
+
+
+class Reconciler(Protocol):
+    """What the worker calls after each batch (see :mod:`receiver.reconcile`)."""
+
+    async def run_due(self, *, now: datetime | None = None) -> int:  # pragma: no cover - protocol
+        """Do the reconciliation work that is due; returns how many items were handled."""
+        ...
+
+    async def aclose(self) -> None:  # pragma: no cover - protocol
+        ...
+
+
+class ProcessResult:
+    """Counts of one drain: processed (done), failed, ignored, reconciled."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.failed = 0
+        self.ignored = 0
+        self.reconciled = 0
+
+    def __repr__(self) -> str:
+        return f"ProcessResult(done={self.done}, failed={self.failed}, ignored={self.ignored}, reconciled={self.reconciled})"
+
+
+def default_worker_id() -> str:
+    """``host:pid:random`` - unique per worker process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Drains the event queue of one database.
+
+    Args:
+        settings: lease, batch size, attempts, reconcile delay.
+        engine: the database.
+        reconciler: optional REST reconciliation run after each batch.
+        retry_policy: backoff between processing attempts (defaults: 1 s
+            doubling to 5 min, ``WORKER_MAX_ATTEMPTS`` attempts).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        reconciler: Reconciler | None = None,
+        worker_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.reconciler = reconciler
+        self.worker_id = worker_id or default_worker_id()
+        self.retry_policy = retry_policy or RetryPolicy(
+            base_seconds=1.0, max_seconds=300.0, max_attempts=settings.worker_max_attempts
+        )
+        self._stop = threading.Event()
+
+    def request_stop(self) -> None:
+        """Finish the current event, release the rest of the batch, then stop."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested."""
+        return self._stop.is_set()
+
+    def process_event(self, event_id: int) -> str:
+        """Apply one claimed event; returns ``done``, ``ignored``, ``failed``, ``dead`` or ``lost``."""
+        started = time.perf_counter()
+        name = None
+        try:
+            with OrmSession(self.engine) as db, db.begin():
+                row = db.execute(
+                    select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update()
+                ).scalar_one_or_none()
+                if row is None or row.status != EVENT_PROCESSING or row.locked_by != self.worker_id:
+                    return "lost"  # another worker took it over after our lease expired
+                name = row.event_name
+                now = datetime.now(timezone.utc)
+                try:
+                    event = parse_event(json.loads(row.raw_body))
+                except (EventParseError, ValueError, RecursionError) as exc:
+                    row.status = EVENT_IGNORED
+                    row.last_error = f"unparseable: {exc}"[:2000]
+                    row.locked_by = row.locked_until = None
+                    row.processed_at = now
+                    outcome = "ignored"
+                else:
+                    apply_event(
+                        db,
+                        event,
+                        event_id=row.id,
+                        received_at=row.received_at,
+                        reconcile_delay_seconds=self.settings.reconcile_delay_seconds,
+                        now=now,
+                    )
+                    row.status = EVENT_DONE
+                    row.last_error = None
+                    row.locked_by = row.locked_until = None
+                    row.next_attempt_at = None
+                    row.processed_at = now
+                    metrics.EVENT_LAG.observe(max((now - row.received_at).total_seconds(), 0.0))
+                    outcome = "done"
+                bound = dict(
+                    event_id=row.id,
+                    delivery_id=row.delivery_id,
+                    event_name=name,
+                    meeting_id=row.meeting_id,
+                    session_id=row.session_id,
+                )
+        except Exception as exc:  # any failure is recorded on the event and retried
+            error = f"{type(exc).__name__}: {exc}"
+            attempts_so_far = self._attempts(event_id)
+            status = record_failure(
+                self.engine,
+                event_id,
+                self.worker_id,
+                error + "\n" + traceback.format_exc(limit=5),
+                max_attempts=self.retry_policy.max_attempts,
+                retry_delay_seconds=self.retry_policy.delay_seconds(max(attempts_so_far, 1)),
+            )
+            metrics.PROCESSED.labels(event=name or "unknown", result=status).inc()
+            log.warning("event_failed", event_id=event_id, event_name=name, status=status, error=error[:300])
+            return status
+        elapsed = time.perf_counter() - started
+        metrics.PROCESSED.labels(event=name or "unknown", result=outcome).inc()
+        metrics.PROCESSING_LATENCY.labels(event=name or "unknown").observe(elapsed)
+        log.info("event_processed", outcome=outcome, ms=round(elapsed * 1000, 2), **bound)
+        return outcome
+
+    def _attempts(self, event_id: int) -> int:
+        try:
+            with self.engine.connect() as connection:
+                return int(
+                    connection.execute(select(WebhookEvent.attempts).where(WebhookEvent.id == event_id)).scalar_one_or_none()
+                    or 1
+                )
+        except Exception:
+            return 1
+
+    def process_batch(self, result: ProcessResult | None = None) -> int:
+        """Claim and process one batch; returns how many events were claimed."""
+        result = result or ProcessResult()
+        ids = claim_events(
+            self.engine,
+            self.worker_id,
+            limit=self.settings.worker_batch_size,
+            lease_seconds=self.settings.worker_lease_seconds,
+        )
+        for position, event_id in enumerate(ids):
+            if self._stop.is_set():
+                released = release_events(self.engine, ids[position:], self.worker_id)
+                log.info("worker_released_events", count=released)
+                break
+            outcome = self.process_event(event_id)
+            if outcome == "done":
+                result.done += 1
+            elif outcome == "ignored":
+                result.ignored += 1
+            elif outcome in ("failed", "dead"):
+                result.failed += 1
+        return len(ids)
+
+    async def run(self, *, once: bool = False) -> ProcessResult:
+        """Process until stopped (or, with ``once``, until nothing is due). Returns the counts."""
+        result = ProcessResult()
+        log.info("worker_started", worker_id=self.worker_id, once=once)
+        db_down_since: float | None = None
+        while not self._stop.is_set():
+            try:
+                claimed = self.process_batch(result)
+                handled = 0
+                if self.reconciler is not None and not self._stop.is_set():
+                    handled = await self.reconciler.run_due()
+                    result.reconciled += handled
+                if db_down_since is not None:
+                    log.info("database_reachable_again", down_seconds=round(time.monotonic() - db_down_since, 1))
+                    db_down_since = None
+            except OperationalError as exc:  # database unreachable: wait and retry, never crash
+                if db_down_since is None:
+                    db_down_since = time.monotonic()
+                    log.error("database_unreachable", error=type(exc).__name__)
+                await self._sleep(min(self.settings.worker_poll_seconds * 4, 5.0))
+                continue
+            if claimed or handled:
+                continue
+            if once:
+                break
+            await self._sleep(self.settings.worker_poll_seconds)
+        if self.reconciler is not None:
+            await self.reconciler.aclose()
+        log.info("worker_stopped", worker_id=self.worker_id, result=repr(result))
+        return result
+
+    async def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
+
+
+class BackgroundWorker:
+    """Runs a :class:`Worker` on its own thread and event loop (``receiver serve`` on SQLite)."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, reconciler_factory=None) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._reconciler_factory = reconciler_factory
+        self.worker: Worker | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        reconciler = self._reconciler_factory() if self._reconciler_factory else None
+        self.worker = Worker(self._settings, self._engine, reconciler=reconciler)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.worker.run()), name="in-process-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Ask the worker to stop and wait for it (its claimed events are released)."""
+        if self.worker is not None:
+            self.worker.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout)

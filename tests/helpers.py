@@ -1,0 +1,49 @@
+"""Test helpers: signed deliveries, app clients, reading the inbox."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from starlette.testclient import TestClient
+
+from receiver.app import create_app
+from receiver.models import WebhookEvent
+from receiver.settings import Settings
+from receiver.signature import sign_body
+
+
+def compact(payload: Any) -> bytes:
+    """The bytes Dyte would send for ``payload``."""
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def signed_headers(body: bytes, key, *, delivery_id: str | None = None, webhook_id: str = "wh-test") -> dict[str, str]:
+    """Headers of a Dyte delivery of ``body`` signed with ``key``."""
+    return {
+        "content-type": "application/json",
+        "dyte-signature": sign_body(body, key),
+        "dyte-uuid": delivery_id or str(uuid.uuid4()),
+        "dyte-webhook-id": webhook_id,
+    }
+
+
+def post_signed(client: TestClient, body: bytes, key, **kwargs: Any):
+    """POST ``body`` to /webhooks/dyte with a valid signature."""
+    return client.post("/webhooks/dyte", content=body, headers=signed_headers(body, key, **kwargs))
+
+
+def app_client(settings: Settings, **kwargs: Any) -> TestClient:
+    """A TestClient on a fresh app (use as a context manager to run the lifespan)."""
+    return TestClient(create_app(settings, **kwargs), raise_server_exceptions=True)
+
+
+def stored_events(engine: Engine) -> list[WebhookEvent]:
+    """Every row of the inbox, oldest first (detached)."""
+    from sqlalchemy.orm import Session
+
+    with Session(engine, expire_on_commit=False) as db:
+        return list(db.execute(select(WebhookEvent).order_by(WebhookEvent.id)).scalars())
