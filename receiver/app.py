@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -101,6 +101,8 @@ def create_app(
     run_worker: bool = False,
     extra_routes: list[Any] | None = None,
     allowed_webhook_ids: Callable[[], set[str]] | None = None,
+    dyte_transport: Any = None,
+    background_tasks: list[Callable[[Starlette], Awaitable[None]]] | None = None,
 ) -> Starlette:
     """Build the application.
 
@@ -113,6 +115,11 @@ def create_app(
         extra_routes: more routes (reports API, pages) mounted by the caller.
         allowed_webhook_ids: when given, deliveries whose dyte-webhook-id is
             not in its result get 403.
+        dyte_transport: httpx transport for the in-process worker's Dyte
+            client (tests point it at the sandbox).
+        background_tasks: coroutines ``f(app)`` started after start-up and
+            cancelled at shutdown (e.g. ensuring the webhook subscription);
+            they must not block readiness.
     """
 
     @asynccontextmanager
@@ -125,6 +132,7 @@ def create_app(
             refresh_seconds=settings.dyte_webhook_keys_refresh_seconds,
         )
         app.state.health = HealthState(app.state.engine)
+        app.state.health.subscription = app.state.subscription_state
         app.state.committer = GroupCommitter(app.state.engine)
         app.state.committer.start()
         from .queue import refresh_queue_metrics
@@ -132,14 +140,20 @@ def create_app(
         app.state.refresh_queue_metrics = lambda: refresh_queue_metrics(app.state.engine)
         worker_runner = None
         if run_worker:
+            from .server import build_worker
             from .worker import BackgroundWorker
 
-            worker_runner = BackgroundWorker(settings, app.state.engine)
+            worker_runner = BackgroundWorker(build_worker(settings, app.state.engine, transport=dyte_transport))
             worker_runner.start()
+        tasks = [asyncio.create_task(job(app)) for job in background_tasks or []]
         log.info("receiver_started", database=app.state.engine.dialect.name, in_process_worker=run_worker)
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
             if worker_runner is not None:
                 worker_runner.stop()
             app.state.committer.stop()
@@ -158,5 +172,7 @@ def create_app(
     app.state.settings = settings
     app.state.allowed_webhook_ids = allowed_webhook_ids
     app.state.refresh_queue_metrics = None
+    # Background jobs (e.g. the subscription manager) write their state here; /readyz shows it.
+    app.state.subscription_state = {"state": "disabled"}
     app.add_middleware(_LatencyMiddleware)
     return app

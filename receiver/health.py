@@ -37,7 +37,7 @@ class HealthState:
 
     def check(self) -> tuple[bool, dict[str, Any]]:
         """Run the readiness checks now; returns (ready, detail)."""
-        detail: dict[str, Any] = {"subscription": dict(self.subscription)}
+        detail: dict[str, Any] = {"subscription": dict(self.subscription)}  # shared dict, updated in place
         try:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))

@@ -12,6 +12,7 @@ Tables:
 * ``recordings`` + ``recording_status_history``, ``livestreams`` +
   ``livestream_status_history`` - the recording and livestream indexes.
 * ``session_artifacts`` - chat, transcript and summary download URLs.
+* ``reconcile_tasks`` - what the reconciler must fetch from the REST API.
 
 All timestamps are stored and returned as timezone-aware UTC
 (:class:`UTCDateTime`), on SQLite and PostgreSQL alike.
@@ -158,10 +159,7 @@ class Session(Base):
     end_reason: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="live")  # live | ended
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # received_at of the newest event
-    reconcile_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    reconcile_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    reconcile_error: Mapped[str | None] = mapped_column(Text)
+    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when the REST API confirmed it
     reconcile_added: Mapped[int] = mapped_column(Integer, default=0)  # intervals only the API knew
     reconcile_changed: Mapped[int] = mapped_column(Integer, default=0)  # intervals whose times the API corrected
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -169,7 +167,7 @@ class Session(Base):
     __table_args__ = (
         Index("ix_sessions_meeting_id", "meeting_id"),
         Index("ix_sessions_started_at", "started_at"),
-        Index("ix_sessions_reconcile_due_at", "reconcile_due_at"),
+        Index("ix_sessions_status_last_event_at", "status", "last_event_at"),
     )
 
 
@@ -292,3 +290,38 @@ class SessionArtifact(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("session_id", "kind", name="uq_session_artifacts_session_kind"),)
+
+
+# States of a reconciliation task.
+TASK_PENDING = "pending"
+TASK_DONE = "done"
+TASK_DEAD = "dead"
+
+
+class ReconcileTask(Base):
+    """Work for the reconciler: fetch one object from the Dyte REST API and merge it.
+
+    ``kind`` is ``session`` (after meeting.ended, or from the stale sweep),
+    ``recording`` (after a recording.statusUpdate), ``livestream`` (link a
+    streamId to its meeting) or ``meeting`` (fetch a missing title). One row
+    per (kind, object_id); new information re-arms a done task.
+    """
+
+    __tablename__ = "reconcile_tasks"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    object_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default=TASK_PENDING)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("kind", "object_id", name="uq_reconcile_tasks_kind_object"),
+        Index("ix_reconcile_tasks_status_due_at", "status", "due_at"),
+    )

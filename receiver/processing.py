@@ -45,6 +45,8 @@ from .models import (
     LivestreamStatusChange,
     Meeting,
     ParticipantInterval,
+    TASK_PENDING,
+    ReconcileTask,
     Recording,
     RecordingStatusChange,
     Session,
@@ -60,6 +62,7 @@ __all__ = [
     "ensure_meeting",
     "close_open_intervals",
     "upsert_insert",
+    "schedule_task",
 ]
 
 # Recording lifecycle (Dyte: INVOKED -> RECORDING <-> PAUSED -> UPLOADING -> UPLOADED | ERRORED).
@@ -74,6 +77,18 @@ def upsert_insert(session: OrmSession, model: Any):
     if name == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+def schedule_task(db: OrmSession, kind: str, object_id: str, due_at: datetime, now: datetime) -> None:
+    """Arm (or re-arm) the reconciliation task (kind, object_id) to run at ``due_at`` (UTC)."""
+    statement = upsert_insert(db, ReconcileTask).values(
+        kind=kind, object_id=object_id, status=TASK_PENDING, due_at=due_at, attempts=0, updated_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["kind", "object_id"],
+        set_={"status": TASK_PENDING, "due_at": statement.excluded.due_at, "attempts": 0, "updated_at": now},
+    )
+    db.execute(statement)
 
 
 def recording_status_advances(current: str | None, new: str) -> bool:
@@ -108,8 +123,12 @@ def ensure_meeting(db: OrmSession, meeting_id: str, now: datetime, info: Meeting
             organized_by_id=info.organized_by.id if info.organized_by else None,
             organized_by_name=info.organized_by.name if info.organized_by else None,
         )
-    db.execute(upsert_insert(db, Meeting).values(**values).on_conflict_do_nothing(index_elements=["meeting_id"]))
+    inserted = db.execute(
+        upsert_insert(db, Meeting).values(**values).on_conflict_do_nothing(index_elements=["meeting_id"])
+    ).rowcount
     meeting = db.execute(select(Meeting).where(Meeting.meeting_id == meeting_id).with_for_update()).scalar_one()
+    if inserted and not values.get("title"):
+        schedule_task(db, "meeting", meeting_id, now, now)  # fetch the missing title once
     if info is not None:
         for attr in ("title", "room_name", "created_at", "organized_by_id", "organized_by_name"):
             if values.get(attr) is not None:
@@ -274,7 +293,8 @@ def _apply_recording(db: OrmSession, event: RecordingStatusUpdate, event_id: int
     )
 
 
-def _apply_livestream(db: OrmSession, event: LivestreamStatusUpdate, event_id: int, now: datetime, event_time: datetime) -> None:
+def _apply_livestream(db: OrmSession, event: LivestreamStatusUpdate, event_id: int, now: datetime, event_time: datetime) -> bool:
+    """Update the livestream index; returns True when the stream is not linked to a meeting yet."""
     db.execute(
         upsert_insert(db, Livestream)
         .values(livestream_id=event.stream_id, status=event.status, updated_at=now)
@@ -294,6 +314,7 @@ def _apply_livestream(db: OrmSession, event: LivestreamStatusUpdate, event_id: i
         .values(livestream_id=event.stream_id, status=event.status, observed_at=event_time, source=f"event:{event_id}")
         .on_conflict_do_nothing(index_elements=["livestream_id", "status", "source"])
     )
+    return row.linked_at is None
 
 
 def apply_event(
@@ -319,11 +340,13 @@ def apply_event(
         if event.session_id:
             ensure_session(db, event.session_id, event.meeting_id, now)
         _apply_recording(db, event, event_id, now, event_time)
+        schedule_task(db, "recording", event.recording.id, now, now)
         return
     if isinstance(event, LivestreamStatusUpdate):
         if event.meeting_id:
             ensure_meeting(db, event.meeting_id, now, event.meeting)
-        _apply_livestream(db, event, event_id, now, event_time)
+        if _apply_livestream(db, event, event_id, now, event_time):
+            schedule_task(db, "livestream", event.stream_id, now, now)
         return
     row = _session_context(db, event, received_at, now)
     if row is None:
@@ -332,8 +355,8 @@ def apply_event(
         _apply_participant(db, event, row, now, event_time)
     elif isinstance(event, MeetingEnded):
         _apply_ended(db, event, row, now, event_time)
-        due = received_at.timestamp() + reconcile_delay_seconds
-        row.reconcile_due_at = datetime.fromtimestamp(due, tz=timezone.utc)
+        due = datetime.fromtimestamp(received_at.timestamp() + reconcile_delay_seconds, tz=timezone.utc)
+        schedule_task(db, "session", row.session_id, due, now)
     elif isinstance(event, MeetingStarted):
         pass  # meeting and session rows were written by _session_context
     elif isinstance(event, ChatSynced):

@@ -246,23 +246,17 @@ class Worker:
 class BackgroundWorker:
     """Runs a :class:`Worker` on its own thread and event loop (``receiver serve`` on SQLite)."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, reconciler_factory=None) -> None:
-        self._settings = settings
-        self._engine = engine
-        self._reconciler_factory = reconciler_factory
-        self.worker: Worker | None = None
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the worker thread."""
-        reconciler = self._reconciler_factory() if self._reconciler_factory else None
-        self.worker = Worker(self._settings, self._engine, reconciler=reconciler)
         self._thread = threading.Thread(target=lambda: asyncio.run(self.worker.run()), name="in-process-worker", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Ask the worker to stop and wait for it (its claimed events are released)."""
-        if self.worker is not None:
-            self.worker.request_stop()
+        self.worker.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)

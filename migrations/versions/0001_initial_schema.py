@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 04:10:50.410288
+Create Date: 2026-11-23
 """
 from __future__ import annotations
 
@@ -73,6 +73,24 @@ def upgrade() -> None:
         batch_op.create_index('ix_participant_intervals_participant_key', ['participant_key'], unique=False)
         batch_op.create_index('ix_participant_intervals_session_key', ['session_id', 'participant_key'], unique=False)
 
+    op.create_table('reconcile_tasks',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('object_id', sa.String(length=100), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('due_at', receiver.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('locked_by', sa.String(length=200), nullable=True),
+    sa.Column('locked_until', receiver.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('done_at', receiver.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', receiver.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_reconcile_tasks')),
+    sa.UniqueConstraint('kind', 'object_id', name='uq_reconcile_tasks_kind_object')
+    )
+    with op.batch_alter_table('reconcile_tasks', schema=None) as batch_op:
+        batch_op.create_index('ix_reconcile_tasks_status_due_at', ['status', 'due_at'], unique=False)
+
     op.create_table('recording_status_history',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('recording_id', sa.String(length=100), nullable=False),
@@ -123,10 +141,7 @@ def upgrade() -> None:
     sa.Column('end_reason', sa.String(length=100), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('last_event_at', receiver.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('reconcile_due_at', receiver.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reconciled_at', receiver.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('reconcile_attempts', sa.Integer(), nullable=False),
-    sa.Column('reconcile_error', sa.Text(), nullable=True),
     sa.Column('reconcile_added', sa.Integer(), nullable=False),
     sa.Column('reconcile_changed', sa.Integer(), nullable=False),
     sa.Column('updated_at', receiver.models.UTCDateTime(timezone=True), nullable=False),
@@ -134,8 +149,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sessions', schema=None) as batch_op:
         batch_op.create_index('ix_sessions_meeting_id', ['meeting_id'], unique=False)
-        batch_op.create_index('ix_sessions_reconcile_due_at', ['reconcile_due_at'], unique=False)
         batch_op.create_index('ix_sessions_started_at', ['started_at'], unique=False)
+        batch_op.create_index('ix_sessions_status_last_event_at', ['status', 'last_event_at'], unique=False)
 
     op.create_table('webhook_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -180,8 +195,8 @@ def downgrade() -> None:
 
     op.drop_table('webhook_events')
     with op.batch_alter_table('sessions', schema=None) as batch_op:
+        batch_op.drop_index('ix_sessions_status_last_event_at')
         batch_op.drop_index('ix_sessions_started_at')
-        batch_op.drop_index('ix_sessions_reconcile_due_at')
         batch_op.drop_index('ix_sessions_meeting_id')
 
     op.drop_table('sessions')
@@ -192,6 +207,10 @@ def downgrade() -> None:
 
     op.drop_table('recordings')
     op.drop_table('recording_status_history')
+    with op.batch_alter_table('reconcile_tasks', schema=None) as batch_op:
+        batch_op.drop_index('ix_reconcile_tasks_status_due_at')
+
+    op.drop_table('reconcile_tasks')
     with op.batch_alter_table('participant_intervals', schema=None) as batch_op:
         batch_op.drop_index('ix_participant_intervals_session_key')
         batch_op.drop_index('ix_participant_intervals_participant_key')

@@ -164,6 +164,8 @@ def _time_param(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
     if not raw:
         return None
+    if "T" in raw and " " in raw:  # an unencoded "+00:00" offset arrives as " 00:00"
+        raw = raw.replace(" ", "+")
     try:
         return parse_timestamp(raw)
     except TimestampError:

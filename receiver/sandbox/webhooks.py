@@ -33,7 +33,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from receiver.sandbox.formats import iso_ms, recording_ts
 from receiver.sandbox.world import (
-    SandboxLivestream,
     SandboxMeeting,
     SandboxPeer,
     SandboxRecording,

@@ -1,0 +1,233 @@
+"""The ``receiver`` command line (click): thin commands over the service modules.
+
+Exit codes: 0 success, 1 operational failure (one-line message on stderr),
+2 usage error (click's own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+
+from .settings import Settings, load_settings
+
+__all__ = ["main", "cli"]
+
+
+def _settings_epilog() -> str:
+    lines = ["\b", "Configuration (environment variables, or a .env file in the working directory):"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "" if default is None else f" [default: {default}]"
+        lines.append(f"  {name.upper()}{shown}")
+        lines.append(f"      {field.description}")
+    return "\n".join(lines)
+
+
+class Context:
+    """What every command gets: settings (read once) and helpers to build engines and clients."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine = None
+
+    @property
+    def engine(self):
+        """The database engine (created on first use)."""
+        if self._engine is None:
+            from .database import make_engine
+
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit 1."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def parse_cli_time(value: str | None) -> datetime | None:
+    """Parse a --since/--until value (date or ISO 8601 datetime; naive = UTC)."""
+    if value is None:
+        return None
+    from .timeparse import TimestampError, parse_timestamp
+
+    try:
+        if len(value) == 10:
+            value += "T00:00:00Z"
+        return parse_timestamp(value)
+    except TimestampError as exc:
+        raise click.BadParameter(f"not a date or ISO 8601 time: {value!r}") from exc
+
+
+@click.group(epilog=_settings_epilog(), context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--database-url", envvar="DATABASE_URL", help="Overrides DATABASE_URL.", show_envvar=True)
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None) -> None:
+    """receiver: Dyte webhook receiver, attendance worker and reports.
+
+    Start with `receiver demo`. In production: `receiver migrate`, then
+    `receiver serve --no-worker` and one or more `receiver worker`.
+    """
+    overrides: dict[str, Any] = {}
+    if database_url:
+        overrides["database_url"] = database_url
+    try:
+        settings = load_settings(**overrides)
+    except Exception as exc:  # pydantic ValidationError: show which variable is wrong
+        fail(f"invalid configuration: {exc}")
+    from .logging_setup import configure_logging, register_secret
+
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.dyte_api_key is not None:
+        register_secret(settings.dyte_api_key.get_secret_value())
+    ctx.obj = Context(settings)
+
+
+@cli.command()
+@click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
+@click.pass_obj
+def migrate(obj: Context, revision: str) -> None:
+    """Create or upgrade the database schema (Alembic) to the newest revision."""
+    from .database import migrate as run_migrate
+
+    try:
+        run_migrate(obj.settings.database_url, revision)
+    except Exception as exc:
+        fail(f"migration failed: {type(exc).__name__}: {exc}")
+    click.echo(f"database at {revision}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="RECEIVER_HOST", show_envvar=True)
+@click.option("--port", default=8000, show_default=True, type=int, envvar="PORT", show_envvar=True)
+@click.option(
+    "--worker/--no-worker",
+    "run_worker",
+    default=None,
+    help="Run the event worker in-process. Default: on for SQLite, off for PostgreSQL (run `receiver worker`).",
+)
+@click.option("--migrate/--no-migrate", "auto_migrate", default=None, help="Migrate at start. Default: on for SQLite.")
+@click.pass_obj
+def serve(obj: Context, host: str, port: int, run_worker: bool | None, auto_migrate: bool | None) -> None:
+    """Serve the webhook endpoint, health, metrics and reports with uvicorn."""
+    import uvicorn
+
+    from .server import build_service_app
+
+    settings = obj.settings
+    if auto_migrate if auto_migrate is not None else settings.is_sqlite:
+        from .database import migrate as run_migrate
+
+        run_migrate(settings.database_url)
+    app = build_service_app(settings, run_worker=run_worker if run_worker is not None else settings.is_sqlite)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=20)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Drain everything due (events and reconciliations), then exit.")
+@click.pass_obj
+def worker(obj: Context, once: bool) -> None:
+    """Process stored events and reconcile sessions with the Dyte REST API."""
+    from .server import build_worker
+
+    w = build_worker(obj.settings, obj.engine)
+    loop_signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in loop_signals:
+        signal.signal(sig, lambda *_: w.request_stop())
+    result = asyncio.run(w.run(once=once))
+    click.echo(f"worker finished: {result.done} done, {result.failed} failed, {result.ignored} ignored, {result.reconciled} reconciled")
+
+
+@cli.group()
+def report() -> None:
+    """Attendance, recordings and sessions reports (table, CSV or JSON)."""
+
+
+def _report_options(func):
+    func = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)(func)
+    func = click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")(func)
+    func = click.option("--until", help="Sessions started before this UTC date/time (ISO 8601).")(func)
+    func = click.option("--since", help="Sessions started at or after this UTC date/time (ISO 8601).")(func)
+    func = click.option("--meeting-id", help="Only this meeting.")(func)
+    return func
+
+
+def _emit(rows: list[dict[str, Any]], columns, fmt: str, output: str | None, title: str) -> None:
+    from .formatting import render
+
+    if output:
+        from rich.console import Console
+
+        with open(output, "w", encoding="utf-8", newline="") as handle:
+            text = render(rows, columns, fmt, title=title, console=Console(file=handle, width=200))
+            if text is not None:
+                handle.write(text)
+        click.echo(f"{len(rows)} rows written to {output}", err=True)
+        return
+    text = render(rows, columns, fmt, title=title)
+    if text is not None:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+@report.command("attendance")
+@click.option("--session-id", help="Only this session.")
+@click.option("--participant", help="Only this participant key (custom participant id, or peer id).")
+@_report_options
+@click.pass_obj
+def report_attendance(obj: Context, session_id, participant, meeting_id, since, until, fmt, output) -> None:
+    """One row per person per session: attended seconds (overlaps once), joins, ratio."""
+    from .reports import ATTENDANCE_COLUMNS, ReportFilter, attendance_report
+
+    flt = ReportFilter(session_id=session_id, meeting_id=meeting_id, participant=participant, since=parse_cli_time(since), until=parse_cli_time(until))
+    rows = attendance_report(obj.engine, flt)
+    if session_id and not rows and fmt == "table":
+        click.echo(f"no attendance recorded for session {session_id}", err=True)
+    _emit(rows, ATTENDANCE_COLUMNS, fmt, output, "Attendance")
+
+
+@report.command("recordings")
+@click.option("--session-id", help="Only this session.")
+@click.option("--refresh-expired/--no-refresh-expired", default=True, help="Refresh expired download URLs from the Dyte API first (needs credentials).")
+@_report_options
+@click.pass_obj
+def report_recordings(obj: Context, session_id, refresh_expired, meeting_id, since, until, fmt, output) -> None:
+    """The recording index: status, times, size, download links."""
+    from .reports import RECORDING_COLUMNS, ReportFilter, recordings_report
+
+    flt = ReportFilter(session_id=session_id, meeting_id=meeting_id, since=parse_cli_time(since), until=parse_cli_time(until))
+    if refresh_expired and obj.settings.api_credentials_set:
+        from .server import refresh_expired_recordings
+
+        asyncio.run(refresh_expired_recordings(obj.settings, obj.engine, flt))
+    _emit(recordings_report(obj.engine, flt), RECORDING_COLUMNS, fmt, output, "Recordings")
+
+
+@report.command("sessions")
+@_report_options
+@click.pass_obj
+def report_sessions(obj: Context, meeting_id, since, until, fmt, output) -> None:
+    """One row per session: start, end, duration, people, peak concurrency, reconciled."""
+    from .reports import SESSION_COLUMNS, ReportFilter, sessions_report
+
+    flt = ReportFilter(meeting_id=meeting_id, since=parse_cli_time(since), until=parse_cli_time(until))
+    _emit(sessions_report(obj.engine, flt), SESSION_COLUMNS, fmt, output, "Sessions")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from .commands import register_commands
+
+    register_commands(cli)
+    cli(prog_name="receiver")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
