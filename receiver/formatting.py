@@ -54,7 +54,8 @@ def to_json(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def _short(value: Any) -> str:
-    value = cell(value)
+    if isinstance(value, datetime):  # tables: compact UTC; CSV/JSON keep full ISO 8601
+        return to_iso(value.replace(microsecond=0)) or "-"
     if value is None:
         return "-"
     if isinstance(value, float):

@@ -76,8 +76,12 @@ class WebhookKeyStore:
         """The current trusted keys; fetches the document once if it was never fetched."""
         if not self.uses_document:
             return self._configured
-        if self._last_fetch is None:
+        if not self._fetched and self._last_fetch is None:
             await self._refresh(force=True)
+        elif not self._fetched:
+            # A first fetch may be in flight: wait for it rather than answer with no keys.
+            async with self._lock:
+                pass
         return self._fetched
 
     async def refresh_after_failure(self) -> bool:

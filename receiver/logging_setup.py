@@ -6,7 +6,7 @@ library loggers of uvicorn, SQLAlchemy and Alembic go through the same
 processors, so every line has one format. Secrets are redacted twice: by
 key name (authorization, api_key, stream_key, password, secret, token) and
 by value (the configured API key and any value registered with
-:func:`register_secret`).
+:func:`receiver.redaction.register_secret`).
 """
 
 from __future__ import annotations
@@ -17,40 +17,13 @@ from typing import Any
 
 import structlog
 
+from .redaction import redact_value, register_secret
+
 __all__ = ["configure_logging", "register_secret", "redact"]
-
-REDACTED = "[redacted]"
-_SECRET_KEY_PARTS = ("authorization", "api_key", "apikey", "stream_key", "streamkey", "password", "secret", "token")
-_secret_values: set[str] = set()
-
-
-def register_secret(value: str | None) -> None:
-    """Redact ``value`` wherever it appears in a log line (values shorter than 6 characters are ignored)."""
-    if value and len(value) >= 6:
-        _secret_values.add(value)
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        for secret in _secret_values:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {k: (REDACTED if _is_secret_key(k) else _scrub(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_scrub(v) for v in value)
-    return value
-
-
-def _is_secret_key(key: Any) -> bool:
-    lowered = str(key).lower()
-    return any(part in lowered for part in _SECRET_KEY_PARTS)
-
 
 def redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: replace secret-looking keys and known secret values with ``[redacted]``."""
-    return {k: (REDACTED if _is_secret_key(k) else _scrub(v)) for k, v in event_dict.items()}
+    return redact_value(event_dict)
 
 
 def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
@@ -87,4 +60,5 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # our own request line replaces it
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)

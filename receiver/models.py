@@ -325,3 +325,23 @@ class ReconcileTask(Base):
         UniqueConstraint("kind", "object_id", name="uq_reconcile_tasks_kind_object"),
         Index("ix_reconcile_tasks_status_due_at", "status", "due_at"),
     )
+
+
+class ManagedSubscription(Base):
+    """A Dyte webhook subscription ensured by this service (``receiver subscribe`` / start-up).
+
+    ``webhook_id`` is Dyte's webhook id (the ``dyte-webhook-id`` header of its
+    deliveries); with SUBSCRIPTION_ENFORCE_WEBHOOK_ID only these ids are
+    accepted. ``events`` is a JSON array of event names; ``created_at`` is
+    Dyte's creation time (or when first recorded), ``last_ensured_at`` the
+    last time it was checked or fixed, both UTC.
+    """
+
+    __tablename__ = "managed_subscriptions"
+
+    webhook_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_ensured_at: Mapped[datetime] = mapped_column(UTCDateTime())

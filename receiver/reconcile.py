@@ -240,6 +240,11 @@ class Reconciler:
 
     async def reconcile_session(self, session_id: str) -> bool:
         """Merge the API's view of one session; returns False while the API says it is still live."""
+        final, _, _ = await self.reconcile_session_counts(session_id)
+        return final
+
+    async def reconcile_session_counts(self, session_id: str) -> tuple[bool, int, int]:
+        """Like :meth:`reconcile_session`; returns (final, intervals added, intervals changed)."""
         api_session = await self.client.get_session(session_id)
         if api_session.ended_at is None:
             now = datetime.now(timezone.utc)
@@ -248,7 +253,7 @@ class Reconciler:
                 if api_session.started_at:
                     row.started_at = api_session.started_at
                 row.updated_at = now
-            return False
+            return False, 0, 0
         participants = await self.client.list_session_participants(session_id)
         now = datetime.now(timezone.utc)
         result = SessionMergeResult()
@@ -284,7 +289,7 @@ class Reconciler:
             changed=result.changed,
             confirmed=result.confirmed,
         )
-        return True
+        return True, result.added, result.changed
 
     @staticmethod
     def _merge_participant(

@@ -126,6 +126,54 @@ class Settings(BaseSettings):
                 current.append(line)
         return blocks
 
+    # -- webhook subscription (receiver.subscriptions) ------------------------------------------
+    subscription_name: str = Field(
+        "receiver",
+        min_length=1,
+        description="Name of the Dyte webhook this service creates and manages; webhooks with this "
+        "name are considered ours (`receiver subscribe --prune` only ever deletes those).",
+    )
+    subscription_events: str = Field(
+        ",".join(ALL_EVENTS),
+        description="Comma-separated events the managed webhook subscribes to (`all` = all nine).",
+    )
+    subscription_ensure_on_start: bool = Field(
+        True,
+        description="`receiver serve` ensures the webhook subscription at start-up, in the background, "
+        "when PUBLIC_URL, DYTE_ORG_ID and DYTE_API_KEY are set.",
+    )
+    subscription_enforce_webhook_id: bool = Field(
+        False,
+        description="Answer 403 to deliveries whose dyte-webhook-id is not a subscription managed by "
+        "this service (table managed_subscriptions).",
+    )
+    subscription_retry_base_seconds: float = Field(
+        2.0, gt=0, description="First back-off delay, seconds, when ensuring the subscription at start-up fails."
+    )
+    subscription_retry_max_seconds: float = Field(
+        300.0, gt=0, description="Longest back-off delay, seconds, between start-up subscription attempts."
+    )
+
+    @field_validator("subscription_events")
+    @classmethod
+    def _check_subscription_events(cls, value: str) -> str:
+        names = [part.strip() for part in value.split(",") if part.strip()]
+        if [n.lower() for n in names] == ["all"]:
+            return ",".join(ALL_EVENTS)
+        unknown = [n for n in names if n not in ALL_EVENTS]
+        if unknown:
+            raise ValueError(f"SUBSCRIPTION_EVENTS: unknown event(s) {', '.join(unknown)}; known: {', '.join(ALL_EVENTS)}")
+        if not names:
+            raise ValueError("SUBSCRIPTION_EVENTS must name at least one event")
+        return ",".join(dict.fromkeys(names))
+
+    # -- reports API and pages (receiver.api, receiver.pages) ------------------------------------
+    api_tokens: SecretStr | None = Field(
+        None,
+        description="Comma-separated bearer tokens for the reports API (/api) and the pages (/ui). "
+        "Unset: those answer 503 not configured (GET /api/openapi.json is always served). Never logged.",
+    )
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment; keyword overrides win (used by the CLI and tests)."""

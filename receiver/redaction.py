@@ -1,0 +1,54 @@
+"""Secret redaction for anything shown to people: logs, CLI output, pages, reports.
+
+Two rules: a key whose name looks secret (authorization, api_key, stream_key,
+password, secret, token, ...) has its value replaced; and any value
+registered with :func:`register_secret` (the configured API key, at start-up)
+is replaced wherever it appears inside a string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["REDACTED", "register_secret", "is_secret_key", "redact_value"]
+
+REDACTED = "[redacted]"
+_SECRET_KEY_PARTS = (
+    "authorization",
+    "api_key",
+    "apikey",
+    "stream_key",
+    "streamkey",
+    "password",
+    "secret",
+    "token",
+    "ingest_server",
+    "ingestserver",
+)
+_secret_values: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Redact ``value`` wherever it appears (values shorter than 6 characters are ignored)."""
+    if value and len(value) >= 6:
+        _secret_values.add(value)
+
+
+def is_secret_key(key: Any) -> bool:
+    """True when a mapping key names a secret (case-insensitive, ``-``/``_`` alike)."""
+    lowered = str(key).lower().replace("-", "_")
+    return any(part in lowered for part in _SECRET_KEY_PARTS)
+
+
+def redact_value(value: Any) -> Any:
+    """A copy of ``value`` (str, dict, list, tuple) with secret keys and registered secrets replaced."""
+    if isinstance(value, str):
+        for secret in _secret_values:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {k: (REDACTED if is_secret_key(k) else redact_value(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(v) for v in value)
+    return value
