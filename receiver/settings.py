@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "load_settings", "ALL_EVENTS"]
+__all__ = ["Settings", "load_settings", "ALL_EVENTS", "settings_reference_markdown", "update_readme_table"]
 
 ALL_EVENTS: tuple[str, ...] = (
     "meeting.started",
@@ -178,3 +178,27 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment; keyword overrides win (used by the CLI and tests)."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def settings_reference_markdown() -> str:
+    """The README's configuration table: one row per setting (variable, default, meaning)."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "" if default is None else f"`{default}`"
+        description = (field.description or "").replace("|", "\\|")
+        lines.append(f"| `{name.upper()}` | {shown} | {description} |")
+    return "\n".join(lines)
+
+
+def update_readme_table(readme: Path) -> bool:
+    """Rewrite the table between the settings-table markers of ``readme``; returns True when it changed."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{start}\n{settings_reference_markdown()}\n{end}{tail}"
+    if new != text:
+        readme.write_text(new, encoding="utf-8")
+        return True
+    return False
