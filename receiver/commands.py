@@ -209,5 +209,7 @@ def register_commands(cli: click.Group) -> None:
             if exc.name != module_name:
                 raise
             continue
-        module.register(cli)
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(cli)
 

@@ -23,6 +23,7 @@ __all__ = ["configure_logging", "register_secret", "redact"]
 
 def redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: replace secret-looking keys and known secret values with ``[redacted]``."""
+    event_dict.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
     return redact_value(event_dict)
 
 
