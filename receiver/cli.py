@@ -133,10 +133,22 @@ def serve(obj: Context, host: str, port: int, run_worker: bool | None, auto_migr
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Drain everything due (events and reconciliations), then exit.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    envvar="WORKER_METRICS_PORT",
+    show_envvar=True,
+    help="Serve this worker's Prometheus metrics (processing, Dyte API calls) on this port.",
+)
 @click.pass_obj
-def worker(obj: Context, once: bool) -> None:
+def worker(obj: Context, once: bool, metrics_port: int | None) -> None:
     """Process stored events and reconcile sessions with the Dyte REST API."""
     from .server import build_worker
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
 
     w = build_worker(obj.settings, obj.engine)
     loop_signals = (signal.SIGTERM, signal.SIGINT)
