@@ -425,14 +425,16 @@ def test_k8s_receiver_deployment() -> None:
 
 
 def test_k8s_worker_deployment() -> None:
-    """The worker Deployment runs `receiver worker` with resources and no HTTP probes."""
+    """The worker Deployment runs `receiver worker`, exposes only its metrics port, and has no HTTP probes."""
     deployment = k8s_object("Deployment", "receiver-worker")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["args"] == ["worker"]
+    assert container["args"] == ["worker", "--metrics-port", "9100"]
     assert container["resources"]["requests"]
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        assert "httpGet" not in container.get(probe, {}), f"worker serves no HTTP: {probe}"
-    assert "ports" not in container
+        assert "httpGet" not in container.get(probe, {}), f"worker serves no HTTP API: {probe}"
+    assert [p["containerPort"] for p in container["ports"]] == [9100]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "9100"
 
 
 def test_k8s_migrate_job() -> None:
