@@ -32,7 +32,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -273,11 +273,18 @@ def _reason(reason: str, *, stop: bool) -> dict[str, Any]:
 
 
 def _recording_json(rec: SandboxRecording, *, detail: bool) -> dict[str, Any]:
-    """``components/schemas/Recording`` (+ ``start_reason``/``stop_reason`` objects for one recording)."""
+    """``components/schemas/Recording`` (+ ``start_reason``/``stop_reason`` objects for one recording).
+
+    Like Dyte, a fetch hands out a fresh presigned link: an expiry already
+    past is pushed to 7 days from now (the URL itself stays the same here).
+    """
+    expiry = rec.download_url_expiry
+    if expiry is not None and rec.download_url:
+        expiry = max(expiry, datetime.now(timezone.utc) + timedelta(days=7))
     obj: dict[str, Any] = {
         "id": rec.id,
         "download_url": rec.download_url,
-        "download_url_expiry": iso_ms(rec.download_url_expiry),
+        "download_url_expiry": iso_ms(expiry),
         "audio_download_url": rec.audio_download_url,
         "file_size": rec.file_size,
         "session_id": rec.session_id,
