@@ -184,12 +184,7 @@ def _emit(rows: list[dict[str, Any]], columns, fmt: str, output: str | None, tit
                 handle.write(text)
         click.echo(f"{len(rows)} rows written to {output}", err=True)
         return
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:  # piped: don't squeeze 12 columns into 80 characters
-        console = Console(width=220)
-    text = render(rows, columns, fmt, title=title, console=console)
+    text = render(rows, columns, fmt, title=title)
     if text is not None:
         click.echo(text, nl=not text.endswith("\n"))
 

@@ -143,6 +143,56 @@ def events_replay(obj: Context, event_id: str) -> None:
     click.echo(f"{count} event(s) queued for replay; the worker will apply it again")
 
 
+@click.group()
+def reconcile() -> None:
+    """Inspect and requeue reconciliation tasks (REST API fetches for sessions, recordings, livestreams, meetings)."""
+
+
+@reconcile.command("list")
+@click.option("--status", type=click.Choice(["pending", "done", "dead"]), multiple=True, help="Only these statuses.")
+@click.option("--kind", type=click.Choice(["session", "recording", "livestream", "meeting"]), help="Only this kind.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.pass_obj
+def reconcile_list(obj: Context, status: tuple[str, ...], kind: str | None, limit: int, fmt: str) -> None:
+    """List reconciliation tasks, most recently updated first."""
+    from .formatting import render
+    from .models import ReconcileTask
+
+    columns = ("id", "kind", "object_id", "status", "attempts", "due_at", "done_at", "last_error")
+    query = select(ReconcileTask).order_by(ReconcileTask.updated_at.desc()).limit(limit)
+    if status:
+        query = query.where(ReconcileTask.status.in_(status))
+    if kind:
+        query = query.where(ReconcileTask.kind == kind)
+    with OrmSession(obj.engine) as db:
+        rows = [{c: getattr(t, c) for c in columns} for t in db.execute(query).scalars()]
+    for row in rows:
+        row["last_error"] = (row["last_error"] or "")[:120] or None
+    text = render(rows, columns, fmt, title="Reconciliation tasks")
+    if text is not None:
+        click.echo(text)
+
+
+@reconcile.command("retry")
+@click.option("--dead", is_flag=True, required=True, help="Requeue every dead task now.")
+@click.pass_obj
+def reconcile_retry(obj: Context, dead: bool) -> None:
+    """Requeue dead reconciliation tasks (after fixing credentials or a Dyte outage)."""
+    from sqlalchemy import update
+
+    from .models import TASK_DEAD, TASK_PENDING, ReconcileTask
+
+    now = datetime.now(timezone.utc)
+    with obj.engine.begin() as connection:
+        count = connection.execute(
+            update(ReconcileTask)
+            .where(ReconcileTask.status == TASK_DEAD)
+            .values(status=TASK_PENDING, attempts=0, due_at=now, locked_by=None, locked_until=None, updated_at=now)
+        ).rowcount
+    click.echo(f"{count} task(s) requeued")
+
+
 @click.command()
 @click.option("--since", required=True, help="UTC date or ISO 8601 time: sessions started at or after it.")
 @click.option("--until", help="UTC date or ISO 8601 time: sessions started before it (default: now).")
@@ -199,6 +249,7 @@ def register_commands(cli: click.Group) -> None:
     from .sandbox.cli import sandbox_command
 
     cli.add_command(events)
+    cli.add_command(reconcile)
     cli.add_command(backfill)
     cli.add_command(demo)
     cli.add_command(sandbox_command, name="sandbox")

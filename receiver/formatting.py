@@ -80,6 +80,10 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, *, 
     if fmt == "json":
         return to_json(rows, columns)
     if fmt == "table":
-        (console or Console()).print(to_table(rows, columns, title))
+        if console is None:
+            console = Console()
+            if not console.is_terminal:  # piped: don't squeeze many columns into 80 characters
+                console = Console(width=220)
+        console.print(to_table(rows, columns, title))
         return None
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
