@@ -38,7 +38,7 @@ log = structlog.get_logger("receiver.app")
 async def _client_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ClientError)
     metrics.REJECTED.labels(status=str(exc.status_code)).inc()
-    log.info("request_refused", path=request.url.path, status=exc.status_code, error=exc.error, detail=exc.detail)
+    structlog.contextvars.bind_contextvars(error=exc.error, detail=exc.detail)
     return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status_code)
 
 
@@ -65,8 +65,12 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+_QUIET_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
 class _LatencyMiddleware:
-    """Observes every HTTP request's latency in ``receiver_request_duration_seconds``."""
+    """One log line per request (with what the handler bound: delivery id, event, meeting, session)
+    and its latency in ``receiver_request_duration_seconds``. Probe and scrape paths log at debug."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -77,6 +81,7 @@ class _LatencyMiddleware:
             return
         started = time.perf_counter()
         status = {"code": 500}
+        structlog.contextvars.clear_contextvars()
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -86,11 +91,13 @@ class _LatencyMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - started
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            metrics.REQUEST_LATENCY.labels(route=path, method=scope["method"], status=str(status["code"])).observe(
-                time.perf_counter() - started
-            )
+            metrics.REQUEST_LATENCY.labels(route=path, method=scope["method"], status=str(status["code"])).observe(elapsed)
+            level = log.debug if scope["path"] in _QUIET_PATHS else log.info
+            level("request", method=scope["method"], path=scope["path"], status=status["code"], ms=round(elapsed * 1000, 2))
+            structlog.contextvars.clear_contextvars()
 
 
 def create_app(

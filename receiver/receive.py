@@ -25,7 +25,6 @@ client's own mistakes get 4xx; a database outage gets 503.
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,6 +47,35 @@ log = structlog.get_logger("receiver.receive")
 SIGNATURE_HEADERS = ("dyte-signature", "rtk-signature")
 UUID_HEADERS = ("dyte-uuid", "rtk-uuid")
 WEBHOOK_ID_HEADERS = ("dyte-webhook-id", "rtk-webhook-id")
+
+# Column widths of ``webhook_events`` (receiver.models). A longer value, a NUL
+# (PostgreSQL text cannot hold one) or a lone surrogate (not encodable as
+# UTF-8) would make the INSERT fail, so an authentic delivery would get a
+# 503/500 on every Dyte retry. Such values are never passed to the database.
+_MAX_EVENT_NAME_CHARS = 100
+_MAX_ID_CHARS = 100
+_MAX_WEBHOOK_ID_CHARS = 200
+
+
+def _storable(value: str | None, limit: int | None = None) -> bool:
+    """True when ``value`` fits its column and every database can store it."""
+    if value is None:
+        return True
+    if (limit is not None and len(value) > limit) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _column_text(value: str | None, limit: int | None = None) -> str | None:
+    """``value`` made storable: NUL and lone surrogates escaped, cut to ``limit`` characters."""
+    if value is None or _storable(value, limit):
+        return value
+    cleaned = value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return cleaned[:limit] if limit is not None else cleaned
 
 
 class ClientError(Exception):
@@ -135,13 +163,19 @@ def _delivery_id(request: Request, raw: bytes) -> str:
 
 def _describe(parsed: Any) -> dict[str, Any]:
     """Parse the event; returns the delivery fields that depend on it."""
-    name = event_name_of(parsed)
+    name = _column_text(event_name_of(parsed), _MAX_EVENT_NAME_CHARS)
     try:
         event = parse_event(parsed)
     except UnknownEventError as exc:
-        return {"event_name": name, "parse_status": PARSE_UNKNOWN_EVENT, "parse_error": exc.reason}
+        return {"event_name": name, "parse_status": PARSE_UNKNOWN_EVENT, "parse_error": _column_text(exc.reason)}
     except EventParseError as exc:
-        return {"event_name": name, "parse_status": PARSE_INVALID, "parse_error": exc.reason}
+        return {"event_name": name, "parse_status": PARSE_INVALID, "parse_error": _column_text(exc.reason)}
+    if not (_storable(event.meeting_id, _MAX_ID_CHARS) and _storable(event.session_id, _MAX_ID_CHARS)):
+        return {
+            "event_name": event.event,
+            "parse_status": PARSE_INVALID,
+            "parse_error": f"meeting or session id longer than {_MAX_ID_CHARS} characters or holding a NUL character",
+        }
     return {
         "event_name": event.event,
         "parse_status": PARSE_OK,
@@ -164,7 +198,6 @@ async def _store(request: Request, delivery: Delivery) -> StoreOutcome:
 
 async def receive_dyte_webhook(request: Request) -> JSONResponse:
     """Handle one Dyte delivery (see the module docstring for every outcome)."""
-    started = time.perf_counter()
     settings = request.app.state.settings
     _check_content_type(request)
     raw = await read_body_limited(request, settings.max_body_bytes)
@@ -181,6 +214,8 @@ async def receive_dyte_webhook(request: Request) -> JSONResponse:
     allowed = request.app.state.allowed_webhook_ids
     if allowed is not None and webhook_id not in allowed():
         raise ClientError(403, "unknown_subscription", "dyte-webhook-id is not a subscription of this service")
+    if not _storable(webhook_id, _MAX_WEBHOOK_ID_CHARS):
+        webhook_id = None  # longer than any real subscription id: not kept (like an over-long dyte-uuid)
 
     received_at = datetime.now(timezone.utc)
     delivery_id = _delivery_id(request, raw)
@@ -201,8 +236,8 @@ async def receive_dyte_webhook(request: Request) -> JSONResponse:
     metrics.DELIVERIES.labels(event=event_label or "unknown", outcome=outcome.value).inc()
     if outcome is not StoreOutcome.STORED:
         metrics.DEDUPE_HITS.labels(kind=outcome.value).inc()
-    log.info(
-        "delivery",
+    # The request log line (receiver.app middleware) carries these.
+    structlog.contextvars.bind_contextvars(
         delivery_id=delivery_id,
         webhook_id=webhook_id,
         event_name=delivery.event_name,
@@ -210,7 +245,6 @@ async def receive_dyte_webhook(request: Request) -> JSONResponse:
         session_id=delivery.session_id,
         outcome=outcome.value,
         parse_status=delivery.parse_status,
-        ms=round((time.perf_counter() - started) * 1000, 2),
     )
     if json_error is not None:
         raise ClientError(400, "malformed_json", f"{json_error}; the signed body was kept as {delivery_id}")

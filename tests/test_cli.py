@@ -150,4 +150,7 @@ def test_serve_on_sqlite_migrates_serves_and_processes(tmp_path, signing_key):
         output = proc.communicate(timeout=20)[0].decode()
     assert proc.returncode in (0, -15), output  # uvicorn re-raises SIGTERM after a graceful shutdown
     assert "Application shutdown complete" in output
-    assert '"event": "delivery"' in output  # one JSON log line per request
+    request_lines = [json.loads(line) for line in output.splitlines() if '"event": "request"' in line]
+    [delivery_line] = [line for line in request_lines if line["path"] == "/webhooks/dyte"]  # one line per request
+    assert delivery_line["status"] == 200 and delivery_line["event_name"] == "meeting.participantJoined"
+    assert delivery_line["session_id"] == "sess-1" and delivery_line["delivery_id"]
