@@ -120,9 +120,11 @@ def serve(obj: Context, host: str, port: int, run_worker: bool | None, auto_migr
     """Serve the webhook endpoint, health, metrics and reports with uvicorn."""
     import uvicorn
 
+    from .logging_setup import configure_logging
     from .server import build_service_app
 
     settings = obj.settings
+    configure_logging(settings.log_format, settings.log_level, sys.stdout)
     if auto_migrate if auto_migrate is not None else settings.is_sqlite:
         from .database import migrate as run_migrate
 
@@ -143,8 +145,10 @@ def serve(obj: Context, host: str, port: int, run_worker: bool | None, auto_migr
 @click.pass_obj
 def worker(obj: Context, once: bool, metrics_port: int | None) -> None:
     """Process stored events and reconcile sessions with the Dyte REST API."""
+    from .logging_setup import configure_logging
     from .server import build_worker
 
+    configure_logging(obj.settings.log_format, obj.settings.log_level, sys.stdout)
     if metrics_port:
         from prometheus_client import start_http_server
 

@@ -27,9 +27,14 @@ def redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, 
     return redact_value(event_dict)
 
 
-def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
-    """Configure structlog and the standard library once (JSON or console renderer)."""
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+def configure_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None) -> None:
+    """Configure structlog and the standard library (JSON or console renderer) to ``stream``.
+
+    Services (``serve``, ``worker``) log to stdout; other commands to stderr
+    (default) so their CSV/JSON output stays clean.
+    """
+    stream = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -38,14 +43,14 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         structlog.processors.format_exc_info,
         redact,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared[:-1] + [structlog.stdlib.ExtraAdder(), redact],

@@ -70,8 +70,26 @@ def build_worker(settings: Settings, engine: Engine, *, transport: httpx.AsyncBa
 
 
 def build_service_app(settings: Settings, *, run_worker: bool, dyte_transport: Any = None) -> Starlette:
-    """The full service: webhook endpoint, health, metrics (and reports API/pages when present)."""
-    return create_app(settings, run_worker=run_worker, dyte_transport=dyte_transport)
+    """The full service: webhook endpoint, health, metrics (and reports API/pages when present).
+
+    Also ensures the Dyte webhook subscription in the background (unless
+    SUBSCRIPTION_ENSURE_ON_START is false or PUBLIC_URL/credentials are
+    missing) and, with SUBSCRIPTION_ENFORCE_WEBHOOK_ID, refuses deliveries
+    of unmanaged webhooks (see :mod:`receiver.subscriptions`).
+    ``dyte_transport`` is the httpx transport of every Dyte client (tests).
+    """
+    from .subscriptions import SubscriptionWiring
+
+    wiring = SubscriptionWiring(settings, transport=dyte_transport)
+    app = create_app(
+        settings,
+        run_worker=run_worker,
+        dyte_transport=dyte_transport,
+        allowed_webhook_ids=wiring.allowed_webhook_ids,
+        background_tasks=wiring.background_tasks,
+    )
+    wiring.attach(app)
+    return app
 
 
 async def refresh_expired_recordings(

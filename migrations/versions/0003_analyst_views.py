@@ -1,0 +1,31 @@
+"""analyst views
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-24
+
+Creates the read-only SQL views documented in docs/schema.md:
+attendance_intervals, attendance, sessions_summary, recording_index and
+daily_usage. The SQL lives in :mod:`receiver.views` (one spelling per
+dialect); a later change to a view ships as a new migration that calls
+``create_views`` again (it drops and recreates every view).
+"""
+from __future__ import annotations
+
+from alembic import op
+
+from receiver.views import create_views, drop_views
+
+
+revision = '0003'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_views(op.get_bind())
+
+
+def downgrade() -> None:
+    drop_views(op.get_bind())
