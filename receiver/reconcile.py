@@ -178,9 +178,26 @@ class Reconciler:
             if armed:
                 log.info("stale_sessions_armed", count=armed)
         ids = claim_tasks(self.engine, self.worker_id, limit=self.batch_size, lease_seconds=self.lease_seconds, now=now)
-        for task_id in ids:
-            await self.run_task(task_id)
+        position = 0
+        try:
+            for position, task_id in enumerate(ids):
+                await self.run_task(task_id)
+            position = len(ids)
+        finally:
+            if position < len(ids):  # interrupted (shutdown, database gone): give the rest back now
+                self._release(ids[position:])
         return len(ids)
+
+    def _release(self, task_ids: list[int]) -> None:
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(ReconcileTask)
+                    .where(ReconcileTask.id.in_(task_ids), ReconcileTask.locked_by == self.worker_id)
+                    .values(locked_by=None, locked_until=None, attempts=ReconcileTask.attempts - 1)
+                )
+        except Exception:  # the database is what failed: the lease will expire instead
+            log.warning("reconcile_release_failed", tasks=len(task_ids))
 
     async def run_task(self, task_id: int) -> str:
         """Run one claimed task; returns ``done``, ``retry``, ``dead`` or ``lost``."""

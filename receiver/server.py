@@ -63,6 +63,10 @@ def build_worker(settings: Settings, engine: Engine, *, transport: httpx.AsyncBa
                 client,
                 worker_id=worker_id,
                 stale_session_seconds=settings.stale_session_seconds,
+                # A claimed task outlives a dead worker only for this long; one task
+                # makes at most a few REST calls, each bounded by the client timeout.
+                lease_seconds=max(settings.worker_lease_seconds, 6 * settings.dyte_api_timeout_seconds),
+                batch_size=10,
             )
         else:
             log.warning("reconciliation_disabled", reason="DYTE_ORG_ID and DYTE_API_KEY are not both set")
