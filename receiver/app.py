@@ -178,6 +178,7 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={ClientError: _client_error})
     app.state.settings = settings
     app.state.allowed_webhook_ids = allowed_webhook_ids
+    app.state.dyte_transport = dyte_transport
     app.state.refresh_queue_metrics = None
     # Background jobs (e.g. the subscription manager) write their state here; /readyz shows it.
     app.state.subscription_state = {"state": "disabled"}

@@ -86,7 +86,8 @@ class TokenAuth:
             matched |= hmac.compare_digest(candidate, expected)
         return matched
 
-    def check_csrf(self, token: str, value: str | None) -> bool:
+    @staticmethod
+    def check_csrf(token: str, value: str | None) -> bool:
         """True when ``value`` is :func:`csrf_token` of ``token`` (constant time)."""
         if not value:
             return False

@@ -74,7 +74,7 @@ def build_worker(settings: Settings, engine: Engine, *, transport: httpx.AsyncBa
 
 
 def build_service_app(settings: Settings, *, run_worker: bool, dyte_transport: Any = None) -> Starlette:
-    """The full service: webhook endpoint, health, metrics (and reports API/pages when present).
+    """The full service: webhook endpoint, health, metrics, the reports API (/api) and pages (/ui).
 
     Also ensures the Dyte webhook subscription in the background (unless
     SUBSCRIPTION_ENSURE_ON_START is false or PUBLIC_URL/credentials are
@@ -82,12 +82,14 @@ def build_service_app(settings: Settings, *, run_worker: bool, dyte_transport: A
     of unmanaged webhooks (see :mod:`receiver.subscriptions`).
     ``dyte_transport`` is the httpx transport of every Dyte client (tests).
     """
+    from .api import analyst_routes
     from .subscriptions import SubscriptionWiring
 
     wiring = SubscriptionWiring(settings, transport=dyte_transport)
     app = create_app(
         settings,
         run_worker=run_worker,
+        extra_routes=analyst_routes(settings),
         dyte_transport=dyte_transport,
         allowed_webhook_ids=wiring.allowed_webhook_ids,
         background_tasks=wiring.background_tasks,

@@ -27,10 +27,17 @@ intervals at: a view uses the leaves known so far, open intervals count
 nothing, and ``attendance_ratio`` is NULL. (``attendance_report`` instead
 measures a live session up to "now"; the two agree on ended sessions.)
 
-Date/time arithmetic differs per dialect and is written once here:
-SQLite stores SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff`` text (epoch seconds
-via ``strftime('%s')`` plus the microseconds; ``julianday`` would round to
-milliseconds), PostgreSQL ``timestamptz`` (``EXTRACT(EPOCH ...)``, exact).
+Date/time arithmetic differs per dialect and is written once here
+(:class:`_Dialect`). Timestamps are compared natively: PostgreSQL
+``timestamptz``, and on SQLite the fixed-format UTC text SQLAlchemy writes
+(``YYYY-MM-DD HH:MM:SS.ffffff``), whose text order is time order. Epoch
+seconds, only where a duration is needed: PostgreSQL ``EXTRACT(EPOCH ...)``
+(exact numeric), SQLite ``strftime('%s')`` of the whole seconds plus the
+microsecond digits (``julianday`` would round to milliseconds).
+
+Performance: each view is one pass of window functions and GROUP BYs, with
+no joins between derived tables (SQLite would nest-loop those); about a
+second on SQLite for 100,000 intervals. Window functions need SQLite 3.25+.
 """
 
 from __future__ import annotations
@@ -70,7 +77,7 @@ class _Dialect:
     def iso(self, ts: str) -> str:
         """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC) text."""
         if self.pg:
-            return f"""to_char({ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+            return f"""to_char(({ts}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
         return (
             f"(substr({ts}, 1, 10) || 'T' || substr({ts}, 12, 8) || '.'"
             f" || substr(substr({ts}, 21) || '000000', 1, 6) || 'Z')"
@@ -79,7 +86,7 @@ class _Dialect:
     def day(self, ts: str) -> str:
         """The UTC date ``YYYY-MM-DD`` of a timestamp."""
         if self.pg:
-            return f"to_char({ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+            return f"to_char(({ts}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
         return f"substr({ts}, 1, 10)"
 
     def round(self, expr: str, digits: int) -> str:
@@ -94,15 +101,32 @@ class _Dialect:
             return f"COALESCE(BOOL_OR({condition}), FALSE)"
         return f"COALESCE(MAX(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)"
 
+    def greatest(self, a: str, b: str) -> str:
+        """The later of two timestamps (callers make sure neither is NULL)."""
+        return f"GREATEST({a}, {b})" if self.pg else f"max({a}, {b})"
+
+    def least(self, a: str, b: str) -> str:
+        """The earlier of two timestamps (callers make sure neither is NULL)."""
+        return f"LEAST({a}, {b})" if self.pg else f"min({a}, {b})"
+
+    def max_text(self, expr: str) -> str:
+        """Aggregate: byte-wise greatest text (independent of the database collation)."""
+        return f'MAX({expr} COLLATE "C")' if self.pg else f"MAX({expr})"
+
+    def padded(self, number: str) -> str:
+        """A non-negative integer as 10-digit text, so that text order is numeric order."""
+        if self.pg:
+            return f"lpad(CAST({number} AS text), 10, '0')"
+        return f"printf('%010d', {number})"
+
 
 def _spans_cte(d: _Dialect) -> str:
-    """CTEs ``base`` .. ``spans``: every interval of a known session, as counted.
+    """CTEs ``base`` and ``spans``: every interval of a known session, as counted.
 
     Mirrors :func:`receiver.attendance._effective_span`: no join time means no
-    span; an open interval ends at the session end (none while live); the span
-    is clipped to the session bounds and never negative. ``*_ts`` columns are
-    raw timestamps (for output), ``*_ep`` the same instants in epoch seconds
-    (for arithmetic and comparisons).
+    span (``has_span`` false); an open interval ends at the session end (no
+    span while the session is live); the span ``[start_ts, span_end_ts]`` is
+    clipped to the session bounds and never negative.
     """
     return f"""
 base AS (
@@ -119,41 +143,21 @@ base AS (
         i.left_at,
         s.started_at AS session_started_at,
         s.ended_at AS session_ended_at,
-        {d.epoch('i.joined_at')} AS joined_ep,
-        {d.epoch('i.left_at')} AS left_ep,
-        {d.epoch('s.started_at')} AS ss_ep,
-        {d.epoch('s.ended_at')} AS se_ep
+        s.reconciled_at AS session_reconciled_at,
+        (i.joined_at IS NOT NULL AND COALESCE(i.left_at, s.ended_at) IS NOT NULL) AS has_span,
+        CASE WHEN i.left_at IS NULL THEN TRUE ELSE i.closed_at_session_end END AS closed_eff,
+        CASE WHEN i.joined_at IS NOT NULL
+            THEN {d.greatest('i.joined_at', 'COALESCE(s.started_at, i.joined_at)')} END AS start_ts,
+        CASE WHEN COALESCE(i.left_at, s.ended_at) IS NOT NULL
+            THEN {d.least('COALESCE(i.left_at, s.ended_at)', 'COALESCE(s.ended_at, i.left_at)')} END AS end_ts
     FROM participant_intervals i
     JOIN sessions s ON s.session_id = i.session_id
-),
-ends AS (
-    SELECT b.*, COALESCE(b.left_at, b.session_ended_at) AS end_ts
-    FROM base b
-),
-clipped AS (
-    SELECT
-        e.*,
-        COALESCE(e.left_ep, e.se_ep) AS end_ep,
-        (e.joined_at IS NOT NULL AND e.end_ts IS NOT NULL) AS has_span,
-        CASE WHEN e.left_at IS NULL THEN TRUE ELSE e.closed_flag END AS closed_eff,
-        CASE WHEN e.ss_ep IS NOT NULL AND e.joined_ep < e.ss_ep THEN e.session_started_at ELSE e.joined_at END
-            AS start_ts,
-        CASE WHEN e.ss_ep IS NOT NULL AND e.joined_ep < e.ss_ep THEN e.ss_ep ELSE e.joined_ep END AS start_ep
-    FROM ends e
-),
-bounded AS (
-    SELECT
-        c.*,
-        CASE WHEN c.se_ep IS NOT NULL AND c.end_ep > c.se_ep THEN c.session_ended_at ELSE c.end_ts END AS end0_ts,
-        CASE WHEN c.se_ep IS NOT NULL AND c.end_ep > c.se_ep THEN c.se_ep ELSE c.end_ep END AS end0_ep
-    FROM clipped c
 ),
 spans AS (
     SELECT
         b.*,
-        CASE WHEN b.end0_ep < b.start_ep THEN b.start_ts ELSE b.end0_ts END AS span_end_ts,
-        CASE WHEN b.end0_ep < b.start_ep THEN b.start_ep ELSE b.end0_ep END AS span_end_ep
-    FROM bounded b
+        CASE WHEN b.has_span THEN {d.greatest('b.end_ts', 'b.start_ts')} END AS span_end_ts
+    FROM base b
 )"""
 
 
@@ -169,143 +173,153 @@ SELECT
     peer_id,
     display_name,
     {d.iso('joined_at')} AS joined_at,
-    {d.iso('''CASE
-        WHEN left_at IS NOT NULL THEN left_at
-        WHEN joined_ep IS NOT NULL AND se_ep IS NOT NULL AND joined_ep > se_ep THEN joined_at
-        ELSE session_ended_at
-    END''')} AS left_at,
-    CASE WHEN has_span THEN {d.round('span_end_ep - start_ep', 3)} END AS duration_seconds,
+    {d.iso(f"CASE WHEN left_at IS NOT NULL THEN left_at WHEN joined_at IS NOT NULL AND session_ended_at IS NOT NULL THEN {d.greatest('joined_at', 'session_ended_at')} ELSE session_ended_at END")} AS left_at,
+    CASE WHEN has_span THEN {d.round(f"{d.epoch('span_end_ts')} - {d.epoch('start_ts')}", 3)} END AS duration_seconds,
     source,
     CASE WHEN has_span THEN closed_eff ELSE closed_flag END AS closed_at_session_end
 FROM spans"""
 
 
 def _attendance(d: _Dialect) -> str:
+    # One pass: one window (one sort) over the interval rows, then GROUP BY
+    # (person, name) and GROUP BY person. No joins between derived tables:
+    # SQLite would nest-loop them.
+    #
+    # Union of a person's spans (gaps and islands): in join order (= start
+    # order: clipping to the session start keeps it), ``reach`` is the
+    # furthest end of the person's earlier spans. A span starting at or after
+    # the reach opens a new island and counts whole; one starting inside the
+    # current island counts only what it adds past the reach. Overlaps thus
+    # count once (receiver.attendance.union_seconds).
+    #
+    # display_name: of the distinct non-empty names in join order, the one
+    # that first appeared last (receiver.attendance: names[-1]); equal join
+    # times are ordered by id. Arg-max via "10-digit position || name".
+    person_in_join_order = (
+        "PARTITION BY session_id, participant_key "
+        "ORDER BY CASE WHEN joined_at IS NULL THEN 1 ELSE 0 END, joined_at, id"
+    )
     return f"""CREATE VIEW attendance AS
 WITH {_spans_cte(d)},
-positive AS (
-    SELECT id, session_id, participant_key, start_ep AS s, span_end_ep AS e
-    FROM spans
-    WHERE has_span AND span_end_ep > start_ep
-),
-marked AS (
-    SELECT
-        p.*,
-        MAX(p.e) OVER (
-            PARTITION BY p.session_id, p.participant_key ORDER BY p.s, p.e, p.id
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ) AS reach
-    FROM positive p
-),
-islands AS (
-    SELECT
-        m.*,
-        SUM(CASE WHEN m.reach IS NULL OR m.s > m.reach THEN 1 ELSE 0 END) OVER (
-            PARTITION BY m.session_id, m.participant_key ORDER BY m.s, m.e, m.id
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) AS island
-    FROM marked m
-),
-island_lengths AS (
-    SELECT session_id, participant_key, island, MAX(e) - MIN(s) AS seconds
-    FROM islands
-    GROUP BY session_id, participant_key, island
-),
-attended AS (
-    SELECT session_id, participant_key, SUM(seconds) AS seconds
-    FROM island_lengths
-    GROUP BY session_id, participant_key
-),
-named AS (
+ordered AS (
     SELECT
         session_id,
         participant_key,
+        meeting_id,
         display_name,
-        ROW_NUMBER() OVER (
-            PARTITION BY session_id, participant_key
-            ORDER BY CASE WHEN joined_ep IS NULL THEN 1 ELSE 0 END, joined_ep, id
-        ) AS position
+        source,
+        joined_at,
+        has_span,
+        closed_eff,
+        start_ts,
+        span_end_ts,
+        session_started_at,
+        session_ended_at,
+        session_reconciled_at,
+        MAX(CASE WHEN has_span AND span_end_ts > start_ts THEN span_end_ts END) OVER (
+            {person_in_join_order}
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ) AS reach,
+        ROW_NUMBER() OVER ({person_in_join_order}) AS position
     FROM spans
-    WHERE display_name IS NOT NULL AND display_name <> ''
 ),
-first_seen AS (
-    SELECT session_id, participant_key, display_name, MIN(position) AS position
-    FROM named
+counted AS (
+    SELECT
+        o.*,
+        CASE
+            WHEN NOT (o.has_span AND o.span_end_ts > o.start_ts) THEN 0
+            WHEN o.reach IS NULL OR o.start_ts >= o.reach THEN {d.epoch('o.span_end_ts')} - {d.epoch('o.start_ts')}
+            WHEN o.span_end_ts > o.reach THEN {d.epoch('o.span_end_ts')} - {d.epoch('o.reach')}
+            ELSE 0
+        END AS added_seconds
+    FROM ordered o
+),
+by_name AS (
+    SELECT
+        session_id,
+        participant_key,
+        CASE WHEN display_name IS NOT NULL AND display_name <> ''
+            THEN {d.padded('MIN(position)')} || display_name END AS ranked_name,
+        MAX(meeting_id) AS meeting_id,
+        MIN(joined_at) AS first_joined_ts,
+        MAX(CASE WHEN has_span THEN span_end_ts END) AS last_left_ts,
+        SUM(added_seconds) AS seconds,
+        COUNT(*) AS join_count,
+        {d.any_true('has_span AND closed_eff')} AS any_closed,
+        MIN(source) AS min_source,
+        MAX(source) AS max_source,
+        MAX(session_started_at) AS session_started_at,
+        MAX(session_ended_at) AS session_ended_at,
+        MAX(session_reconciled_at) AS session_reconciled_at
+    FROM counted
     GROUP BY session_id, participant_key, display_name
-),
-latest_name AS (
-    SELECT session_id, participant_key, display_name
-    FROM (
-        SELECT
-            f.*,
-            ROW_NUMBER() OVER (PARTITION BY f.session_id, f.participant_key ORDER BY f.position DESC) AS newest
-        FROM first_seen f
-    ) ranked
-    WHERE newest = 1
 ),
 people AS (
     SELECT
         session_id,
         participant_key,
-        MIN(joined_at) AS first_joined_ts,
-        MAX(CASE WHEN has_span THEN span_end_ts END) AS last_left_ts,
-        COUNT(*) AS join_count,
-        {d.any_true('has_span AND closed_eff')} AS closed_at_session_end,
-        MIN(source) AS min_source,
-        MAX(source) AS max_source
-    FROM spans
+        MAX(meeting_id) AS meeting_id,
+        substr({d.max_text('ranked_name')}, 11) AS display_name,
+        MIN(first_joined_ts) AS first_joined_ts,
+        MAX(last_left_ts) AS last_left_ts,
+        SUM(seconds) AS seconds,
+        CAST(SUM(join_count) AS INTEGER) AS join_count,
+        {d.any_true('any_closed' if d.pg else 'any_closed = 1')} AS closed_at_session_end,
+        MIN(min_source) AS min_source,
+        MAX(max_source) AS max_source,
+        MAX(session_started_at) AS session_started_at,
+        MAX(session_ended_at) AS session_ended_at,
+        MAX(session_reconciled_at) AS session_reconciled_at
+    FROM by_name
     GROUP BY session_id, participant_key
 ),
-bounds AS (
+measured AS (
     SELECT
-        session_id,
-        meeting_id,
-        reconciled_at,
+        p.*,
         CASE
-            WHEN started_at IS NULL OR ended_at IS NULL THEN NULL
-            WHEN {d.epoch('ended_at')} > {d.epoch('started_at')} THEN {d.epoch('ended_at')} - {d.epoch('started_at')}
+            WHEN p.session_started_at IS NULL OR p.session_ended_at IS NULL THEN NULL
+            WHEN p.session_ended_at > p.session_started_at
+                THEN {d.epoch('p.session_ended_at')} - {d.epoch('p.session_started_at')}
             ELSE 0
-        END AS duration
-    FROM sessions
+        END AS session_seconds
+    FROM people p
 )
 SELECT
-    p.session_id,
-    b.meeting_id,
-    p.participant_key,
-    n.display_name,
-    {d.iso('p.first_joined_ts')} AS first_joined_at,
-    {d.iso('p.last_left_ts')} AS last_left_at,
-    {d.round('COALESCE(a.seconds, 0)', 3)} AS attended_seconds,
-    p.join_count,
-    CASE WHEN b.duration > 0 THEN {d.round('COALESCE(a.seconds, 0) / b.duration', 4)} END AS attendance_ratio,
-    p.closed_at_session_end,
+    session_id,
+    meeting_id,
+    participant_key,
+    display_name,
+    {d.iso('first_joined_ts')} AS first_joined_at,
+    {d.iso('last_left_ts')} AS last_left_at,
+    {d.round('seconds', 3)} AS attended_seconds,
+    join_count,
+    CASE WHEN session_seconds > 0 THEN {d.round('seconds / session_seconds', 4)} END AS attendance_ratio,
+    closed_at_session_end,
     CASE
-        WHEN p.min_source = 'webhook' AND p.max_source = 'webhook' THEN 'webhook'
-        WHEN p.min_source = 'api' AND p.max_source = 'api' THEN 'api'
+        WHEN min_source = 'webhook' AND max_source = 'webhook' THEN 'webhook'
+        WHEN min_source = 'api' AND max_source = 'api' THEN 'api'
         ELSE 'both'
     END AS provenance,
-    (b.reconciled_at IS NOT NULL) AS session_reconciled
-FROM people p
-JOIN bounds b ON b.session_id = p.session_id
-LEFT JOIN attended a ON a.session_id = p.session_id AND a.participant_key = p.participant_key
-LEFT JOIN latest_name n ON n.session_id = p.session_id AND n.participant_key = p.participant_key"""
+    (session_reconciled_at IS NOT NULL) AS session_reconciled
+FROM measured"""
 
 
 def _sessions_summary(d: _Dialect) -> str:
+    # Peak concurrency: +1 at each join, -1 at each leave (open peers leave at
+    # the session end; none while live), a running sum in time order with
+    # leaves before joins at equal times, its maximum per session. Like
+    # receiver.reports.sessions_report: raw times, not clipped, empty spans skipped.
     return f"""CREATE VIEW sessions_summary AS
 WITH peer_spans AS (
-    SELECT
-        i.session_id,
-        {d.epoch('i.joined_at')} AS s,
-        {d.epoch('COALESCE(i.left_at, x.ended_at)')} AS e
+    SELECT i.session_id, i.joined_at AS s, COALESCE(i.left_at, x.ended_at) AS e
     FROM participant_intervals i
     JOIN sessions x ON x.session_id = i.session_id
-    WHERE i.joined_at IS NOT NULL AND COALESCE(i.left_at, x.ended_at) IS NOT NULL
+    WHERE i.joined_at IS NOT NULL AND COALESCE(i.left_at, x.ended_at) > i.joined_at
 ),
 changes AS (
-    SELECT session_id, s AS t, 1 AS delta FROM peer_spans WHERE e > s
+    SELECT session_id, s AS t, 1 AS delta FROM peer_spans
     UNION ALL
-    SELECT session_id, e AS t, -1 AS delta FROM peer_spans WHERE e > s
+    SELECT session_id, e AS t, -1 AS delta FROM peer_spans
 ),
 levels AS (
     SELECT

@@ -12,9 +12,9 @@ dialect); a later change to a view ships as a new migration that calls
 """
 from __future__ import annotations
 
-from alembic import op
+from alembic import context, op
 
-from receiver.views import create_views, drop_views
+from receiver.views import create_views, drop_statements, drop_views, view_statements
 
 
 revision = '0003'
@@ -24,8 +24,16 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if context.is_offline_mode():  # `alembic upgrade --sql`: emit the statements
+        for statement in drop_statements() + view_statements(op.get_context().dialect.name):
+            op.execute(statement)
+        return
     create_views(op.get_bind())
 
 
 def downgrade() -> None:
+    if context.is_offline_mode():
+        for statement in drop_statements():
+            op.execute(statement)
+        return
     drop_views(op.get_bind())
