@@ -17,6 +17,12 @@ branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 
 
+# Altering sessions, participant_intervals, recordings or meetings? The analyst
+# views depend on them: call receiver.views.drop_views(op.get_bind()) first and
+# receiver.views.create_views(op.get_bind()) at the end (SQLite batch mode and
+# PostgreSQL both refuse otherwise).
+
+
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}
 
