@@ -41,7 +41,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, hide_parameters=True, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -64,6 +64,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         return engine
     return create_engine(
         url,
+        hide_parameters=True,  # error text must not copy values (signed URLs, keys) into logs or last_error
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,

@@ -247,11 +247,16 @@ def _upper_status(value: object) -> str:
     status = value.strip().upper()
     if not status:
         raise _custom("status_empty", "empty status")
+    if len(status) > 20:
+        raise _custom("status_length", "status longer than 20 characters")
     return status
 
 
 _OptTimestamp = Annotated[datetime | None, BeforeValidator(_optional_timestamp)]
-_Id = Annotated[str, Field(min_length=1)]
+# Lengths follow the database columns (receiver/models.py): ids 100, person ids 200.
+_Id = Annotated[str, Field(min_length=1, max_length=100)]
+_OptId = Annotated[str | None, Field(max_length=100)]
+_OptPersonId = Annotated[str | None, Field(max_length=200)]
 _Status = Annotated[str, BeforeValidator(_upper_status)]
 
 
@@ -301,7 +306,7 @@ class MeetingInfo(_Model):
     """
 
     id: _Id
-    session_id: str | None = None
+    session_id: _OptId = None
     title: str | None = None
     room_name: str | None = None
     status: str | None = None
@@ -326,10 +331,10 @@ class ParticipantInfo(_Model):
 
     peer_id: _Id
     user_display_name: str | None = None
-    custom_participant_id: str | None = None
-    client_specific_id: str | None = None
-    user_id: str | None = None
-    preset_name: str | None = None
+    custom_participant_id: _OptPersonId = None
+    client_specific_id: _OptPersonId = None
+    user_id: _OptId = None
+    preset_name: _OptPersonId = None
     joined_at: _OptTimestamp = None
     left_at: _OptTimestamp = None
 
@@ -370,8 +375,8 @@ class RecordingInfo(_Model):
     """
 
     id: _Id
-    meeting_id: str | None = None
-    session_id: str | None = None
+    meeting_id: _OptId = None
+    session_id: _OptId = None
     status: _Status
     started_time: _OptTimestamp = None
     stopped_time: _OptTimestamp = None
@@ -480,8 +485,8 @@ class ChatSynced(_Model):
     """
 
     event: Literal["meeting.chatSynced"] = "meeting.chatSynced"
-    session_id: str | None = None
-    meeting_id: str | None = None
+    session_id: _OptId = None
+    meeting_id: _OptId = None
     chat_download_url: str | None = None
     chat_download_url_expiry: _OptTimestamp = None
     organized_by: Organizer | None = None
@@ -571,8 +576,8 @@ class LivestreamStatusUpdate(_Model):
     event: Literal["livestreaming.statusUpdate"] = "livestreaming.statusUpdate"
     stream_id: _Id
     status: _Status
-    meeting_id: str | None = None
-    session_id: str | None = None
+    meeting_id: _OptId = None
+    session_id: _OptId = None
     meeting: MeetingInfo | None = None
 
     @model_validator(mode="after")
@@ -665,6 +670,26 @@ def _summarise(exc: ValidationError) -> tuple[str, tuple[tuple[str, str], ...]]:
     return shown or "invalid payload", problems
 
 
+def _storable_text(payload: object) -> bool:
+    """False when any string (key or value) holds NUL or a lone surrogate (iterative walk)."""
+    stack = [payload]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return False
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return True
+
+
 def parse_event(payload: object) -> DyteEvent:
     """Validate one decoded webhook body into its event model.
 
@@ -693,6 +718,9 @@ def parse_event(payload: object) -> DyteEvent:
     if model is None:
         shown = name if len(name) <= _MAX_NAME_IN_MESSAGE else name[:_MAX_NAME_IN_MESSAGE] + "..."
         raise UnknownEventError(name, f"unknown event {shown!r}")
+    if not _storable_text(payload):
+        # PostgreSQL text cannot hold NUL; lone surrogates cannot be encoded.
+        raise EventValidationError(name, "a text field contains NUL or invalid Unicode")
     try:
         return model.model_validate(payload)  # type: ignore[return-value]
     except ValidationError as exc:

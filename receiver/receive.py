@@ -141,15 +141,21 @@ def _decode_json(raw: bytes) -> tuple[Any, str | None]:
 async def _verify(request: Request, raw: bytes, parsed: Any) -> str:
     key_store = request.app.state.key_store
     header = _first_header(request, SIGNATURE_HEADERS)
+    keys = await key_store.keys()
     try:
-        return verify_signature(raw, header, await key_store.keys(), parsed)
+        return verify_signature(raw, header, keys, parsed)
     except SignatureError as first_error:
         # Rotation: the key document may have changed; fetch again (rate-limited).
-        if header and await key_store.refresh_after_failure():
-            try:
-                return verify_signature(raw, header, await key_store.keys(), parsed)
-            except SignatureError:
-                pass
+        # Verify again whenever the keys changed, also when another request's
+        # fetch did it while this one waited (then this refresh is refused).
+        if header:
+            await key_store.refresh_after_failure()
+            fresh = await key_store.keys()
+            if fresh != keys:
+                try:
+                    return verify_signature(raw, header, fresh, parsed)
+                except SignatureError:
+                    pass
         raise first_error
 
 

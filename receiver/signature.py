@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -42,9 +43,20 @@ class SignatureError(Exception):
     """The delivery's signature is missing, malformed, or matches no trusted key."""
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def compact_json(parsed: Any) -> bytes:
-    """Serialise like JavaScript's ``JSON.stringify``: no spaces, key order kept, UTF-8."""
-    return json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Serialise like JavaScript's ``JSON.stringify``: no spaces, key order kept, UTF-8.
+
+    Lone surrogates (``"\\ud800"`` in the received JSON) are written as
+    ``\\uXXXX`` escapes, as JSON.stringify does (ES2019); UTF-8 cannot hold them.
+    """
+    text = json.dumps(parsed, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
 
 
 def _decode_signature(header: str | None) -> bytes:
@@ -95,7 +107,10 @@ def verify_signature(
         if _matches(key, signature, raw_body):
             return "raw"
     if parsed_body is not None:
-        compact = compact_json(parsed_body)
+        try:
+            compact = compact_json(parsed_body)
+        except (ValueError, RecursionError):  # nested deeper than the encoder goes: no fallback
+            compact = raw_body
         if compact != raw_body:
             for key in public_keys:
                 if _matches(key, signature, compact):
@@ -160,15 +175,17 @@ def load_private_key(pem: str | bytes) -> rsa.RSAPrivateKey:
 
 
 def _pem_strings(node: Any) -> Iterable[str]:
-    if isinstance(node, str):
-        if "-----BEGIN" in node:
-            yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from _pem_strings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _pem_strings(value)
+    """Every PEM-looking string in ``node``, in document order (iterative: any nesting depth)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "-----BEGIN" in item:
+                yield item
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 def public_keys_from_document(document: Any) -> list[rsa.RSAPublicKey]:

@@ -656,3 +656,19 @@ def test_random_json_raises_only_parse_errors(payload: Any) -> None:
         parse_event(payload)
     except EventParseError:
         pass
+
+
+@pytest.mark.parametrize(
+    "participant",
+    [
+        {"peerId": "p" * 101},
+        {"peerId": "p", "customParticipantId": "c" * 201},
+        {"peerId": "p", "userDisplayName": "nul\x00name"},
+        {"peerId": "p", "userDisplayName": "lone \ud800 surrogate"},
+    ],
+)
+def test_values_the_database_cannot_hold_are_flagged_invalid_on_receipt(participant):
+    """Over-long ids, NUL and lone surrogates fail validation up front instead of failing in the worker forever."""
+    payload = {"event": "meeting.participantJoined", "meeting": {"id": "m"}, "participant": participant}
+    with pytest.raises(EventValidationError):
+        parse_event(payload)
