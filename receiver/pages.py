@@ -49,7 +49,7 @@ from .auth import COOKIE_NAME, TokenAuth, bearer_token, csrf_token
 from .formatting import to_csv
 from .models import EVENT_STATUSES, Meeting, ParticipantInterval, Session, SessionArtifact
 from .queue import queue_stats
-from .reports import ATTENDANCE_COLUMNS, ReportFilter, attendance_report, recordings_report, sessions_report
+from .reports import ATTENDANCE_COLUMNS, intervals_by_session, ReportFilter, attendance_report, recordings_report, sessions_report
 from .settings import Settings
 from .timeparse import to_iso
 
@@ -461,20 +461,7 @@ def meetings_rows(engine: Engine) -> list[dict[str, Any]]:
 
 
 def _intervals(db: OrmSession, session_id: str) -> list[Interval]:
-    rows = db.execute(select(ParticipantInterval).where(ParticipantInterval.session_id == session_id)).scalars()
-    return [
-        Interval(
-            peer_id=row.peer_id,
-            participant_key=row.participant_key,
-            joined_at=row.joined_at,
-            left_at=row.left_at,
-            display_name=row.display_name,
-            custom_participant_id=row.custom_participant_id,
-            source=row.source,
-            closed_at_session_end=row.closed_at_session_end,
-        )
-        for row in rows
-    ]
+    return intervals_by_session(db, [session_id])[session_id]
 
 
 def session_page_data(engine: Engine, session_id: str, now: datetime) -> dict[str, Any]:

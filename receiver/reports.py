@@ -35,6 +35,7 @@ __all__ = [
     "recordings_report",
     "sessions_report",
     "ReportFilter",
+    "intervals_by_session",
 ]
 
 ATTENDANCE_COLUMNS = (
@@ -133,7 +134,8 @@ def _to_interval(row: ParticipantInterval) -> Interval:
     )
 
 
-def _intervals_by_session(db: OrmSession, session_ids: Sequence[str]) -> dict[str, list[Interval]]:
+def intervals_by_session(db: OrmSession, session_ids: Sequence[str]) -> dict[str, list[Interval]]:
+    """Every stored interval of the given sessions, as :class:`Interval` values, grouped by session id."""
     grouped: dict[str, list[Interval]] = {sid: [] for sid in session_ids}
     for chunk_start in range(0, len(session_ids), 500):
         chunk = list(session_ids[chunk_start : chunk_start + 500])
@@ -157,7 +159,7 @@ def attendance_report(engine: Engine, flt: ReportFilter | None = None, *, as_of:
         sessions = list(
             db.execute(select(Session).where(*flt.session_conditions()).order_by(Session.started_at, Session.session_id)).scalars()
         )
-        intervals = _intervals_by_session(db, [s.session_id for s in sessions])
+        intervals = intervals_by_session(db, [s.session_id for s in sessions])
     result: list[dict[str, Any]] = []
     for session in sessions:
         for row in attendance_rows(
@@ -213,7 +215,7 @@ def sessions_report(engine: Engine, flt: ReportFilter | None = None, *, as_of: d
             .where(*flt.session_conditions())
             .order_by(Session.started_at, Session.session_id)
         ).all()
-        intervals = _intervals_by_session(db, [s.session_id for s, _ in found])
+        intervals = intervals_by_session(db, [s.session_id for s, _ in found])
     result = []
     for session, title in found:
         end = _session_end(session, as_of)

@@ -13,19 +13,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .events import KNOWN_EVENTS
+
 __all__ = ["Settings", "load_settings", "ALL_EVENTS", "settings_reference_markdown", "update_readme_table"]
 
-ALL_EVENTS: tuple[str, ...] = (
-    "meeting.started",
-    "meeting.ended",
-    "meeting.participantJoined",
-    "meeting.participantLeft",
-    "meeting.chatSynced",
-    "meeting.transcript",
-    "meeting.summary",
-    "recording.statusUpdate",
-    "livestreaming.statusUpdate",
-)
+#: Every Dyte webhook event (the v2 spec enum): the default subscription.
+ALL_EVENTS: tuple[str, ...] = KNOWN_EVENTS
 
 
 class Settings(BaseSettings):
