@@ -7,10 +7,9 @@ Exit codes: 0 success, 1 operational failure (one-line message on stderr),
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import click

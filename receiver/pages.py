@@ -47,7 +47,7 @@ from .api import (
 from .attendance import Interval
 from .auth import COOKIE_NAME, TokenAuth, bearer_token, csrf_token
 from .formatting import to_csv
-from .models import EVENT_STATUSES, Meeting, ParticipantInterval, Session, SessionArtifact
+from .models import EVENT_STATUSES, Meeting, Session, SessionArtifact
 from .queue import queue_stats
 from .reports import ATTENDANCE_COLUMNS, intervals_by_session, ReportFilter, attendance_report, recordings_report, sessions_report
 from .settings import Settings

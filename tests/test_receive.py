@@ -10,7 +10,7 @@ from conftest import payload_files
 from helpers import app_client, compact, post_signed, signed_headers, stored_events
 
 from receiver.database import make_engine
-from receiver.signature import generate_private_key, sign_body
+from receiver.signature import generate_private_key
 
 PAYLOADS = payload_files()
 
