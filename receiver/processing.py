@@ -20,6 +20,7 @@ livestream) so concurrent workers on PostgreSQL cannot deadlock.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -63,6 +64,7 @@ __all__ = [
     "close_open_intervals",
     "upsert_insert",
     "schedule_task",
+    "RowCache",
 ]
 
 # Recording lifecycle (Dyte: INVOKED -> RECORDING <-> PAUSED -> UPLOADING -> UPLOADED | ERRORED).
@@ -112,7 +114,31 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     return min(a, b)
 
 
-def ensure_meeting(db: OrmSession, meeting_id: str, now: datetime, info: MeetingInfo | None = None) -> Meeting:
+@dataclass
+class RowCache:
+    """Rows loaded (and locked) in the current transaction, so a batch of events touches each once.
+
+    ``meetings`` and ``sessions`` by id; ``intervals`` per session id, each a
+    map peer id -> row, loaded whole on first use while the session row is
+    locked (every interval write happens under its session's lock).
+    """
+
+    meetings: dict[str, Meeting] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    intervals: dict[str, dict[str, ParticipantInterval]] = field(default_factory=dict)
+
+    def session_intervals(self, db: OrmSession, session_id: str) -> dict[str, ParticipantInterval]:
+        """The session's intervals by peer id (one SELECT per session per transaction)."""
+        found = self.intervals.get(session_id)
+        if found is None:
+            rows = db.execute(select(ParticipantInterval).where(ParticipantInterval.session_id == session_id)).scalars()
+            found = self.intervals[session_id] = {row.peer_id: row for row in rows}
+        return found
+
+
+def ensure_meeting(
+    db: OrmSession, meeting_id: str, now: datetime, info: MeetingInfo | None = None, cache: RowCache | None = None
+) -> Meeting:
     """Create or update the meeting row (title, room, organizer) and return it, locked."""
     values: dict[str, Any] = {"meeting_id": meeting_id, "updated_at": now}
     if info is not None:
@@ -123,12 +149,20 @@ def ensure_meeting(db: OrmSession, meeting_id: str, now: datetime, info: Meeting
             organized_by_id=info.organized_by.id if info.organized_by else None,
             organized_by_name=info.organized_by.name if info.organized_by else None,
         )
-    inserted = db.execute(
-        upsert_insert(db, Meeting).values(**values).on_conflict_do_nothing(index_elements=["meeting_id"])
-    ).rowcount
-    meeting = db.execute(select(Meeting).where(Meeting.meeting_id == meeting_id).with_for_update()).scalar_one()
-    if inserted and not values.get("title"):
-        schedule_task(db, "meeting", meeting_id, now, now)  # fetch the missing title once
+    meeting = cache.meetings.get(meeting_id) if cache is not None else None
+    if meeting is None:
+        # RETURNING, not rowcount: psycopg can report -1 for a prepared statement.
+        inserted = db.execute(
+            upsert_insert(db, Meeting)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["meeting_id"])
+            .returning(Meeting.meeting_id)
+        ).first() is not None
+        meeting = db.execute(select(Meeting).where(Meeting.meeting_id == meeting_id).with_for_update()).scalar_one()
+        if inserted and not values.get("title"):
+            schedule_task(db, "meeting", meeting_id, now, now)  # fetch the missing title once
+        if cache is not None:
+            cache.meetings[meeting_id] = meeting
     if info is not None:
         for attr in ("title", "room_name", "created_at", "organized_by_id", "organized_by_name"):
             if values.get(attr) is not None:
@@ -137,14 +171,20 @@ def ensure_meeting(db: OrmSession, meeting_id: str, now: datetime, info: Meeting
     return meeting
 
 
-def ensure_session(db: OrmSession, session_id: str, meeting_id: str | None, now: datetime) -> Session:
+def ensure_session(
+    db: OrmSession, session_id: str, meeting_id: str | None, now: datetime, cache: RowCache | None = None
+) -> Session:
     """Create the session row if missing and return it, locked for this transaction."""
-    db.execute(
-        upsert_insert(db, Session)
-        .values(session_id=session_id, meeting_id=meeting_id, status="live", updated_at=now)
-        .on_conflict_do_nothing(index_elements=["session_id"])
-    )
-    row = db.execute(select(Session).where(Session.session_id == session_id).with_for_update()).scalar_one()
+    row = cache.sessions.get(session_id) if cache is not None else None
+    if row is None:
+        db.execute(
+            upsert_insert(db, Session)
+            .values(session_id=session_id, meeting_id=meeting_id, status="live", updated_at=now)
+            .on_conflict_do_nothing(index_elements=["session_id"])
+        )
+        row = db.execute(select(Session).where(Session.session_id == session_id).with_for_update()).scalar_one()
+        if cache is not None:
+            cache.sessions[session_id] = row
     if row.meeting_id is None and meeting_id:
         row.meeting_id = meeting_id
     return row
@@ -158,42 +198,48 @@ def _touch_session(row: Session, meeting: MeetingInfo | None, received_at: datet
     row.updated_at = now
 
 
-def close_open_intervals(db: OrmSession, session_row: Session) -> int:
+def close_open_intervals(db: OrmSession, session_row: Session, cache: RowCache | None = None) -> int:
     """Close intervals with no leave at the session end; returns how many were closed."""
     if session_row.ended_at is None:
         return 0
     closed = 0
-    intervals = db.execute(
-        select(ParticipantInterval).where(
-            ParticipantInterval.session_id == session_row.session_id, ParticipantInterval.left_at.is_(None)
-        )
-    ).scalars()
+    intervals = (cache or RowCache()).session_intervals(db, session_row.session_id).values()
     for interval in intervals:
+        if interval.left_at is not None:
+            continue
         interval.left_at = max(session_row.ended_at, interval.joined_at or session_row.ended_at)
         interval.closed_at_session_end = True
         closed += 1
     return closed
 
 
-def _session_context(db: OrmSession, event: DyteEvent, received_at: datetime, now: datetime) -> Session | None:
+def _session_context(
+    db: OrmSession, event: DyteEvent, received_at: datetime, now: datetime, cache: RowCache
+) -> Session | None:
     meeting_info = getattr(event, "meeting", None)
     meeting_id = event.meeting_id
     if meeting_id:
-        ensure_meeting(db, meeting_id, now, meeting_info)
+        ensure_meeting(db, meeting_id, now, meeting_info, cache)
     if not event.session_id:
         return None
-    row = ensure_session(db, event.session_id, meeting_id, now)
+    row = ensure_session(db, event.session_id, meeting_id, now, cache)
     _touch_session(row, meeting_info, received_at, now)
     return row
 
 
 def _apply_participant(
-    db: OrmSession, event: ParticipantJoined | ParticipantLeft, row: Session, now: datetime, event_time: datetime
+    db: OrmSession,
+    event: ParticipantJoined | ParticipantLeft,
+    row: Session,
+    now: datetime,
+    event_time: datetime,
+    cache: RowCache,
 ) -> None:
     participant = event.participant
-    db.execute(
-        upsert_insert(db, ParticipantInterval)
-        .values(
+    intervals = cache.session_intervals(db, row.session_id)  # the session row is locked: no concurrent insert
+    interval = intervals.get(participant.peer_id)
+    if interval is None:
+        interval = ParticipantInterval(
             session_id=row.session_id,
             meeting_id=row.meeting_id,
             peer_id=participant.peer_id,
@@ -202,13 +248,8 @@ def _apply_participant(
             closed_at_session_end=False,
             updated_at=now,
         )
-        .on_conflict_do_nothing(index_elements=["session_id", "peer_id"])
-    )
-    interval = db.execute(
-        select(ParticipantInterval).where(
-            ParticipantInterval.session_id == row.session_id, ParticipantInterval.peer_id == participant.peer_id
-        )
-    ).scalar_one()
+        db.add(interval)
+        intervals[participant.peer_id] = interval
     interval.participant_key = participant.participant_key
     interval.custom_participant_id = participant.custom_participant_id or interval.custom_participant_id
     interval.user_id = participant.user_id or interval.user_id
@@ -231,12 +272,12 @@ def _apply_participant(
         interval.closed_at_session_end = True
 
 
-def _apply_ended(db: OrmSession, event: MeetingEnded, row: Session, now: datetime, event_time: datetime) -> None:
+def _apply_ended(db: OrmSession, event: MeetingEnded, row: Session, event_time: datetime, cache: RowCache) -> None:
     ended_at = event.meeting.ended_at or event_time
     row.ended_at = ended_at if row.ended_at is None else max(row.ended_at, ended_at)
     row.end_reason = event.reason or row.end_reason
     row.status = "ended"
-    close_open_intervals(db, row)
+    close_open_intervals(db, row, cache)
 
 
 def _apply_artifact(db: OrmSession, kind: str, session_id: str, meeting_id: str | None, url: str | None, expiry: datetime | None, now: datetime) -> None:
@@ -325,36 +366,40 @@ def apply_event(
     received_at: datetime,
     reconcile_delay_seconds: float = 60.0,
     now: datetime | None = None,
+    cache: RowCache | None = None,
 ) -> None:
     """Apply ``event`` (stored as ``event_id``, received at ``received_at`` UTC) inside ``db``'s transaction.
 
     ``reconcile_delay_seconds`` schedules the session's REST reconciliation
     after meeting.ended (issue #3: meeting.ended comes ~1 minute after the
-    last leave). Raises only on database errors (the worker retries those).
+    last leave). ``cache`` shares loaded rows between the events of one
+    transaction (the worker applies a batch per transaction). Raises only on
+    database errors (the worker retries those).
     """
     now = now or datetime.now(timezone.utc)
+    cache = cache if cache is not None else RowCache()
     event_time = event.occurred_at or received_at
     if isinstance(event, RecordingStatusUpdate):
         if event.meeting_id:
-            ensure_meeting(db, event.meeting_id, now, event.meeting)
+            ensure_meeting(db, event.meeting_id, now, event.meeting, cache)
         if event.session_id:
-            ensure_session(db, event.session_id, event.meeting_id, now)
+            ensure_session(db, event.session_id, event.meeting_id, now, cache)
         _apply_recording(db, event, event_id, now, event_time)
         schedule_task(db, "recording", event.recording.id, now, now)
         return
     if isinstance(event, LivestreamStatusUpdate):
         if event.meeting_id:
-            ensure_meeting(db, event.meeting_id, now, event.meeting)
+            ensure_meeting(db, event.meeting_id, now, event.meeting, cache)
         if _apply_livestream(db, event, event_id, now, event_time):
             schedule_task(db, "livestream", event.stream_id, now, now)
         return
-    row = _session_context(db, event, received_at, now)
+    row = _session_context(db, event, received_at, now, cache)
     if row is None:
         return
     if isinstance(event, (ParticipantJoined, ParticipantLeft)):
-        _apply_participant(db, event, row, now, event_time)
+        _apply_participant(db, event, row, now, event_time, cache)
     elif isinstance(event, MeetingEnded):
-        _apply_ended(db, event, row, now, event_time)
+        _apply_ended(db, event, row, event_time, cache)
         due = datetime.fromtimestamp(received_at.timestamp() + reconcile_delay_seconds, tz=timezone.utc)
         schedule_task(db, "session", row.session_id, due, now)
     elif isinstance(event, MeetingStarted):

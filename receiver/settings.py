@@ -69,7 +69,10 @@ class Settings(BaseSettings):
     worker_max_attempts: int = Field(8, ge=1, description="Processing attempts before an event is dead.")
     worker_lease_seconds: float = Field(60.0, gt=0, description="How long a claimed event stays with a worker.")
     worker_poll_seconds: float = Field(0.5, gt=0, description="Idle worker poll interval, seconds.")
-    worker_batch_size: int = Field(100, ge=1, description="Events claimed per batch.")
+    worker_batch_size: int = Field(500, ge=1, description="Events claimed per batch (one lease).")
+    worker_events_per_transaction: int = Field(
+        250, ge=1, description="Events applied per database transaction; a failing transaction is redone one event at a time."
+    )
     log_format: str = Field("auto", description="auto (pretty on a terminal, JSON otherwise), json or console.")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
 

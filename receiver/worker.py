@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session as OrmSession
 from . import metrics
 from .events import EventParseError, parse_event
 from .models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
-from .processing import apply_event
+from .processing import RowCache, apply_event
 from .queue import claim_events, record_failure, release_events
 from .retry import RetryPolicy
 from .settings import Settings
@@ -99,6 +99,8 @@ class Worker:
             base_seconds=1.0, max_seconds=300.0, max_attempts=settings.worker_max_attempts
         )
         self._stop = threading.Event()
+        #: Events applied per transaction (one commit each); 1 = one event at a time.
+        self.events_per_transaction = settings.worker_events_per_transaction
 
     def request_stop(self) -> None:
         """Finish the current event, release the rest of the batch, then stop."""
@@ -122,30 +124,9 @@ class Worker:
                     return "lost"  # another worker took it over after our lease expired
                 name = row.event_name
                 now = datetime.now(timezone.utc)
-                try:
-                    event = parse_event(json.loads(row.raw_body))
-                except (EventParseError, ValueError, RecursionError) as exc:
-                    row.status = EVENT_IGNORED
-                    row.last_error = f"unparseable: {exc}"[:2000]
-                    row.locked_by = row.locked_until = None
-                    row.processed_at = now
-                    outcome = "ignored"
-                else:
-                    apply_event(
-                        db,
-                        event,
-                        event_id=row.id,
-                        received_at=row.received_at,
-                        reconcile_delay_seconds=self.settings.reconcile_delay_seconds,
-                        now=now,
-                    )
-                    row.status = EVENT_DONE
-                    row.last_error = None
-                    row.locked_by = row.locked_until = None
-                    row.next_attempt_at = None
-                    row.processed_at = now
+                outcome = self._apply_row(db, row, now, RowCache())
+                if outcome == "done":
                     metrics.EVENT_LAG.observe(max((now - row.received_at).total_seconds(), 0.0))
-                    outcome = "done"
                 bound = dict(
                     event_id=row.id,
                     delivery_id=row.delivery_id,
@@ -184,7 +165,13 @@ class Worker:
             return 1
 
     def process_batch(self, result: ProcessResult | None = None) -> int:
-        """Claim and process one batch; returns how many events were claimed."""
+        """Claim one batch and process it, ``events_per_transaction`` events per transaction.
+
+        A chunk whose transaction fails is redone one event per transaction,
+        so a single bad event is retried alone and cannot hold the others
+        back. A stop request is honoured between chunks: the rest of the
+        claim is released. Returns how many events were claimed.
+        """
         result = result or ProcessResult()
         ids = claim_events(
             self.engine,
@@ -192,19 +179,98 @@ class Worker:
             limit=self.settings.worker_batch_size,
             lease_seconds=self.settings.worker_lease_seconds,
         )
-        for position, event_id in enumerate(ids):
+        step = max(1, self.events_per_transaction)
+        for start in range(0, len(ids), step):
             if self._stop.is_set():
-                released = release_events(self.engine, ids[position:], self.worker_id)
+                released = release_events(self.engine, ids[start:], self.worker_id)
                 log.info("worker_released_events", count=released)
                 break
-            outcome = self.process_event(event_id)
-            if outcome == "done":
-                result.done += 1
-            elif outcome == "ignored":
-                result.ignored += 1
-            elif outcome in ("failed", "dead"):
-                result.failed += 1
+            chunk = ids[start : start + step]
+            outcomes = self._process_chunk(chunk) if len(chunk) > 1 else None
+            if outcomes is None:
+                outcomes = [self.process_event(event_id) for event_id in chunk]
+            for outcome in outcomes:
+                if outcome == "done":
+                    result.done += 1
+                elif outcome == "ignored":
+                    result.ignored += 1
+                elif outcome in ("failed", "dead"):
+                    result.failed += 1
         return len(ids)
+
+    def _process_chunk(self, ids: list[int]) -> list[str] | None:
+        """Apply claimed events in ONE transaction sharing a :class:`RowCache`; None if it failed (caller redoes them singly)."""
+        started = time.perf_counter()
+        lines: list[dict[str, object]] = []
+        lags: list[float] = []
+        try:
+            with OrmSession(self.engine) as db, db.begin():
+                rows = db.execute(
+                    select(WebhookEvent)
+                    .where(
+                        WebhookEvent.id.in_(ids),
+                        WebhookEvent.status == EVENT_PROCESSING,
+                        WebhookEvent.locked_by == self.worker_id,
+                    )
+                    .order_by(WebhookEvent.id)
+                    .with_for_update()
+                ).scalars().all()
+                cache = RowCache()
+                now = datetime.now(timezone.utc)
+                for row in rows:
+                    # No autoflush: every change of the chunk goes out in one flush at commit
+                    # (UPDATEs batched); RowCache and the identity map make reads see them.
+                    with db.no_autoflush:
+                        outcome = self._apply_row(db, row, now, cache)
+                    if outcome == "done":
+                        lags.append(max((now - row.received_at).total_seconds(), 0.0))
+                    lines.append(
+                        dict(
+                            outcome=outcome,
+                            event_id=row.id,
+                            delivery_id=row.delivery_id,
+                            event_name=row.event_name,
+                            meeting_id=row.meeting_id,
+                            session_id=row.session_id,
+                        )
+                    )
+        except Exception as exc:  # redone one by one: the failing event gets its own error and backoff
+            log.warning("batch_transaction_failed", events=len(ids), error=f"{type(exc).__name__}: {exc}"[:300])
+            return None
+        elapsed = time.perf_counter() - started
+        for lag in lags:
+            metrics.EVENT_LAG.observe(lag)
+        for line in lines:
+            name = str(line["event_name"] or "unknown")
+            metrics.PROCESSED.labels(event=name, result=line["outcome"]).inc()
+            metrics.PROCESSING_LATENCY.labels(event=name).observe(elapsed / max(len(lines), 1))
+            log.info("event_processed", **line)
+        processed = {line["event_id"]: line["outcome"] for line in lines}
+        return [str(processed.get(event_id, "lost")) for event_id in ids]
+
+    def _apply_row(self, db: OrmSession, row: WebhookEvent, now: datetime, cache: RowCache) -> str:
+        """Parse and apply one stored event inside ``db``'s transaction; marks it done or ignored."""
+        row.locked_by = row.locked_until = None
+        row.processed_at = now
+        try:
+            event = parse_event(json.loads(row.raw_body))
+        except (EventParseError, ValueError, RecursionError) as exc:
+            row.status = EVENT_IGNORED
+            row.last_error = f"unparseable: {exc}"[:2000]
+            return "ignored"
+        apply_event(
+            db,
+            event,
+            event_id=row.id,
+            received_at=row.received_at,
+            reconcile_delay_seconds=self.settings.reconcile_delay_seconds,
+            now=now,
+            cache=cache,
+        )
+        row.status = EVENT_DONE
+        row.last_error = None
+        row.next_attempt_at = None
+        return "done"
 
     async def run(self, *, once: bool = False) -> ProcessResult:
         """Process until stopped (or, with ``once``, until nothing is due). Returns the counts."""

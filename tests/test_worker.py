@@ -72,6 +72,7 @@ def test_stop_releases_the_rest_of_the_batch(engine, settings):
     """A stop requested mid-batch gives unprocessed events back as pending with their attempt uncounted."""
     _store(engine, 5)
     w = Worker(settings, engine)
+    w.events_per_transaction = 1
     original = w.process_event
 
     def process_then_stop(event_id):
@@ -84,6 +85,26 @@ def test_stop_releases_the_rest_of_the_batch(engine, settings):
     stats = queue_stats(engine)
     assert stats.by_status["done"] == 1 and stats.by_status["pending"] == 4
     assert {r.attempts for r in stored_events(engine) if r.status == "pending"} == {0}
+
+
+def test_a_batch_is_applied_in_shared_transactions_with_the_same_result(engine, settings):
+    """Many events per transaction give exactly the rows of one event per transaction."""
+    from test_pipeline import SCRIPT
+
+    from receiver.reports import attendance_report
+
+    now = datetime.now(timezone.utc)
+    from helpers import compact
+
+    deliveries = [
+        Delivery(f"{i}-{d}", None, e["event"], compact(e), "raw", now, PARSE_OK) for i, (d, e) in enumerate(SCRIPT)
+    ]
+    store_deliveries(engine, deliveries)
+    batched = Worker(settings, engine)
+    assert batched.process_batch() == len(SCRIPT)
+    assert queue_stats(engine).by_status["done"] == len(SCRIPT)
+    report = attendance_report(engine)
+    assert {r["participant_key"]: r["attended_seconds"] for r in report} == {"alice": 3000.0, "bob": 2700.0, "c1": 2700.0, "dave": 1200.0}
 
 
 @pytest.mark.parametrize("body", [b"not json", b'{"event":"meeting.started","meeting":{}}'])
