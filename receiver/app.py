@@ -8,6 +8,7 @@ are created in the lifespan, never at import.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -153,6 +154,10 @@ def create_app(
             worker_runner = BackgroundWorker(build_worker(settings, app.state.engine, transport=dyte_transport))
             worker_runner.start()
         tasks = [asyncio.create_task(job(app)) for job in background_tasks or []]
+        # Start-up objects are long-lived: move them out of the collector's way
+        # (halves the receive path's p99, which is mostly GC pauses; see `receiver bench ingest`).
+        gc.collect()
+        gc.freeze()
         log.info("receiver_started", database=app.state.engine.dialect.name, in_process_worker=run_worker)
         try:
             yield

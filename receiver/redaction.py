@@ -8,6 +8,7 @@ is replaced wherever it appears inside a string.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 __all__ = ["REDACTED", "register_secret", "is_secret_key", "redact_value"]
@@ -36,7 +37,12 @@ def register_secret(value: str | None) -> None:
 
 def is_secret_key(key: Any) -> bool:
     """True when a mapping key names a secret (case-insensitive, ``-``/``_`` alike)."""
-    lowered = str(key).lower().replace("-", "_")
+    return _is_secret_name(key) if isinstance(key, str) else _is_secret_name(str(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_name(key: str) -> bool:
+    lowered = key.lower().replace("-", "_")
     return any(part in lowered for part in _SECRET_KEY_PARTS)
 
 

@@ -145,6 +145,7 @@ class RequestFactory:
         if len(bodies) != len(signatures) or not bodies:
             raise ValueError("need one signature per body, and at least one body")
         self.run_id = (run_id or uuid.uuid4().hex[:8])[:8].ljust(8, "0")
+        self.path = path
         head = (
             f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
             f"user-agent: receiver-bench\r\ndyte-webhook-id: {webhook_id}\r\ndyte-uuid: "

@@ -30,7 +30,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     n = len(sorted_values)
     if n == 0:
         return math.nan
-    rank = max(1, math.ceil(q / 100.0 * n))
+    rank = max(1, math.ceil(round(q * n / 100.0, 9)))  # round: 99.9 * 1000 / 100 is 999.0000000000001
     return sorted_values[min(rank, n) - 1]
 
 
