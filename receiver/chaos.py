@@ -38,9 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
@@ -51,11 +49,12 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
-from .database import make_engine, migrate, normalise_url
+from .database import make_engine, normalise_url
 from .groundtruth import compare_attendance, compare_recordings, expected_attendance
 from .reports import attendance_report, recordings_report
 from .sandbox import FaultPlan, RestFaults, SandboxState, build_scenario, deliver, events_for, start_sandbox_in_thread
 from .sandbox.webhooks import plan_schedule
+from .bench.scratch import scratch_database
 from .signature import generate_private_key
 from .tcpproxy import TcpProxy, proxied_url
 
@@ -67,7 +66,6 @@ __all__ = [
     "default_database_url",
     "free_port",
     "run_chaos",
-    "scratch_database",
     "serve_argv",
     "service_env",
     "worker_argv",
@@ -107,53 +105,6 @@ def default_database_url() -> str | None:
 
 
 @contextlib.contextmanager
-def scratch_database(url: str | None, *, keep: bool = False) -> Iterator[str]:
-    """Yield a fresh, migrated database next to ``url`` and remove it afterwards.
-
-    ``url`` None: a SQLite file in a temporary directory; a SQLite URL: a
-    file beside it; a PostgreSQL URL: a database ``receiver_chaos_<hex>``
-    created through it (dropped ``WITH (FORCE)`` afterwards).
-    """
-    token = uuid.uuid4().hex[:8]
-    if url is None or normalise_url(url).startswith("sqlite"):
-        if url is None:
-            directory: Path | None = Path(tempfile.mkdtemp(prefix="receiver-chaos-db-"))
-            path = directory / "chaos.db"
-        else:
-            given = make_url(url).database
-            if not given or given == ":memory:":
-                raise ValueError("chaos needs a SQLite file, not an in-memory database (several processes share it)")
-            base = Path(given).expanduser().resolve()
-            directory, path = None, base.with_name(f"{base.stem}.chaos-{token}.db")
-        scratch = f"sqlite:///{path}"
-        try:
-            migrate(scratch)
-            yield scratch
-        finally:
-            if not keep:
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    Path(str(path) + suffix).unlink(missing_ok=True)
-                if directory is not None:
-                    shutil.rmtree(directory, ignore_errors=True)
-        return
-    admin_url = make_url(normalise_url(url))
-    name = f"receiver_chaos_{token}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        scratch = admin_url.set(database=name).render_as_string(hide_password=False)
-        try:
-            migrate(scratch)
-            yield scratch
-        finally:
-            if not keep:
-                with admin.connect() as connection:
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -549,7 +500,7 @@ def run_chaos(options: ChaosOptions, console: Any = None) -> ChaosReport:
     proxy: TcpProxy | None = None
     sandbox_url, stop_sandbox = start_sandbox_in_thread(state)
     try:
-        with scratch_database(where, keep=options.keep) as direct_url:
+        with scratch_database(where, keep=options.keep, label="chaos") as direct_url:
             report.database = make_url(direct_url).render_as_string(hide_password=True)
             report.dialect = "postgresql" if direct_url.startswith("postgresql") else "sqlite"
             service_url = direct_url

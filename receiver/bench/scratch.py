@@ -34,19 +34,24 @@ def describe_url(url: str) -> str:
 
 
 @contextmanager
-def scratch_database(url: str | None, *, keep: bool = False, migrated: bool = True) -> Iterator[str]:
-    """Yield the URL of a fresh (migrated) scratch database next to ``url``; remove it afterwards."""
+def scratch_database(url: str | None, *, keep: bool = False, migrated: bool = True, label: str = "bench") -> Iterator[str]:
+    """Yield the URL of a fresh (migrated) scratch database next to ``url``; remove it afterwards.
+
+    ``url`` None: a SQLite file in a temporary directory; a SQLite URL: a file
+    beside it; a PostgreSQL URL: a database ``receiver_<label>_<hex>`` created
+    through it (dropped afterwards). ``label`` names what it is for.
+    """
     token = uuid.uuid4().hex[:8]
     if url is None or normalise_url(url).startswith("sqlite"):
         if url is None:
-            directory = Path(tempfile.mkdtemp(prefix="receiver-bench-"))
-            path, cleanup_dir = directory / "bench.db", directory
+            directory = Path(tempfile.mkdtemp(prefix=f"receiver-{label}-"))
+            path, cleanup_dir = directory / f"{label}.db", directory
         else:
             given = make_url(url).database
             if not given or given == ":memory:":
-                raise ValueError("a SQLite bench needs a file, not an in-memory database")
+                raise ValueError(f"a SQLite {label} database must be a file, not in memory (several processes share it)")
             base = Path(given).expanduser().resolve()
-            path, cleanup_dir = base.with_name(f"{base.stem}.bench-{token}.db"), None
+            path, cleanup_dir = base.with_name(f"{base.stem}.{label}-{token}.db"), None
         scratch = f"sqlite:///{path}"
         try:
             if migrated:
@@ -60,7 +65,7 @@ def scratch_database(url: str | None, *, keep: bool = False, migrated: bool = Tr
                     shutil.rmtree(cleanup_dir, ignore_errors=True)
         return
     admin_url = make_url(normalise_url(url))
-    name = f"receiver_bench_{token}"
+    name = f"receiver_{label}_{token}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
     try:
         with admin.connect() as connection:
