@@ -104,7 +104,6 @@ def default_database_url() -> str | None:
     return DEFAULT_PG_URL if postgres_answers(DEFAULT_PG_URL) else None
 
 
-@contextlib.contextmanager
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
