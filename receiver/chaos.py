@@ -26,7 +26,6 @@ differs from the truth, or a process misbehaved.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.client
 import json
 import os
