@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 
-__all__ = ["normalise_url", "make_engine", "alembic_config", "migrate", "current_revision", "head_revision"]
+__all__ = ["normalise_url", "make_engine", "writer", "alembic_config", "migrate", "current_revision", "head_revision"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Top-level migrations/ of the source tree (the package is installed editable,
@@ -56,10 +56,11 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection):  # pragma: no cover - trivial
-            # Take the write lock up front: read-modify-write transactions of
-            # concurrent workers then serialise instead of failing with
-            # "database is locked" on lock upgrade. WAL readers never block.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Read-modify-write transactions (engines from writer()) take the
+            # write lock up front, so concurrent workers serialise instead of
+            # failing on a lock upgrade; readers begin deferred and never wait.
+            immediate = connection.get_execution_options().get("sqlite_begin_immediate")
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(
@@ -70,6 +71,14 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         max_overflow=pool_size,
         connect_args={"options": "-c timezone=UTC", "connect_timeout": 5},
     )
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine for read-modify-write transactions: on SQLite they ``BEGIN IMMEDIATE``.
+
+    (PostgreSQL ignores the option; its row locks do the same job.)
+    """
+    return engine.execution_options(sqlite_begin_immediate=True)
 
 
 def alembic_config(url: str) -> Config:

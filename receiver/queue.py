@@ -25,6 +25,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 
 from . import metrics
+from .database import writer
 from .models import (
     EVENT_DEAD,
     EVENT_FAILED,
@@ -100,7 +101,7 @@ def record_failure(
     may record (a worker that lost its lease changes nothing).
     """
     now = now or _now()
-    with engine.begin() as connection:
+    with writer(engine).begin() as connection:
         attempts = connection.execute(
             select(WebhookEvent.attempts).where(WebhookEvent.id == event_id, WebhookEvent.locked_by == worker_id)
         ).scalar_one_or_none()

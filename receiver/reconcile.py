@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 
 from . import metrics
+from .database import writer
 from .dyte_client import DyteAPIError, DyteClient, DyteNotFound
 from .dyte_models import ApiParticipant, ApiRecording
 from .models import (
@@ -115,7 +116,7 @@ def arm_stale_sessions(engine: Engine, *, stale_seconds: float, now: datetime) -
     """Arm a ``session`` task for live, never-reconciled sessions with no event for ``stale_seconds``."""
     cutoff = now - timedelta(seconds=stale_seconds)
     has_task = exists().where(ReconcileTask.kind == "session", ReconcileTask.object_id == Session.session_id)
-    with OrmSession(engine) as db, db.begin():
+    with OrmSession(writer(engine)) as db, db.begin():
         stale = list(
             db.execute(
                 select(Session.session_id).where(
@@ -221,7 +222,7 @@ class Reconciler:
         except Exception as exc:  # database or bug: recorded, retried like API errors
             return self._task_failed(task_id, kind, object_id, attempts, f"{type(exc).__name__}: {exc}")
         now = datetime.now(timezone.utc)
-        with OrmSession(self.engine) as db, db.begin():
+        with OrmSession(writer(self.engine)) as db, db.begin():
             task = db.get(ReconcileTask, task_id)
             if task is None or task.locked_by != self.worker_id:
                 return "lost"
@@ -241,7 +242,7 @@ class Reconciler:
     def _task_failed(self, task_id: int, kind: str, object_id: str, attempts: int, error: str) -> str:
         now = datetime.now(timezone.utc)
         dead = self.retry_policy.exhausted(attempts)
-        with OrmSession(self.engine) as db, db.begin():
+        with OrmSession(writer(self.engine)) as db, db.begin():
             task = db.get(ReconcileTask, task_id)
             if task is None:
                 return "lost"
@@ -265,7 +266,7 @@ class Reconciler:
         api_session = await self.client.get_session(session_id)
         if api_session.ended_at is None:
             now = datetime.now(timezone.utc)
-            with OrmSession(self.engine) as db, db.begin():
+            with OrmSession(writer(self.engine)) as db, db.begin():
                 row = ensure_session(db, session_id, api_session.associated_id, now)
                 if api_session.started_at:
                     row.started_at = api_session.started_at
@@ -274,7 +275,7 @@ class Reconciler:
         participants = await self.client.list_session_participants(session_id)
         now = datetime.now(timezone.utc)
         result = SessionMergeResult()
-        with OrmSession(self.engine) as db, db.begin():
+        with OrmSession(writer(self.engine)) as db, db.begin():
             meeting_id = api_session.associated_id
             if meeting_id:
                 meeting = ensure_meeting(db, meeting_id, now)
@@ -356,7 +357,7 @@ class Reconciler:
             log.warning("recording_unknown_to_api", recording_id=recording_id)
             return True
         now = datetime.now(timezone.utc)
-        with OrmSession(self.engine) as db, db.begin():
+        with OrmSession(writer(self.engine)) as db, db.begin():
             apply_api_recording(db, api, now)
         return True
 
@@ -364,7 +365,7 @@ class Reconciler:
         """Link a livestream to its meeting (and name) from the API; the stream key is not kept."""
         api = await self.client.get_livestream(livestream_id)
         now = datetime.now(timezone.utc)
-        with OrmSession(self.engine) as db, db.begin():
+        with OrmSession(writer(self.engine)) as db, db.begin():
             if api.meeting_id:
                 ensure_meeting(db, api.meeting_id, now)
             db.execute(
@@ -393,7 +394,7 @@ class Reconciler:
         """Fetch a meeting's title once (``title_fetched_at`` records that it was asked)."""
         api = await self.client.get_meeting(meeting_id)
         now = datetime.now(timezone.utc)
-        with OrmSession(self.engine) as db, db.begin():
+        with OrmSession(writer(self.engine)) as db, db.begin():
             meeting = ensure_meeting(db, meeting_id, now)
             if not meeting.title and api.title:
                 meeting.title = api.title

@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from . import metrics
 from .app import create_app
+from .database import writer
 from .dyte_client import DyteAPIError, DyteClient
 from .models import Recording
 from .reconcile import Reconciler, apply_api_recording
@@ -124,7 +125,7 @@ async def refresh_expired_recordings(
             except DyteAPIError as exc:
                 log.warning("recording_refresh_failed", recording_id=recording_id, error=type(exc).__name__)
                 continue
-            with OrmSession(engine) as db, db.begin():
+            with OrmSession(writer(engine)) as db, db.begin():
                 apply_api_recording(db, api, datetime.now(timezone.utc))
             refreshed += 1
     return refreshed

@@ -30,6 +30,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session as OrmSession
 
 from . import metrics
+from .database import writer
 from .events import EventParseError, parse_event
 from .models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from .processing import RowCache, apply_event
@@ -116,7 +117,7 @@ class Worker:
         started = time.perf_counter()
         name = None
         try:
-            with OrmSession(self.engine) as db, db.begin():
+            with OrmSession(writer(self.engine)) as db, db.begin():
                 row = db.execute(
                     select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update()
                 ).scalar_one_or_none()
@@ -204,7 +205,7 @@ class Worker:
         lines: list[dict[str, object]] = []
         lags: list[float] = []
         try:
-            with OrmSession(self.engine) as db, db.begin():
+            with OrmSession(writer(self.engine)) as db, db.begin():
                 rows = db.execute(
                     select(WebhookEvent)
                     .where(

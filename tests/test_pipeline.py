@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from helpers import app_client, compact, post_signed
 
 from receiver.database import make_engine
@@ -112,7 +114,10 @@ def test_recording_status_never_moves_backwards(settings, signing_key, tmp_path)
     """An UPLOADED recording stays UPLOADED when its older RECORDING event arrives late."""
     from conftest import PAYLOADS_DIR
 
-    uploaded = json.loads((PAYLOADS_DIR / "recording-statusUpdate-uploaded.json").read_text())
+    source = PAYLOADS_DIR / "recording-statusUpdate-uploaded.json"
+    if not source.is_file():
+        pytest.skip(f"{source} not found (../shared/dyte/payloads sits beside the repo in CI)")
+    uploaded = json.loads(source.read_text())
     recording = json.loads(json.dumps(uploaded))
     recording["recording"]["status"] = "RECORDING"
     for key in ("stoppedTime", "downloadUrl", "downloadUrlExpiry", "fileSize"):

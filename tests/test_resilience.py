@@ -280,7 +280,7 @@ def test_sigkilled_worker_claims_are_taken_over_after_the_lease(db_url: str, chi
     world = build_scenario(seed=21, sessions=3, participants=80)
     total = preload(engine, world)
     lease = 3.0
-    env = worker_env(db_url, worker_batch_size=total, worker_lease_seconds=lease, worker_events_per_transaction=5)
+    env = worker_env(db_url, worker_batch_size=total, worker_lease_seconds=lease, worker_events_per_transaction=1)
     victim = children("victim", worker_argv(), env)
 
     def victim_midway():
@@ -395,7 +395,7 @@ def test_sigterm_to_worker_finishes_current_event_and_releases_the_rest(db_url: 
     engine = make_engine(db_url)
     total = preload(engine, build_scenario(seed=22, sessions=3, participants=80))
     # Small transactions, so a SIGTERM can land between two of them inside one claimed batch.
-    worker = children("worker", worker_argv(), worker_env(db_url, worker_batch_size=total, worker_events_per_transaction=5))
+    worker = children("worker", worker_argv(), worker_env(db_url, worker_batch_size=total, worker_events_per_transaction=1))
 
     def midway():
         counts = status_counts(engine)
