@@ -48,12 +48,21 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
+from .bench.scratch import scratch_database
+from .bench.servers import free_port, terminate
 from .database import make_engine, normalise_url
 from .groundtruth import compare_attendance, compare_recordings, expected_attendance
 from .reports import attendance_report, recordings_report
-from .sandbox import FaultPlan, RestFaults, SandboxState, build_scenario, deliver, events_for, start_sandbox_in_thread
+from .sandbox import (
+    FaultPlan,
+    RestFaults,
+    SandboxState,
+    build_scenario,
+    deliver,
+    events_for,
+    start_sandbox_in_thread,
+)
 from .sandbox.webhooks import plan_schedule
-from .bench.scratch import scratch_database
 from .signature import generate_private_key
 from .tcpproxy import TcpProxy, proxied_url
 
@@ -101,13 +110,6 @@ def postgres_answers(url: str = DEFAULT_PG_URL) -> bool:
 def default_database_url() -> str | None:
     """Where to create the scratch database: local PostgreSQL when it answers, else None (SQLite)."""
     return DEFAULT_PG_URL if postgres_answers(DEFAULT_PG_URL) else None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def service_env(**settings: Any) -> dict[str, str]:
@@ -185,17 +187,11 @@ class ChildProcess:
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL; returns the exit code (idempotent)."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        code = terminate(self.proc, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None
-        return self.proc.returncode
+        return code
 
     def log_tail(self, lines: int = 10) -> str:
         """The last ``lines`` lines of the process's output."""

@@ -6,7 +6,13 @@ from rich.console import Console
 
 from .formatting import to_table
 from .logging_setup import configure_logging
-from .reports import ATTENDANCE_COLUMNS, RECORDING_COLUMNS, SESSION_COLUMNS, ReportFilter, sessions_report
+from .reports import (
+    ATTENDANCE_COLUMNS,
+    RECORDING_COLUMNS,
+    SESSION_COLUMNS,
+    ReportFilter,
+    sessions_report,
+)
 from .sandbox import FaultPlan, demo_world
 from .simulation import run_simulation
 

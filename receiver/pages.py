@@ -49,7 +49,14 @@ from .auth import COOKIE_NAME, TokenAuth, bearer_token, csrf_token
 from .formatting import to_csv
 from .models import EVENT_STATUSES, Meeting, Session, SessionArtifact
 from .queue import queue_stats
-from .reports import ATTENDANCE_COLUMNS, intervals_by_session, ReportFilter, attendance_report, recordings_report, sessions_report
+from .reports import (
+    ATTENDANCE_COLUMNS,
+    ReportFilter,
+    attendance_report,
+    intervals_by_session,
+    recordings_report,
+    sessions_report,
+)
 from .settings import Settings
 from .timeparse import to_iso
 

@@ -42,11 +42,11 @@ from .events import (
     TranscriptReady,
 )
 from .models import (
+    TASK_PENDING,
     Livestream,
     LivestreamStatusChange,
     Meeting,
     ParticipantInterval,
-    TASK_PENDING,
     ReconcileTask,
     Recording,
     RecordingStatusChange,

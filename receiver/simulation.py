@@ -20,7 +20,14 @@ from .database import make_engine, migrate
 from .groundtruth import compare_attendance, compare_recordings, expected_attendance
 from .localserver import serve_in_thread
 from .reports import attendance_report, recordings_report
-from .sandbox import FaultPlan, RestFaults, SandboxState, deliver, events_for, start_sandbox_in_thread
+from .sandbox import (
+    FaultPlan,
+    RestFaults,
+    SandboxState,
+    deliver,
+    events_for,
+    start_sandbox_in_thread,
+)
 from .server import build_service_app, build_worker
 from .settings import Settings
 from .signature import generate_private_key

@@ -125,7 +125,11 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
     from .cli import fail
     from .dyte_client import DyteAPIError, DyteAuthError
     from .server import build_dyte_client
-    from .subscriptions import SubscriptionConfigError, missing_subscription_settings, webhook_url
+    from .subscriptions import (
+        SubscriptionConfigError,
+        missing_subscription_settings,
+        webhook_url,
+    )
 
     settings = obj.settings
     missing = [m for m in missing_subscription_settings(settings) if m != "PUBLIC_URL"]

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from receiver.attendance import Interval, attendance_rows, peak_concurrency, union_seconds
+from receiver.attendance import (
+    Interval,
+    attendance_rows,
+    peak_concurrency,
+    union_seconds,
+)
 
 T0 = datetime(2026, 1, 1, 10, 0, tzinfo=timezone.utc)
 

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 from helpers import app_client, compact, post_signed, signed_headers
 from test_pipeline import SCRIPT
 
+from receiver.bench.servers import free_port
 from receiver.cli import cli
 from receiver.commands import register_commands
 from receiver.settings import Settings
@@ -98,17 +98,12 @@ def test_events_show_redacts_stream_keys(settings, signing_key):
     assert "sk_live_SECRET123" not in out and "[redacted]" in out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_serve_on_sqlite_migrates_serves_and_processes(tmp_path, signing_key):
     """`receiver serve` on a fresh SQLite file: /healthz answers, a signed delivery is processed in-process."""
     from receiver.signature import public_key_pem
 
-    port = _free_port()
+    port = free_port()
     db = tmp_path / "served.db"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DYTE_", "DATABASE_URL"))},

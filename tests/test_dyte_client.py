@@ -26,7 +26,13 @@ from receiver.dyte_client import (
     DyteStatusError,
     DyteTransportError,
 )
-from receiver.dyte_models import ApiLivestream, ApiParticipant, ApiRecording, ApiSession, ApiWebhook
+from receiver.dyte_models import (
+    ApiLivestream,
+    ApiParticipant,
+    ApiRecording,
+    ApiSession,
+    ApiWebhook,
+)
 from receiver.ratelimit import RateLimiter
 from receiver.retry import RetryPolicy
 

@@ -24,7 +24,9 @@ from typing import Any
 
 import pytest
 from helpers import app_client, signed_headers, stored_events
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from receiver.database import make_engine
 from receiver.events import KNOWN_EVENTS

@@ -8,7 +8,6 @@ Chromium: the browser test needs ``/usr/bin/chromium`` (Debian package
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -25,6 +24,7 @@ from test_api import AUTH, SECRET_IN_BODY, TOKEN, analyst_client, build_dataset
 
 from receiver.attendance import Interval, peak_concurrency
 from receiver.auth import COOKIE_NAME, csrf_token
+from receiver.bench.servers import free_port
 from receiver.database import make_engine
 from receiver.models import WebhookEvent
 from receiver.pages import (
@@ -318,11 +318,6 @@ def test_retry_form_with_bearer_header(client: TestClient, data_engine: Engine) 
 # --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture
 def live_server(sqlite_url: str):
@@ -336,7 +331,7 @@ def live_server(sqlite_url: str):
     from receiver.api import analyst_routes
     from receiver.app import create_app
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings, extra_routes=analyst_routes(settings)), host="127.0.0.1", port=port, log_level="warning")
     )

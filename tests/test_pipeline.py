@@ -15,7 +15,6 @@ import asyncio
 import json
 
 import pytest
-
 from helpers import app_client, compact, post_signed
 
 from receiver.database import make_engine

@@ -13,11 +13,24 @@ from receiver.backfill import run_backfill
 from receiver.dyte_client import DyteClient
 from receiver.events import parse_event
 from receiver.groundtruth import compare_attendance, expected_attendance
-from receiver.models import Livestream, Meeting, ParticipantInterval, ReconcileTask, Recording, Session
+from receiver.models import (
+    Livestream,
+    Meeting,
+    ParticipantInterval,
+    ReconcileTask,
+    Recording,
+    Session,
+)
 from receiver.processing import apply_event
 from receiver.reconcile import Reconciler
 from receiver.reports import ReportFilter, attendance_report, recordings_report
-from receiver.sandbox import SandboxState, build_scenario, create_sandbox_app, demo_world, events_for
+from receiver.sandbox import (
+    SandboxState,
+    build_scenario,
+    create_sandbox_app,
+    demo_world,
+    events_for,
+)
 from receiver.server import refresh_expired_recordings
 from receiver.settings import Settings
 from receiver.signature import generate_private_key

@@ -23,7 +23,15 @@ from helpers import signed_headers
 from sqlalchemy import delete, select, text
 from sqlalchemy.engine import Engine
 
-from receiver.chaos import ChildProcess, free_port, http_get, serve_argv, service_env, wait_until_ready, worker_argv
+from receiver.chaos import (
+    ChildProcess,
+    free_port,
+    http_get,
+    serve_argv,
+    service_env,
+    wait_until_ready,
+    worker_argv,
+)
 from receiver.database import make_engine
 from receiver.events import parse_event
 from receiver.inbox import Delivery, store_deliveries

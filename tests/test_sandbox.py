@@ -22,7 +22,12 @@ from receiver.sandbox.cli import load_or_create_key, sandbox_command
 from receiver.sandbox.scenario import build_scenario, demo_world
 from receiver.sandbox.server import start_sandbox_in_thread
 from receiver.sandbox.webhooks import MAX_RETRIES, FaultPlan, deliver, events_for
-from receiver.signature import generate_private_key, load_public_key, public_keys_from_document, verify_signature
+from receiver.signature import (
+    generate_private_key,
+    load_public_key,
+    public_keys_from_document,
+    verify_signature,
+)
 from receiver.timeparse import parse_timestamp
 
 PAYLOADS = Path("/work/shared/dyte/payloads")

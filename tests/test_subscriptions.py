@@ -12,6 +12,7 @@ import click
 import httpx
 import pytest
 from click.testing import CliRunner
+from helpers import compact, post_signed
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
@@ -32,8 +33,6 @@ from receiver.subscriptions import (
     same_url,
     webhook_url,
 )
-
-from helpers import compact, post_signed
 
 PUBLIC_URL = "https://hooks.example.com"
 TARGET = PUBLIC_URL + "/webhooks/dyte"

@@ -28,7 +28,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 
 from receiver.attendance import Interval, attendance_rows
-from receiver.database import alembic_config, current_revision, head_revision, make_engine, migrate
+from receiver.database import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+)
 from receiver.events import parse_event
 from receiver.models import ParticipantInterval, Session
 from receiver.processing import apply_event
@@ -40,7 +46,13 @@ from receiver.reports import (
     recordings_report,
     sessions_report,
 )
-from receiver.views import VIEW_NAMES, create_views, drop_statements, drop_views, view_statements
+from receiver.views import (
+    VIEW_NAMES,
+    create_views,
+    drop_statements,
+    drop_views,
+    view_statements,
+)
 
 UTC = timezone.utc
 

@@ -31,6 +31,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 30.0) -> int | None:
+    """SIGTERM ``proc``, wait up to ``timeout`` seconds, then SIGKILL; returns its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
 def bench_env(**settings: str) -> dict[str, str]:
     """The caller's environment without service settings, plus ``settings`` (upper-cased names)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIPPED)}
@@ -147,14 +159,7 @@ class ServerProcess:
         """SIGTERM (graceful: uvicorn drains, the group committer commits what is queued), then SIGKILL."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        code = self.proc.returncode
+        code = terminate(self.proc, timeout)
         self.proc = None
         if self._log is not None:
             self._log.close()

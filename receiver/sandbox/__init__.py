@@ -8,7 +8,14 @@ fake), :mod:`.server` (background uvicorn), :mod:`.cli` (``receiver sandbox``).
 from receiver.sandbox.app import RestFaults, SandboxState, create_sandbox_app
 from receiver.sandbox.scenario import build_scenario, demo_world
 from receiver.sandbox.server import start_sandbox_in_thread
-from receiver.sandbox.webhooks import Delivery, DeliveryStats, FaultPlan, deliver, events_for, for_webhook
+from receiver.sandbox.webhooks import (
+    Delivery,
+    DeliveryStats,
+    FaultPlan,
+    deliver,
+    events_for,
+    for_webhook,
+)
 from receiver.sandbox.world import (
     SandboxLivestream,
     SandboxMeeting,
