@@ -19,7 +19,6 @@ livestream) so concurrent workers on PostgreSQL cannot deadlock.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -59,6 +58,7 @@ __all__ = [
     "RECORDING_STATUS_RANK",
     "LIVESTREAM_STATUS_RANK",
     "recording_status_advances",
+    "livestream_status_advances",
     "ensure_session",
     "ensure_meeting",
     "close_open_intervals",
@@ -100,7 +100,8 @@ def recording_status_advances(current: str | None, new: str) -> bool:
     return RECORDING_STATUS_RANK.get(new, 99) >= RECORDING_STATUS_RANK.get(current, -1)
 
 
-def _livestream_status_advances(current: str | None, new: str) -> bool:
+def livestream_status_advances(current: str | None, new: str) -> bool:
+    """True when ``new`` may replace ``current`` (:data:`LIVESTREAM_STATUS_RANK`; unknown statuses always may)."""
     if current is None:
         return True
     return LIVESTREAM_STATUS_RANK.get(new, 99) >= LIVESTREAM_STATUS_RANK.get(current, -1)
@@ -346,7 +347,7 @@ def _apply_livestream(db: OrmSession, event: LivestreamStatusUpdate, event_id: i
         row.meeting_id = event.meeting_id
     if event.session_id and not row.session_id:
         row.session_id = event.session_id
-    if _livestream_status_advances(row.status, event.status) or row.status == event.status:
+    if livestream_status_advances(row.status, event.status) or row.status == event.status:
         row.status = event.status
         row.status_at = event_time
     row.updated_at = now
@@ -411,9 +412,3 @@ def apply_event(
     elif isinstance(event, SummaryReady):
         _apply_artifact(db, "summary", row.session_id, event.meeting_id, event.summary_download_url, event.summary_download_url_expiry, now)
 
-
-def describe_stop_reason(value: Any) -> str | None:
-    """Dyte's ``stopReason`` is a string (sometimes JSON-ish); objects are kept as JSON text."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True)

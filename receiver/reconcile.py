@@ -49,10 +49,10 @@ from .models import (
     Session,
 )
 from .processing import (
-    LIVESTREAM_STATUS_RANK,
     close_open_intervals,
     ensure_meeting,
     ensure_session,
+    livestream_status_advances,
     recording_status_advances,
     schedule_task,
     upsert_insert,
@@ -380,7 +380,7 @@ class Reconciler:
             row.linked_at = now
             row.updated_at = now
             status = api.status
-            if status and LIVESTREAM_STATUS_RANK.get(status, 99) >= LIVESTREAM_STATUS_RANK.get(row.status, -1):
+            if status and livestream_status_advances(row.status, status):
                 if status != row.status:
                     db.execute(
                         upsert_insert(db, LivestreamStatusChange)
