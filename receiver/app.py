@@ -66,6 +66,20 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+def make_committer(engine: Engine) -> GroupCommitter | Any:
+    """The receive path's inbox writer for ``engine``'s database.
+
+    PostgreSQL: :class:`receiver.inbox_postgres.PostgresGroupCommitter`
+    (asyncpg, in the event loop); SQLite: :class:`receiver.inbox.GroupCommitter`
+    (one thread). Both group-commit and acknowledge only after the commit.
+    """
+    if engine.dialect.name == "postgresql":
+        from .inbox_postgres import PostgresGroupCommitter
+
+        return PostgresGroupCommitter(engine.url)
+    return GroupCommitter(engine)
+
+
 _QUIET_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
@@ -98,7 +112,7 @@ class _LatencyMiddleware:
             metrics.REQUEST_LATENCY.labels(route=path, method=scope["method"], status=str(status["code"])).observe(elapsed)
             level = log.debug if scope["path"] in _QUIET_PATHS else log.info
             level("request", method=scope["method"], path=scope["path"], status=status["code"], ms=round(elapsed * 1000, 2))
-            structlog.contextvars.clear_contextvars()
+            # No clear here: each request runs in its own task, whose context copy dies with it.
 
 
 def create_app(
@@ -141,8 +155,8 @@ def create_app(
         )
         app.state.health = HealthState(app.state.engine)
         app.state.health.subscription = app.state.subscription_state
-        app.state.committer = GroupCommitter(app.state.engine)
-        app.state.committer.start()
+        app.state.committer = make_committer(app.state.engine)
+        await app.state.committer.start()
         from .queue import refresh_queue_metrics
 
         app.state.refresh_queue_metrics = lambda: refresh_queue_metrics(app.state.engine)
@@ -168,7 +182,7 @@ def create_app(
                 await asyncio.gather(*tasks, return_exceptions=True)
             if worker_runner is not None:
                 worker_runner.stop()
-            app.state.committer.stop()
+            await app.state.committer.stop()
             if own_engine:
                 app.state.engine.dispose()
             log.info("receiver_stopped")

@@ -28,7 +28,17 @@ from sqlalchemy.engine import Engine
 
 from .models import EVENT_IGNORED, EVENT_PENDING, PARSE_OK, WebhookEvent
 
-__all__ = ["Delivery", "StoreOutcome", "store_deliveries", "GroupCommitter", "body_digest"]
+__all__ = [
+    "Delivery",
+    "StoreOutcome",
+    "InboxUnavailable",
+    "BatchResult",
+    "first_occurrences",
+    "classify_batch",
+    "store_deliveries",
+    "GroupCommitter",
+    "body_digest",
+]
 
 
 def body_digest(raw_body: bytes) -> str:
@@ -74,6 +84,13 @@ class Delivery:
         }
 
 
+class InboxUnavailable(Exception):
+    """The batch holding a delivery could not be committed (the database failed); nothing of it is stored.
+
+    ``__cause__`` is the driver's error.
+    """
+
+
 class StoreOutcome(str, Enum):
     """What storing one delivery did."""
 
@@ -91,6 +108,62 @@ def _insert_ignore(engine: Engine):
     raise RuntimeError(f"unsupported database dialect: {dialect}")
 
 
+@dataclass
+class BatchResult:
+    """What one batch did: an outcome per delivery (in order) and the counters to raise.
+
+    ``duplicates``/``conflicts`` map a delivery id to how many deliveries of
+    the batch were retries / conflicting reuses of it.
+    """
+
+    outcomes: list[StoreOutcome]
+    duplicates: dict[str, int]
+    conflicts: dict[str, int]
+
+
+def first_occurrences(deliveries: list[Delivery]) -> dict[str, int]:
+    """Delivery id -> index of its first delivery in the batch (the one offered for insert), in batch order."""
+    first_index: dict[str, int] = {}
+    for index, delivery in enumerate(deliveries):
+        first_index.setdefault(delivery.delivery_id, index)
+    return first_index
+
+
+def classify_batch(
+    deliveries: list[Delivery],
+    first_index: dict[str, int],
+    inserted: set[str],
+    stored_digests: dict[str, str],
+) -> BatchResult:
+    """Pure: decide each delivery's :class:`StoreOutcome` once the insert has run.
+
+    Args:
+        deliveries: the batch, in arrival order.
+        first_index: :func:`first_occurrences` of the batch.
+        inserted: delivery ids the ``INSERT ... ON CONFLICT DO NOTHING`` added.
+        stored_digests: delivery id -> ``body_sha256`` of rows that were
+            already stored (ids of the batch not in ``inserted``).
+    """
+    outcomes: list[StoreOutcome] = []
+    duplicates: dict[str, int] = {}
+    conflicts: dict[str, int] = {}
+    for index, delivery in enumerate(deliveries):
+        delivery_id = delivery.delivery_id
+        if delivery_id in inserted and first_index[delivery_id] == index:
+            outcomes.append(StoreOutcome.STORED)
+            continue
+        stored_digest = stored_digests.get(delivery_id)
+        if stored_digest is None:  # inserted earlier in this very batch
+            stored_digest = body_digest(deliveries[first_index[delivery_id]].raw_body)
+        if stored_digest == body_digest(delivery.raw_body):
+            outcomes.append(StoreOutcome.DUPLICATE)
+            duplicates[delivery_id] = duplicates.get(delivery_id, 0) + 1
+        else:
+            outcomes.append(StoreOutcome.CONFLICT)
+            conflicts[delivery_id] = conflicts.get(delivery_id, 0) + 1
+    return BatchResult(outcomes, duplicates, conflicts)
+
+
 def store_deliveries(engine: Engine, deliveries: list[Delivery]) -> list[StoreOutcome]:
     """Store a batch in one transaction; returns one outcome per delivery, in order.
 
@@ -100,11 +173,8 @@ def store_deliveries(engine: Engine, deliveries: list[Delivery]) -> list[StoreOu
     """
     if not deliveries:
         return []
-    outcomes: list[StoreOutcome | None] = [None] * len(deliveries)
-    first_index: dict[str, int] = {}
-    for index, delivery in enumerate(deliveries):
-        first_index.setdefault(delivery.delivery_id, index)
-    unique_rows = [deliveries[i].row() for i in sorted(first_index.values())]
+    first_index = first_occurrences(deliveries)
+    unique_rows = [deliveries[i].row() for i in first_index.values()]
     with engine.begin() as connection:
         inserted = set(
             connection.execute(_insert_ignore(engine).returning(WebhookEvent.delivery_id), unique_rows).scalars()
@@ -119,34 +189,13 @@ def store_deliveries(engine: Engine, deliveries: list[Delivery]) -> list[StoreOu
                     )
                 ).all()
             )
-        duplicates: dict[str, int] = {}
-        conflicts: dict[str, int] = {}
-        for index, delivery in enumerate(deliveries):
-            if delivery.delivery_id in inserted and first_index[delivery.delivery_id] == index:
-                outcomes[index] = StoreOutcome.STORED
-                continue
-            stored_digest = digests.get(delivery.delivery_id)
-            if stored_digest is None:  # inserted earlier in this very batch
-                stored_digest = body_digest(deliveries[first_index[delivery.delivery_id]].raw_body)
-            if stored_digest == body_digest(delivery.raw_body):
-                outcomes[index] = StoreOutcome.DUPLICATE
-                duplicates[delivery.delivery_id] = duplicates.get(delivery.delivery_id, 0) + 1
-            else:
-                outcomes[index] = StoreOutcome.CONFLICT
-                conflicts[delivery.delivery_id] = conflicts.get(delivery.delivery_id, 0) + 1
-        for delivery_id, count in duplicates.items():
-            connection.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.delivery_id == delivery_id)
-                .values(duplicate_count=WebhookEvent.duplicate_count + count)
-            )
-        for delivery_id, count in conflicts.items():
-            connection.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.delivery_id == delivery_id)
-                .values(conflict_count=WebhookEvent.conflict_count + count)
-            )
-    return [outcome for outcome in outcomes if outcome is not None]
+        result = classify_batch(deliveries, first_index, inserted, digests)
+        for counters, column in ((result.duplicates, WebhookEvent.duplicate_count), (result.conflicts, WebhookEvent.conflict_count)):
+            for delivery_id, count in counters.items():
+                connection.execute(
+                    update(WebhookEvent).where(WebhookEvent.delivery_id == delivery_id).values({column: column + count})
+                )
+    return result.outcomes
 
 
 @dataclass
@@ -161,8 +210,9 @@ class GroupCommitter:
 
     ``await committer.submit(delivery)`` returns the :class:`StoreOutcome`
     once the batch holding it is committed, or raises the database error.
-    ``max_batch`` caps rows per transaction. Start with :meth:`start`, stop
-    with :meth:`stop` (drains what is queued first).
+    ``max_batch`` caps rows per transaction. ``await start()``, ``await
+    stop()`` (drains what is queued first). Used for SQLite; PostgreSQL has
+    :class:`receiver.inbox_postgres.PostgresGroupCommitter`.
     """
 
     def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
@@ -173,18 +223,18 @@ class GroupCommitter:
         self.batches = 0
         self.rows = 0
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Start the commit thread (idempotent)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="inbox-group-commit", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop the thread."""
-        if self._thread is not None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
             self._queue.put(None)
-            self._thread.join(timeout)
-            self._thread = None
+            await asyncio.to_thread(thread.join, timeout)
 
     async def submit(self, delivery: Delivery) -> StoreOutcome:
         """Queue ``delivery`` and wait for its batch to commit."""

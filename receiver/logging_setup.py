@@ -3,7 +3,9 @@
 structlog renders JSON lines on stdout in production and a readable console
 format on a terminal (``LOG_FORMAT=auto|json|console``). The standard
 library loggers of uvicorn, SQLAlchemy and Alembic go through the same
-processors, so every line has one format. Secrets are redacted twice: by
+processors (a ``ProcessorFormatter`` on the root handler), so every line has
+one format; structlog's own loggers skip the standard library and write
+their rendered line straight to the stream. Secrets are redacted twice: by
 key name (authorization, api_key, stream_key, password, secret, token) and
 by value (the configured API key and any value registered with
 :func:`receiver.redaction.register_secret`).
@@ -20,6 +22,24 @@ import structlog
 from .redaction import redact_value, register_secret
 
 __all__ = ["configure_logging", "register_secret", "redact"]
+
+class _NamedWriteLogger(structlog.WriteLogger):
+    """structlog's ``WriteLogger`` (one lock per stream, flush per line) with the ``name`` given to ``get_logger``."""
+
+    def __init__(self, file: Any, name: str | None) -> None:
+        super().__init__(file)
+        self.name = name or "receiver"
+
+
+class _NamedWriteLoggerFactory:
+    """``structlog.get_logger("receiver.x")`` -> a :class:`_NamedWriteLogger` on the configured stream."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def __call__(self, *args: Any) -> _NamedWriteLogger:
+        return _NamedWriteLogger(self.stream, args[0] if args and isinstance(args[0], str) else None)
+
 
 def redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: replace secret-looking keys and known secret values with ``[redacted]``."""
@@ -44,11 +64,12 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None
         redact,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    # Our own loggers render and write directly (no stdlib LogRecord on the
+    # way): the request line is written on every webhook, so it must be cheap.
     structlog.configure(
-        # filter_by_level first: a call below the level costs almost nothing.
-        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, renderer],
+        logger_factory=_NamedWriteLoggerFactory(stream),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)

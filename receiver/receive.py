@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse
 
 from . import metrics
 from .events import EventParseError, UnknownEventError, event_name_of, parse_event
-from .inbox import Delivery, StoreOutcome, body_digest
+from .inbox import Delivery, InboxUnavailable, StoreOutcome, body_digest
 from .models import PARSE_INVALID, PARSE_OK, PARSE_UNKNOWN_EVENT
 from .signature import SignatureError, verify_signature
 
@@ -167,11 +167,11 @@ def _delivery_id(request: Request, raw: bytes) -> str:
     return "sha256:" + body_digest(raw)
 
 
-def _describe(parsed: Any) -> dict[str, Any]:
+def _describe(parsed: Any, raw: bytes) -> dict[str, Any]:
     """Parse the event; returns the delivery fields that depend on it."""
     name = _column_text(event_name_of(parsed), _MAX_EVENT_NAME_CHARS)
     try:
-        event = parse_event(parsed)
+        event = parse_event(parsed, raw_body=raw)
     except UnknownEventError as exc:
         return {"event_name": name, "parse_status": PARSE_UNKNOWN_EVENT, "parse_error": _column_text(exc.reason)}
     except EventParseError as exc:
@@ -195,8 +195,8 @@ def _describe(parsed: Any) -> dict[str, Any]:
 async def _store(request: Request, delivery: Delivery) -> StoreOutcome:
     try:
         return await request.app.state.committer.submit(delivery)
-    except SQLAlchemyError as exc:
-        request.app.state.health.record_db_error(exc)
+    except (SQLAlchemyError, InboxUnavailable) as exc:
+        request.app.state.health.record_db_error(exc.__cause__ or exc)
         metrics.DELIVERIES.labels(event=delivery.event_name or "unknown", outcome="db_unavailable").inc()
         log.error("delivery_not_stored", delivery_id=delivery.delivery_id, error=type(exc).__name__)
         raise ClientError(503, "database_unavailable", "could not store the delivery; retry later") from exc
@@ -228,7 +228,7 @@ async def receive_dyte_webhook(request: Request) -> JSONResponse:
     if json_error is not None:
         fields: dict[str, Any] = {"event_name": None, "parse_status": PARSE_INVALID, "parse_error": json_error}
     else:
-        fields = _describe(parsed)
+        fields = _describe(parsed, raw)
     delivery = Delivery(
         delivery_id=delivery_id,
         webhook_id=webhook_id,

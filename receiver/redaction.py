@@ -46,6 +46,10 @@ def _is_secret_name(key: str) -> bool:
     return any(part in lowered for part in _SECRET_KEY_PARTS)
 
 
+# Values that cannot hold a secret: returned as they are, without a call.
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+
+
 def redact_value(value: Any) -> Any:
     """A copy of ``value`` (str, dict, list, tuple) with secret keys and registered secrets replaced."""
     if isinstance(value, str):
@@ -54,7 +58,10 @@ def redact_value(value: Any) -> Any:
                 value = value.replace(secret, REDACTED)
         return value
     if isinstance(value, dict):
-        return {k: (REDACTED if is_secret_key(k) else redact_value(v)) for k, v in value.items()}
+        return {
+            key: REDACTED if is_secret_key(key) else (item if type(item) in _PLAIN_TYPES else redact_value(item))
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return type(value)(redact_value(v) for v in value)
     return value

@@ -57,14 +57,17 @@ def parse_timestamp(value: object) -> datetime:
         raise TimestampError("empty timestamp")
     if not _ALLOWED.match(text):
         raise TimestampError(f"malformed timestamp: {value!r}")
-    if text[-1] in "Zz":
-        text = text[:-1] + "+00:00"
-    # Python accepts at most 6 fractional digits; trim longer fractions.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    try:
+    try:  # the common case: Python 3.11+ reads "Z" and any number of fractional digits itself
         parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise TimestampError(f"malformed timestamp: {value!r}") from exc
+    except ValueError:
+        if text[-1] in "Zz":
+            text = text[:-1] + "+00:00"
+        # Older spellings: trim fractions longer than microseconds.
+        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise TimestampError(f"malformed timestamp: {value!r}") from exc
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)

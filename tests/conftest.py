@@ -101,6 +101,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty PostgreSQL database (skips with the reason when PostgreSQL does not answer)."""
+    reason = postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    url = request.getfixturevalue("_postgres_database")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path, _sqlite_template: Path) -> str:
     """A migrated, empty SQLite database URL (for tests that need only the embedded default)."""
     path = tmp_path / "receiver.db"

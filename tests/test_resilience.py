@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import _truncate_postgres, postgres_unavailable_reason
 from helpers import signed_headers
 from sqlalchemy import delete, select, text
 from sqlalchemy.engine import Engine
@@ -143,17 +142,6 @@ def worker_env(db_url: str, **extra) -> dict[str, str]:
 def offline_settings(db_url: str, **extra) -> Settings:
     """In-process settings on ``db_url`` without reconciliation."""
     return Settings(database_url=db_url, reconcile_enabled=False, worker_poll_seconds=0.05, **extra)
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> str:
-    """A migrated, empty PostgreSQL database (skips with the reason when PostgreSQL does not answer)."""
-    reason = postgres_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    url = request.getfixturevalue("_postgres_database")
-    _truncate_postgres(url)
-    return url
 
 
 @pytest.fixture
