@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -205,18 +206,29 @@ class _Pending:
     loop: asyncio.AbstractEventLoop
 
 
+StoreBatch = Callable[[list[Delivery]], list[StoreOutcome]]
+
+
 class GroupCommitter:
     """One database thread that commits queued deliveries in batches.
 
     ``await committer.submit(delivery)`` returns the :class:`StoreOutcome`
     once the batch holding it is committed, or raises the database error.
-    ``max_batch`` caps rows per transaction. ``await start()``, ``await
-    stop()`` (drains what is queued first). Used for SQLite; PostgreSQL has
-    :class:`receiver.inbox_postgres.PostgresGroupCommitter`.
+    ``store`` writes one batch (default: :func:`store_deliveries` on
+    ``engine``; SQLite uses :class:`receiver.inbox_sqlite.SqliteInboxStore`).
+    ``max_batch`` caps rows
+    per transaction. ``await start()``, ``await stop()`` (drains what is
+    queued first). PostgreSQL has :class:`receiver.inbox_postgres.PostgresGroupCommitter`.
     """
 
-    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 256,
+        store: StoreBatch | None = None,
+    ) -> None:
+        self._store: StoreBatch = store or (lambda batch: store_deliveries(engine, batch))
         self._max_batch = max_batch
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -263,22 +275,28 @@ class GroupCommitter:
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            outcomes = store_deliveries(self._engine, [p.delivery for p in batch])
+            outcomes: list[StoreOutcome | BaseException] = list(self._store([p.delivery for p in batch]))
         except Exception as exc:  # database down: every waiter gets the error (-> 503)
-            for pending in batch:
-                pending.loop.call_soon_threadsafe(_set_exception, pending.future, exc)
-            return
-        self.batches += 1
-        self.rows += len(batch)
+            outcomes = [exc] * len(batch)
+        else:
+            self.batches += 1
+            self.rows += len(batch)
+        # One wake-up per event loop for the whole batch, not one per request.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[StoreOutcome], StoreOutcome | BaseException]]] = {}
         for pending, outcome in zip(batch, outcomes):
-            pending.loop.call_soon_threadsafe(_set_result, pending.future, outcome)
+            by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
 
 
-def _set_result(future: asyncio.Future[StoreOutcome], outcome: StoreOutcome) -> None:
-    if not future.done():
-        future.set_result(outcome)
-
-
-def _set_exception(future: asyncio.Future[StoreOutcome], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
+def _settle(settled: list[tuple[asyncio.Future[StoreOutcome], StoreOutcome | BaseException]]) -> None:
+    for future, outcome in settled:
+        if future.done():  # the request was cancelled (client gone)
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
