@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +21,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics
 from .database import make_engine
@@ -30,6 +28,7 @@ from .health import HealthState
 from .inbox import GroupCommitter
 from .keys import WebhookKeyStore
 from .receive import ClientError, receive_dyte_webhook
+from .request_log import RequestLogMiddleware, annotate_request
 from .settings import Settings
 
 __all__ = ["create_app"]
@@ -40,7 +39,7 @@ log = structlog.get_logger("receiver.app")
 async def _client_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ClientError)
     metrics.REJECTED.labels(status=str(exc.status_code)).inc()
-    structlog.contextvars.bind_contextvars(error=exc.error, detail=exc.detail)
+    annotate_request(request, error=exc.error, detail=exc.detail)
     return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status_code)
 
 
@@ -84,41 +83,6 @@ def make_committer(engine: Engine) -> GroupCommitter | Any:
 
 
 GIL_SWITCH_INTERVAL_SECONDS = 0.001
-
-_QUIET_PATHS = ("/healthz", "/readyz", "/metrics")
-
-
-class _LatencyMiddleware:
-    """One log line per request (with what the handler bound: delivery id, event, meeting, session)
-    and its latency in ``receiver_request_duration_seconds``. Probe and scrape paths log at debug."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = {"code": 500}
-        structlog.contextvars.clear_contextvars()
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            metrics.REQUEST_LATENCY.labels(route=path, method=scope["method"], status=str(status["code"])).observe(elapsed)
-            level = log.debug if scope["path"] in _QUIET_PATHS else log.info
-            level("request", method=scope["method"], path=scope["path"], status=status["code"], ms=round(elapsed * 1000, 2))
-            # No clear here: each request runs in its own task, whose context copy dies with it.
-
 
 def create_app(
     settings: Settings,
@@ -210,5 +174,5 @@ def create_app(
     app.state.refresh_queue_metrics = None
     # Background jobs (e.g. the subscription manager) write their state here; /readyz shows it.
     app.state.subscription_state = {"state": "disabled"}
-    app.add_middleware(_LatencyMiddleware)
+    app.add_middleware(RequestLogMiddleware)
     return app

@@ -19,9 +19,10 @@ from typing import Any
 
 import structlog
 
-from .redaction import redact_value, register_secret
+from .redaction import redact_in_place, register_secret
 
 __all__ = ["configure_logging", "register_secret", "redact"]
+
 
 class _NamedWriteLogger(structlog.WriteLogger):
     """structlog's ``WriteLogger`` (one lock per stream, flush per line) with the ``name`` given to ``get_logger``."""
@@ -42,9 +43,12 @@ class _NamedWriteLoggerFactory:
 
 
 def redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: replace secret-looking keys and known secret values with ``[redacted]``."""
+    """structlog processor: replace secret-looking keys and known secret values with ``[redacted]``.
+
+    Works in place: structlog hands each call its own dict.
+    """
     event_dict.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
-    return redact_value(event_dict)
+    return redact_in_place(event_dict)
 
 
 def configure_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None) -> None:
@@ -56,7 +60,6 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -37,6 +37,7 @@ from . import metrics
 from .events import EventParseError, UnknownEventError, event_name_of, parse_event
 from .inbox import Delivery, InboxUnavailable, StoreOutcome, body_digest
 from .models import PARSE_INVALID, PARSE_OK, PARSE_UNKNOWN_EVENT
+from .request_log import annotate_request
 from .signature import SignatureError, verify_signature
 
 __all__ = ["ClientError", "receive_dyte_webhook", "read_body_limited"]
@@ -242,8 +243,9 @@ async def receive_dyte_webhook(request: Request) -> JSONResponse:
     metrics.DELIVERIES.labels(event=event_label or "unknown", outcome=outcome.value).inc()
     if outcome is not StoreOutcome.STORED:
         metrics.DEDUPE_HITS.labels(kind=outcome.value).inc()
-    # The request log line (receiver.app middleware) carries these.
-    structlog.contextvars.bind_contextvars(
+    # The request log line (receiver.request_log) carries these.
+    annotate_request(
+        request,
         delivery_id=delivery_id,
         webhook_id=webhook_id,
         event_name=delivery.event_name,
