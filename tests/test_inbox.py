@@ -102,3 +102,23 @@ def test_classify_batch_is_pure() -> None:
     result = classify_batch(batch, first_occurrences(batch), inserted={"a"}, stored_digests={"b": body_digest(b"3")})
     assert result.outcomes == [StoreOutcome.STORED, StoreOutcome.DUPLICATE, StoreOutcome.CONFLICT, StoreOutcome.DUPLICATE]
     assert result.duplicates == {"a": 1, "b": 1} and result.conflicts == {"b": 1}
+
+
+def test_asyncpg_arguments_follow_the_database_url() -> None:
+    """Host, port, credentials, database, sslmode and libpq's unix-socket form carry over; an unknown sslmode is refused."""
+    from receiver.inbox_postgres import asyncpg_connect_kwargs
+
+    url = make_url("postgresql+psycopg://app:s3cret@db.internal:6543/receiver?sslmode=require")
+    kwargs = asyncpg_connect_kwargs(url, connect_timeout=5, command_timeout=10)
+    assert (kwargs["host"], kwargs["port"], kwargs["user"], kwargs["password"], kwargs["database"]) == (
+        "db.internal",
+        6543,
+        "app",
+        "s3cret",
+        "receiver",
+    )
+    assert kwargs["ssl"] == "require" and kwargs["server_settings"]["timezone"] == "UTC"
+    socket = asyncpg_connect_kwargs(make_url("postgresql://app@/receiver?host=/run/postgresql"), connect_timeout=5, command_timeout=10)
+    assert socket["host"] == "/run/postgresql" and "ssl" not in socket
+    with pytest.raises(ValueError, match="sslmode"):
+        asyncpg_connect_kwargs(make_url("postgresql://db/x?sslmode=bogus"), connect_timeout=5, command_timeout=10)
