@@ -1,10 +1,11 @@
 """The worker: claims stored events, applies them, then runs due reconciliations.
 
-One cycle: claim a batch (lease ``WORKER_LEASE_SECONDS``), apply each event
-in its own transaction that also marks it ``done`` (effects and state commit
-together), record failures with a backoff from :class:`RetryPolicy`, then
-let the reconciler (REST API) do what is due. ``receiver worker --once``
-repeats cycles until nothing is due and exits.
+One cycle: claim a batch (lease ``WORKER_LEASE_SECONDS``), apply its events
+``WORKER_EVENTS_PER_TRANSACTION`` at a time in transactions that also mark
+them ``done`` (effects and state commit together; a failed chunk is redone
+one event per transaction), record failures with a backoff from
+:class:`RetryPolicy`, then let the reconciler (REST API) do what is due.
+``receiver worker --once`` repeats cycles until nothing is due and exits.
 
 Shutdown: :meth:`Worker.request_stop` (SIGTERM) lets the current event
 finish and gives the rest of the claimed batch back to the queue.
@@ -20,11 +21,12 @@ import threading
 import time
 import traceback
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Protocol
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session as OrmSession
@@ -41,6 +43,12 @@ from .settings import Settings
 __all__ = ["Worker", "BackgroundWorker", "Reconciler", "ProcessResult"]
 
 log = structlog.get_logger("receiver.worker")
+
+_EVENTS = WebhookEvent.__table__
+# What applying a claimed event reads of its row (core rows: no ORM objects for the queue).
+_EVENT_COLUMNS = tuple(
+    _EVENTS.c[name] for name in ("id", "raw_body", "received_at", "delivery_id", "event_name", "meeting_id", "session_id")
+)
 
 
 class Reconciler(Protocol):
@@ -118,23 +126,11 @@ class Worker:
         name = None
         try:
             with OrmSession(writer(self.engine)) as db, db.begin():
-                row = db.execute(
-                    select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update()
-                ).scalar_one_or_none()
-                if row is None or row.status != EVENT_PROCESSING or row.locked_by != self.worker_id:
+                lines, lags = self._apply_claimed(db, [event_id])
+                if not lines:
                     return "lost"  # another worker took it over after our lease expired
-                name = row.event_name
-                now = datetime.now(timezone.utc)
-                outcome = self._apply_row(db, row, now, RowCache())
-                if outcome == "done":
-                    metrics.EVENT_LAG.observe(max((now - row.received_at).total_seconds(), 0.0))
-                bound = dict(
-                    event_id=row.id,
-                    delivery_id=row.delivery_id,
-                    event_name=name,
-                    meeting_id=row.meeting_id,
-                    session_id=row.session_id,
-                )
+                line = lines[0]
+                name = line["event_name"]
         except Exception as exc:  # any failure is recorded on the event and retried
             error = f"{type(exc).__name__}: {exc}"
             attempts_so_far = self._attempts(event_id)
@@ -150,9 +146,12 @@ class Worker:
             log.warning("event_failed", event_id=event_id, event_name=name, status=status, error=error[:300])
             return status
         elapsed = time.perf_counter() - started
+        for lag in lags:
+            metrics.EVENT_LAG.observe(lag)
+        outcome = str(line["outcome"])
         metrics.PROCESSED.labels(event=name or "unknown", result=outcome).inc()
         metrics.PROCESSING_LATENCY.labels(event=name or "unknown").observe(elapsed)
-        log.info("event_processed", outcome=outcome, ms=round(elapsed * 1000, 2), **bound)
+        log.info("event_processed", ms=round(elapsed * 1000, 2), **line)
         return outcome
 
     def _attempts(self, event_id: int) -> int:
@@ -202,63 +201,110 @@ class Worker:
     def _process_chunk(self, ids: list[int]) -> list[str] | None:
         """Apply claimed events in ONE transaction sharing a :class:`RowCache`; None if it failed (caller redoes them singly)."""
         started = time.perf_counter()
-        lines: list[dict[str, object]] = []
-        lags: list[float] = []
         try:
             with OrmSession(writer(self.engine)) as db, db.begin():
-                rows = db.execute(
-                    select(WebhookEvent)
-                    .where(
-                        WebhookEvent.id.in_(ids),
-                        WebhookEvent.status == EVENT_PROCESSING,
-                        WebhookEvent.locked_by == self.worker_id,
-                    )
-                    .order_by(WebhookEvent.id)
-                    .with_for_update()
-                ).scalars().all()
-                cache = RowCache()
-                now = datetime.now(timezone.utc)
-                for row in rows:
-                    # No autoflush: every change of the chunk goes out in one flush at commit
-                    # (UPDATEs batched); RowCache and the identity map make reads see them.
-                    with db.no_autoflush:
-                        outcome = self._apply_row(db, row, now, cache)
-                    if outcome == "done":
-                        lags.append(max((now - row.received_at).total_seconds(), 0.0))
-                    lines.append(
-                        dict(
-                            outcome=outcome,
-                            event_id=row.id,
-                            delivery_id=row.delivery_id,
-                            event_name=row.event_name,
-                            meeting_id=row.meeting_id,
-                            session_id=row.session_id,
-                        )
-                    )
+                lines, lags = self._apply_claimed(db, ids)
         except Exception as exc:  # redone one by one: the failing event gets its own error and backoff
             log.warning("batch_transaction_failed", events=len(ids), error=f"{type(exc).__name__}: {exc}"[:300])
             return None
         elapsed = time.perf_counter() - started
         for lag in lags:
             metrics.EVENT_LAG.observe(lag)
+        per_event = elapsed / max(len(lines), 1)
+        processed: dict[object, str] = {}
+        counts: Counter[tuple[str, str]] = Counter()
         for line in lines:
             name = str(line["event_name"] or "unknown")
-            metrics.PROCESSED.labels(event=name, result=line["outcome"]).inc()
-            metrics.PROCESSING_LATENCY.labels(event=name).observe(elapsed / max(len(lines), 1))
+            outcome = str(line["outcome"])
+            counts[(name, outcome)] += 1
             log.info("event_processed", **line)
-        processed = {line["event_id"]: line["outcome"] for line in lines}
-        return [str(processed.get(event_id, "lost")) for event_id in ids]
+            processed[line["event_id"]] = outcome
+        # Metric children are looked up once per (event, outcome), not once per event.
+        for (name, outcome), count in counts.items():
+            metrics.PROCESSED.labels(event=name, result=outcome).inc(count)
+            latency = metrics.PROCESSING_LATENCY.labels(event=name)
+            for _ in range(count):
+                latency.observe(per_event)
+        return [processed.get(event_id, "lost") for event_id in ids]
 
-    def _apply_row(self, db: OrmSession, row: WebhookEvent, now: datetime, cache: RowCache) -> str:
-        """Parse and apply one stored event inside ``db``'s transaction; marks it done or ignored."""
-        row.locked_by = row.locked_until = None
-        row.processed_at = now
+    def _apply_claimed(self, db: OrmSession, ids: list[int]) -> tuple[list[dict[str, object]], list[float]]:
+        """Lock the events of ``ids`` this worker still holds, apply them in ``db``'s transaction and mark them.
+
+        Returns one log line (dict: outcome, event_id, delivery_id,
+        event_name, meeting_id, session_id) per applied event, in id order,
+        and the lag (seconds since received) of each ``done`` one. Events no
+        longer held (lease lost) are skipped. The effects share one
+        :class:`RowCache`; intervals are written by one statement and the
+        events marked ``done`` by one UPDATE. Raises on database errors.
+        """
+        rows = db.execute(
+            select(*_EVENT_COLUMNS)
+            .where(
+                _EVENTS.c.id.in_(ids),
+                _EVENTS.c.status == EVENT_PROCESSING,
+                _EVENTS.c.locked_by == self.worker_id,
+            )
+            .order_by(_EVENTS.c.id)
+            .with_for_update()
+        ).all()
+        cache = RowCache()
+        if len(rows) > 1:  # load the meetings, sessions, intervals and artifacts of the chunk at once
+            cache.prefetch(
+                db,
+                {row.meeting_id for row in rows if row.meeting_id},
+                {row.session_id for row in rows if row.session_id},
+            )
+        now = datetime.now(timezone.utc)
+        lines: list[dict[str, object]] = []
+        lags: list[float] = []
+        done: list[int] = []
+        ignored: list[dict[str, object]] = []
+        # No autoflush: the ORM changes of the chunk (meetings, sessions, ...) go out in one
+        # flush at commit; RowCache and the identity map make reads see them.
+        with db.no_autoflush:
+            for row in rows:
+                error = self._apply_stored(db, row, now, cache)
+                if error is None:
+                    outcome = "done"
+                    done.append(row.id)
+                    lags.append(max((now - row.received_at).total_seconds(), 0.0))
+                else:
+                    outcome = "ignored"
+                    ignored.append({"event_id": row.id, "error": error})
+                lines.append(
+                    dict(
+                        outcome=outcome,
+                        event_id=row.id,
+                        delivery_id=row.delivery_id,
+                        event_name=row.event_name,
+                        meeting_id=row.meeting_id,
+                        session_id=row.session_id,
+                    )
+                )
+            cache.flush(db)
+        finished = {"processed_at": now, "locked_by": None, "locked_until": None}
+        if done:
+            db.connection().execute(
+                update(_EVENTS)
+                .where(_EVENTS.c.id.in_(done))
+                .values(status=EVENT_DONE, last_error=None, next_attempt_at=None, **finished)
+            )
+        if ignored:
+            db.connection().execute(
+                update(_EVENTS)
+                .where(_EVENTS.c.id == bindparam("event_id"))
+                .values(status=EVENT_IGNORED, last_error=bindparam("error"), **finished),
+                ignored,
+            )
+        return lines, lags
+
+    def _apply_stored(self, db: OrmSession, row: Row, now: datetime, cache: RowCache) -> str | None:
+        """Parse and apply one stored event inside ``db``'s transaction; returns None, or why it is ignored."""
+        raw = row.raw_body if isinstance(row.raw_body, bytes) else bytes(row.raw_body)
         try:
-            event = parse_event(json.loads(row.raw_body))
+            event = parse_event(json.loads(raw), raw_body=raw)
         except (EventParseError, ValueError, RecursionError) as exc:
-            row.status = EVENT_IGNORED
-            row.last_error = f"unparseable: {exc}"[:2000]
-            return "ignored"
+            return f"unparseable: {exc}"[:2000]
         apply_event(
             db,
             event,
@@ -268,10 +314,7 @@ class Worker:
             now=now,
             cache=cache,
         )
-        row.status = EVENT_DONE
-        row.last_error = None
-        row.next_attempt_at = None
-        return "done"
+        return None
 
     async def run(self, *, once: bool = False) -> ProcessResult:
         """Process until stopped (or, with ``once``, until nothing is due). Returns the counts."""

@@ -23,7 +23,6 @@ long a burst of ``--events`` takes to become visible in reports.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import tempfile
 import threading
@@ -76,7 +75,7 @@ def realistic_deliveries(count: int, *, seed: int = 8, received_at: datetime | N
     for item in rendered:
         body = item.body()
         try:
-            fields = _describe(json.loads(body))
+            fields = _describe(json.loads(body), body)
         except ValueError as exc:  # not expected: sandbox bodies are valid JSON
             fields = {"event_name": None, "parse_status": PARSE_INVALID, "parse_error": str(exc)}
         deliveries.append(
@@ -96,11 +95,9 @@ def _log_to_file(level: str, path: Path) -> None:
     """JSON logs at ``level`` into ``path`` (the worker logs one line per event; its cost is part of the bench)."""
     from receiver.logging_setup import configure_logging
 
-    configure_logging("json", level)
-    root = logging.getLogger()
-    for handler in root.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(open(path, "a", encoding="utf-8"))
+    # structlog's own loggers write straight to the stream given here (not through
+    # the root handler), so the file must be passed in, not swapped in afterwards.
+    configure_logging("json", level, stream=open(path, "a", encoding="utf-8"))  # noqa: SIM115 - lives for the run
 
 
 def run_worker_bench(opts: WorkerOptions, console: Console) -> None:
@@ -146,12 +143,17 @@ def run_worker_bench(opts: WorkerOptions, console: Console) -> None:
                 workers.append(worker)
                 while not worker.stopping:
                     t0 = time.perf_counter()
-                    claimed = worker.process_batch(results[index])
+                    try:
+                        claimed = worker.process_batch(results[index])
+                    except Exception as exc:  # reported below: a drain cut short must not pass for a result
+                        crashes.append(f"worker thread {index}: {type(exc).__name__}: {exc}"[:500])
+                        raise
                     if not claimed:
                         break
                     batches.append((time.perf_counter() - t0, claimed))
 
             workers: list[Worker] = []
+            crashes: list[str] = []
             threads = [threading.Thread(target=drain, args=(i,), name=f"bench-worker-{i}") for i in range(opts.workers)]
             started = time.perf_counter()
             for thread in threads:
@@ -197,7 +199,9 @@ def run_worker_bench(opts: WorkerOptions, console: Console) -> None:
         ", ".join(f"{s}: {n:,}" for s, n in sorted(statuses.items())),
     )
     console.print(table)
-    met = "met" if throughput >= WORKER_GOAL_EVENTS_PER_SECOND else "NOT met"
+    met = "met" if throughput >= WORKER_GOAL_EVENTS_PER_SECOND and not crashes else "NOT met"
+    for crash in crashes:
+        console.print(f"[bold red]drain cut short[/bold red] by an exception in {crash}")
     if timed_out:
         pending = statuses.get("pending", 0) + statuses.get("processing", 0)
         console.print(
