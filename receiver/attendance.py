@@ -21,14 +21,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
 
-__all__ = ["Interval", "AttendanceRow", "union_seconds", "attendance_rows", "peak_concurrency"]
+__all__ = [
+    "Interval",
+    "AttendanceRow",
+    "PersonAttendance",
+    "union_seconds",
+    "person_attendance",
+    "attendance_rows",
+    "peak_concurrency",
+]
 
 
-@dataclass(frozen=True)
-class Interval:
-    """One peer's presence. ``left_at`` None means the leave was never seen."""
+class Interval(NamedTuple):
+    """One peer's presence. ``left_at`` None means the leave was never seen.
+
+    A named tuple: the arithmetic reads fields by position, so any tuple (or
+    database row) with these fields in this order is accepted where an
+    :class:`Interval` is (``receiver.reports`` passes rows straight through).
+    """
 
     peer_id: str
     participant_key: str
@@ -116,6 +129,154 @@ def _effective_span(
     return start, end, closed
 
 
+class PersonAttendance(NamedTuple):
+    """One person's numbers in one session (what :func:`person_attendance` returns).
+
+    Times are aware UTC datetimes, ``attended_seconds`` is seconds rounded to
+    3 decimals, ``attendance_ratio`` a fraction rounded to 4 decimals (None
+    when the session duration is unknown or 0). ``display_names`` are the
+    distinct non-empty names in join order, ``sources`` the sorted distinct
+    ``source`` values, ``provenance`` ``webhook``, ``api`` or ``both``.
+    """
+
+    participant_key: str
+    display_name: str | None
+    first_joined_at: datetime | None
+    last_left_at: datetime | None
+    attended_seconds: float
+    join_count: int
+    attendance_ratio: float | None
+    closed_at_session_end: bool
+    display_names: tuple[str, ...]
+    sources: tuple[str, ...]
+    provenance: str
+
+
+_NEVER = datetime.min.replace(tzinfo=timezone.utc)  # sort placeholder for an unknown time (sorted last by the flag before it)
+
+
+def _provenance(sources: tuple[str, ...]) -> str:
+    if sources == ("webhook",):
+        return "webhook"
+    if sources == ("api",):
+        return "api"
+    return "both"
+
+
+def _join_order(interval: Sequence[Any]) -> tuple[bool, datetime]:
+    joined = interval[2]
+    return (joined is None, joined or _NEVER)
+
+
+def person_attendance(
+    session_start: datetime | None,
+    session_end: datetime | None,
+    intervals: Iterable[Sequence[Any]],
+) -> list[PersonAttendance]:
+    """The numbers of every person of one session, ordered by first join (unknown last), then key.
+
+    The arithmetic of :func:`attendance_rows` (which wraps this), without
+    building dataclasses: the report path of 10,000-person sessions calls
+    it directly.
+
+    Args:
+        session_start, session_end: the session's bounds (aware UTC). For a
+            live session pass ``as_of`` as ``session_end``; None means
+            unknown: open intervals then count nothing.
+        intervals: the session's intervals as :class:`Interval` values or
+            any tuples/rows with the fields of :class:`Interval` in its order.
+
+    Returns:
+        One :class:`PersonAttendance` per distinct ``participant_key``.
+    """
+    by_person: dict[str, list[Sequence[Any]]] = {}
+    for interval in intervals:
+        group = by_person.get(interval[1])
+        if group is None:
+            by_person[interval[1]] = [interval]
+        else:
+            group.append(interval)
+    duration = None
+    if session_start is not None and session_end is not None:
+        duration = max((session_end - session_start).total_seconds(), 0.0)
+    rows: list[PersonAttendance] = []
+    append = rows.append
+    for key, person in by_person.items():
+        if len(person) == 1:  # most people: one peer, no union to take
+            peer_id, _, joined, left, name, _, source, closed = person[0][:8]
+            attended = 0.0
+            last = None
+            flagged = False
+            if joined is not None:
+                if left is None and session_end is not None:
+                    left, closed = session_end, True
+                if left is not None:
+                    start = joined if session_start is None or joined >= session_start else session_start
+                    end = left if session_end is None or left <= session_end else session_end
+                    if end > start:
+                        attended = (end - start).total_seconds()
+                    else:
+                        end = start
+                    last = end
+                    flagged = bool(closed)
+            names: tuple[str, ...] = (name,) if name else ()
+            sources = (source,)
+            append(
+                PersonAttendance(
+                    key,
+                    name or None,
+                    joined,
+                    last,
+                    round(attended, 3),
+                    1,
+                    round(attended / duration, 4) if duration else None,
+                    flagged,
+                    names,
+                    sources,
+                    _provenance(sources),
+                )
+            )
+            continue
+        person.sort(key=_join_order)
+        spans = []
+        name_list: list[str] = []
+        first = None
+        for interval in person:
+            span = _effective_span(Interval(*interval[:8]), session_start, session_end)
+            if span is not None:
+                spans.append(span)
+            name = interval[4]
+            if name and name not in name_list:
+                name_list.append(name)
+            joined = interval[2]
+            if joined is not None and (first is None or joined < first):
+                first = joined
+        attended = union_seconds((start, end) for start, end, _ in spans)
+        sources = tuple(sorted({interval[6] for interval in person}))
+        append(
+            PersonAttendance(
+                key,
+                name_list[-1] if name_list else None,
+                first,
+                max(end for _, end, _ in spans) if spans else None,
+                round(attended, 3),
+                len(person),
+                round(attended / duration, 4) if duration else None,
+                any(closed for _, _, closed in spans),
+                tuple(name_list),
+                sources,
+                _provenance(sources),
+            )
+        )
+    rows.sort(key=_person_order)
+    return rows
+
+
+def _person_order(row: PersonAttendance) -> tuple[bool, datetime, str]:
+    first = row.first_joined_at
+    return (first is None, first or _NEVER, row.participant_key)
+
+
 def attendance_rows(
     session_id: str,
     meeting_id: str | None,
@@ -131,41 +292,23 @@ def attendance_rows(
             unknown: open intervals are then left out of the totals.
         intervals: every peer interval of the session.
     """
-    by_person: dict[str, list[Interval]] = {}
-    for interval in intervals:
-        by_person.setdefault(interval.participant_key, []).append(interval)
-    duration = None
-    if session_start is not None and session_end is not None:
-        duration = max((session_end - session_start).total_seconds(), 0.0)
-    rows: list[AttendanceRow] = []
-    for key, person in by_person.items():
-        person = sorted(person, key=lambda i: _sort_time(i.joined_at))
-        spans = [s for s in (_effective_span(i, session_start, session_end) for i in person) if s is not None]
-        attended = union_seconds((start, end) for start, end, _ in spans)
-        names: list[str] = []
-        for interval in person:
-            if interval.display_name and interval.display_name not in names:
-                names.append(interval.display_name)
-        joined = [i.joined_at for i in person if i.joined_at is not None]
-        ends = [end for _, end, _ in spans]
-        rows.append(
-            AttendanceRow(
-                session_id=session_id,
-                meeting_id=meeting_id,
-                participant_key=key,
-                display_name=names[-1] if names else None,
-                first_joined_at=min(joined) if joined else None,
-                last_left_at=max(ends) if ends else None,
-                attended_seconds=round(attended, 3),
-                join_count=len(person),
-                attendance_ratio=round(attended / duration, 4) if duration else None,
-                closed_at_session_end=any(closed for _, _, closed in spans),
-                display_names=tuple(names),
-                sources=tuple(sorted({i.source for i in person})),
-            )
+    return [
+        AttendanceRow(
+            session_id=session_id,
+            meeting_id=meeting_id,
+            participant_key=p.participant_key,
+            display_name=p.display_name,
+            first_joined_at=p.first_joined_at,
+            last_left_at=p.last_left_at,
+            attended_seconds=p.attended_seconds,
+            join_count=p.join_count,
+            attendance_ratio=p.attendance_ratio,
+            closed_at_session_end=p.closed_at_session_end,
+            display_names=p.display_names,
+            sources=p.sources,
         )
-    rows.sort(key=lambda r: (_sort_time(r.first_joined_at), r.participant_key))
-    return rows
+        for p in person_attendance(session_start, session_end, intervals)
+    ]
 
 
 def _sort_time(value: datetime | None) -> float:

@@ -13,6 +13,9 @@ Tables:
   ``livestream_status_history`` - the recording and livestream indexes.
 * ``session_artifacts`` - chat, transcript and summary download URLs.
 * ``reconcile_tasks`` - what the reconciler must fetch from the REST API.
+* ``session_attendance`` + ``session_attendance_refreshes`` - precomputed
+  attendance of ended sessions, and which of them are current (markers that
+  database triggers delete on every change; migration 0004).
 
 All timestamps are stored and returned as timezone-aware UTC
 (:class:`UTCDateTime`), on SQLite and PostgreSQL alike.
@@ -344,3 +347,47 @@ class ManagedSubscription(Base):
     events: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_ensured_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SessionAttendanceRefresh(Base):
+    """Marks a session whose ``session_attendance`` rows are current: they were computed after its last change.
+
+    Written only by :func:`receiver.reports.refresh_session_attendance` (and
+    the report path), together with the rows, in one transaction. Deleted by
+    database triggers (migration ``0004``, :mod:`receiver.views`) on every
+    change of the session's ``participant_intervals`` rows and of its
+    ``sessions`` row's id, ``started_at`` or ``ended_at``, so a row here
+    always means "current". ``refreshed_at`` is UTC.
+    """
+
+    __tablename__ = "session_attendance_refreshes"
+
+    session_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SessionAttendance(Base):
+    """Precomputed attendance of an **ended** session: one row per person (the ``attendance_report`` numbers).
+
+    ``position`` is the row's place in the report order (first join, then
+    key), from 0. ``display_names``: the person's distinct names in join
+    order as a JSON array when there are several, NULL when there is at most
+    one (then it is ``display_name``). Seconds are seconds (3 decimals), the ratio a
+    fraction (4 decimals), times UTC. Only valid while the session has a
+    :class:`SessionAttendanceRefresh` row.
+    """
+
+    __tablename__ = "session_attendance"
+
+    session_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    participant_key: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str | None] = mapped_column(Text)
+    display_names: Mapped[str | None] = mapped_column(Text)
+    first_joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attended_seconds: Mapped[float] = mapped_column(Float)
+    join_count: Mapped[int] = mapped_column(Integer)
+    attendance_ratio: Mapped[float | None] = mapped_column(Float)
+    closed_at_session_end: Mapped[bool] = mapped_column(Boolean)
+    provenance: Mapped[str] = mapped_column(String(10))

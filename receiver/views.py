@@ -4,8 +4,10 @@ Five views, created by migration ``0003`` (:func:`create_views`):
 
 * ``attendance_intervals`` - one row per peer interval, as counted;
 * ``attendance`` - one row per person per session, the numbers of
-  :func:`receiver.reports.attendance_report` computed in SQL (the union of a
-  person's intervals is a gaps-and-islands window query);
+  :func:`receiver.reports.attendance_report`: from ``session_attendance``
+  for ended sessions whose precomputed rows are current (migration 0004),
+  computed in SQL for the others (the union of a person's intervals is a
+  gaps-and-islands window query);
 * ``sessions_summary`` - one row per session, with peak concurrency (a
   running sum over +1/-1 events, leaves before joins at equal times);
 * ``recording_index`` - the ``recordings`` table with the columns of
@@ -38,14 +40,30 @@ microsecond digits (``julianday`` would round to milliseconds).
 Performance: each view is one pass of window functions and GROUP BYs, with
 no joins between derived tables (SQLite would nest-loop those); about a
 second on SQLite for 100,000 intervals. Window functions need SQLite 3.25+.
+``attendance`` computes only sessions without current precomputed rows
+(~1 s org-wide over 1,000,000 intervals on PostgreSQL when all are current).
+
+Migration 0004 also installs the triggers of :func:`trigger_statements`,
+which keep ``session_attendance_refreshes`` honest.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-__all__ = ["VIEW_NAMES", "view_statements", "drop_statements", "create_views", "drop_views"]
+__all__ = [
+    "VIEW_NAMES",
+    "view_statements",
+    "drop_statements",
+    "create_views",
+    "drop_views",
+    "ADVISORY_LOCK_CLASS",
+    "trigger_statements",
+    "drop_trigger_statements",
+    "create_change_triggers",
+    "drop_change_triggers",
+]
 
 # Creation order (daily_usage reads attendance); dropped in reverse.
 VIEW_NAMES = ("attendance_intervals", "attendance", "sessions_summary", "recording_index", "daily_usage")
@@ -120,8 +138,11 @@ class _Dialect:
         return f"printf('%010d', {number})"
 
 
-def _spans_cte(d: _Dialect) -> str:
+def _spans_cte(d: _Dialect, stale_only: bool = False) -> str:
     """CTEs ``base`` and ``spans``: every interval of a known session, as counted.
+
+    ``stale_only``: only sessions without current ``session_attendance`` rows
+    (see :func:`_fresh_condition`); the others come from that table.
 
     Mirrors :func:`receiver.attendance._effective_span`: no join time means no
     span (``has_span`` false); an open interval ends at the session end (no
@@ -150,8 +171,7 @@ base AS (
             THEN {d.greatest('i.joined_at', 'COALESCE(s.started_at, i.joined_at)')} END AS start_ts,
         CASE WHEN COALESCE(i.left_at, s.ended_at) IS NOT NULL
             THEN {d.least('COALESCE(i.left_at, s.ended_at)', 'COALESCE(s.ended_at, i.left_at)')} END AS end_ts
-    FROM participant_intervals i
-    JOIN sessions s ON s.session_id = i.session_id
+    FROM {_interval_source(d, stale_only)}
 ),
 spans AS (
     SELECT
@@ -159,6 +179,33 @@ spans AS (
         CASE WHEN b.has_span THEN {d.greatest('b.end_ts', 'b.start_ts')} END AS span_end_ts
     FROM base b
 )"""
+
+
+def _fresh_condition(d: _Dialect, session: str) -> str:
+    """SQL condition: the session (alias ``session``, a ``sessions`` row) has current ``session_attendance`` rows.
+
+    Current means: ended, with a ``session_attendance_refreshes`` row. The
+    database triggers of :func:`trigger_statements` delete that row on every
+    change of the session's intervals or bounds. (One plain EXISTS, ended
+    check inside: PostgreSQL then estimates the stale sessions well, instead
+    of a 50 % guess that made it JIT-compile the window query for a second.)
+    """
+    return f"""EXISTS (
+        SELECT 1 FROM session_attendance_refreshes r
+        WHERE r.session_id = {session}.session_id AND {session}.ended_at IS NOT NULL)"""
+
+
+def _interval_source(d: _Dialect, stale_only: bool) -> str:
+    """FROM clause (aliases ``i`` and ``s``) of the intervals to compute: all, or of stale sessions only."""
+    if not stale_only:
+        return "participant_intervals i\n    JOIN sessions s ON s.session_id = i.session_id"
+    # SQLite: CROSS JOIN keeps sessions as the outer loop (few stale sessions,
+    # then their intervals by index) instead of scanning every interval.
+    join = "CROSS JOIN" if not d.pg else "JOIN"
+    return (
+        f"sessions s\n    {join} participant_intervals i ON i.session_id = s.session_id"
+        f"\n    WHERE NOT {_fresh_condition(d, 's')}"
+    )
 
 
 def _attendance_intervals(d: _Dialect) -> str:
@@ -180,7 +227,7 @@ SELECT
 FROM spans"""
 
 
-def _attendance(d: _Dialect) -> str:
+def _attendance(d: _Dialect, summary: bool = False) -> str:
     # One pass: one window (one sort) over the interval rows, then GROUP BY
     # (person, name) and GROUP BY person. No joins between derived tables:
     # SQLite would nest-loop them.
@@ -200,7 +247,7 @@ def _attendance(d: _Dialect) -> str:
         "ORDER BY CASE WHEN joined_at IS NULL THEN 1 ELSE 0 END, joined_at, id"
     )
     return f"""CREATE VIEW attendance AS
-WITH {_spans_cte(d)},
+WITH {_spans_cte(d, stale_only=summary)},
 ordered AS (
     SELECT
         session_id,
@@ -301,7 +348,33 @@ SELECT
         ELSE 'both'
     END AS provenance,
     (session_reconciled_at IS NOT NULL) AS session_reconciled
-FROM measured"""
+FROM measured""" + (_attendance_from_summary(d) if summary else "")
+
+
+def _attendance_from_summary(d: _Dialect) -> str:
+    """``UNION ALL`` branch of ``attendance``: the precomputed rows of sessions whose rows are current.
+
+    Complementary to the computed branch (``_spans_cte(stale_only=True)``):
+    every session comes from exactly one of the two.
+    """
+    return f"""
+UNION ALL
+SELECT
+    a.session_id,
+    s.meeting_id,
+    a.participant_key,
+    a.display_name,
+    {d.iso('a.first_joined_at')} AS first_joined_at,
+    {d.iso('a.last_left_at')} AS last_left_at,
+    a.attended_seconds,
+    a.join_count,
+    a.attendance_ratio,
+    a.closed_at_session_end,
+    a.provenance,
+    (s.reconciled_at IS NOT NULL) AS session_reconciled
+FROM sessions s
+{"CROSS JOIN" if not d.pg else "JOIN"} session_attendance a ON a.session_id = s.session_id
+WHERE {_fresh_condition(d, 's')}"""
 
 
 def _sessions_summary(d: _Dialect) -> str:
@@ -410,12 +483,20 @@ LEFT JOIN attended att ON att.day = days.day
 LEFT JOIN recorded rc ON rc.day = days.day"""
 
 
-def view_statements(dialect_name: str) -> list[str]:
-    """``CREATE VIEW`` statements for ``dialect_name`` (``sqlite`` or ``postgresql``), in creation order."""
+def view_statements(dialect_name: str, *, summary: bool = False) -> list[str]:
+    """``CREATE VIEW`` statements for ``dialect_name`` (``sqlite`` or ``postgresql``), in creation order.
+
+    ``summary``: ``attendance`` reads the precomputed ``session_attendance``
+    rows of sessions whose rows are current and computes only the others
+    (schema ``0004``: needs its tables); False gives the ``0003`` views.
+
+    Raises:
+        ValueError: another dialect.
+    """
     d = _Dialect(dialect_name)
     return [
         _attendance_intervals(d),
-        _attendance(d),
+        _attendance(d, summary=summary),
         _sessions_summary(d),
         _recording_index(d),
         _daily_usage(d),
@@ -427,14 +508,197 @@ def drop_statements() -> list[str]:
     return [f"DROP VIEW IF EXISTS {name}" for name in reversed(VIEW_NAMES)]
 
 
-def create_views(connection: Connection) -> None:
-    """(Re)create every view on ``connection`` (drops existing ones first), in its transaction."""
+def create_views(connection: Connection, *, summary: bool | None = None) -> None:
+    """(Re)create every view on ``connection`` (drops existing ones first), in its transaction.
+
+    ``summary`` None: the summary-backed ``attendance`` when the table
+    ``session_attendance`` exists (schema ``0004``), else the ``0003`` one.
+    """
+    if summary is None:
+        summary = inspect(connection).has_table("session_attendance")
     drop_views(connection)
-    for statement in view_statements(connection.dialect.name):
+    for statement in view_statements(connection.dialect.name, summary=summary):
         connection.execute(text(statement))
 
 
 def drop_views(connection: Connection) -> None:
     """Drop every view on ``connection`` (missing views are fine)."""
     for statement in drop_statements():
+        connection.execute(text(statement))
+
+
+# --------------------------------------------------------------------------
+# Invalidation (migration 0004): what keeps session_attendance honest
+# --------------------------------------------------------------------------
+
+# Advisory lock class (PostgreSQL) of "session attendance of session hashtext(id)":
+# writers of a session's intervals or bounds hold it shared until they commit,
+# refreshers exclusively (see receiver.reports.refresh_session_attendance).
+ADVISORY_LOCK_CLASS = 74_010
+
+# (table, trigger) pairs, for dropping; functions (PostgreSQL) after them.
+_TRIGGERS = {
+    "postgresql": (
+        ("participant_intervals", "trg_participant_intervals_invalidate_insert"),
+        ("participant_intervals", "trg_participant_intervals_invalidate_update"),
+        ("participant_intervals", "trg_participant_intervals_invalidate_delete"),
+        ("participant_intervals", "trg_participant_intervals_invalidate_truncate"),
+        ("sessions", "trg_sessions_invalidate_insert_delete"),
+        ("sessions", "trg_sessions_invalidate_update"),
+        ("sessions", "trg_sessions_invalidate_truncate"),
+    ),
+    "sqlite": (
+        ("participant_intervals", "trg_participant_intervals_invalidate_insert"),
+        ("participant_intervals", "trg_participant_intervals_invalidate_update"),
+        ("participant_intervals", "trg_participant_intervals_invalidate_delete"),
+        ("sessions", "trg_sessions_invalidate_insert"),
+        ("sessions", "trg_sessions_invalidate_delete"),
+        ("sessions", "trg_sessions_invalidate_update"),
+    ),
+}
+_PG_FUNCTIONS = (
+    "receiver_invalidate_interval_sessions",
+    "receiver_invalidate_session",
+    "receiver_invalidate_all_sessions",
+)
+
+_SESSION_BOUNDS_CHANGED = (
+    "OLD.session_id {ne} NEW.session_id OR OLD.started_at {ne} NEW.started_at OR OLD.ended_at {ne} NEW.ended_at"
+)
+
+
+def trigger_statements(dialect_name: str) -> list[str]:
+    """``CREATE FUNCTION`` / ``CREATE TRIGGER`` statements that invalidate precomputed attendance.
+
+    On every insert, update and delete of ``participant_intervals`` (old and
+    new session of a row), every insert and delete of ``sessions`` and every
+    change of a session's id, ``started_at`` or ``ended_at`` (its other
+    columns are read live), the session's ``session_attendance_refreshes``
+    row is deleted: its ``session_attendance`` rows stop being current in
+    the same transaction as the change. PostgreSQL: statement-level triggers
+    (one DELETE per statement, e.g. per ``COPY``), which first take the
+    session's advisory lock (class :data:`ADVISORY_LOCK_CLASS`) shared until
+    commit, so a refresh in progress cannot mark the session current from
+    intervals that miss the change; ``TRUNCATE`` of either table deletes
+    every refresh row. SQLite: row triggers (its writers are serialised).
+
+    Raises:
+        ValueError: another dialect.
+    """
+    d = _Dialect(dialect_name)
+    if not d.pg:
+        changed = _SESSION_BOUNDS_CHANGED.format(ne="IS NOT")
+        forget = "DELETE FROM session_attendance_refreshes WHERE session_id = {row}.session_id;"
+        return [
+            f"""CREATE TRIGGER trg_participant_intervals_invalidate_insert AFTER INSERT ON participant_intervals
+BEGIN
+    {forget.format(row='NEW')}
+END""",
+            f"""CREATE TRIGGER trg_participant_intervals_invalidate_update AFTER UPDATE ON participant_intervals
+BEGIN
+    {forget.format(row='NEW')}
+    {forget.format(row='OLD')}
+END""",
+            f"""CREATE TRIGGER trg_participant_intervals_invalidate_delete AFTER DELETE ON participant_intervals
+BEGIN
+    {forget.format(row='OLD')}
+END""",
+            f"""CREATE TRIGGER trg_sessions_invalidate_insert AFTER INSERT ON sessions
+BEGIN
+    {forget.format(row='NEW')}
+END""",
+            f"""CREATE TRIGGER trg_sessions_invalidate_delete AFTER DELETE ON sessions
+BEGIN
+    {forget.format(row='OLD')}
+END""",
+            f"""CREATE TRIGGER trg_sessions_invalidate_update AFTER UPDATE ON sessions
+WHEN {changed}
+BEGIN
+    {forget.format(row='NEW')}
+    {forget.format(row='OLD')}
+END""",
+        ]
+    forget = (
+        "PERFORM pg_advisory_xact_lock_shared({lock_class}, hashtext(session_id))\n"
+        "            FROM (SELECT DISTINCT session_id FROM {rows}) changed ORDER BY session_id;\n"
+        "        DELETE FROM session_attendance_refreshes WHERE session_id IN (SELECT session_id FROM {rows});"
+    )
+    forget_one = (
+        "PERFORM pg_advisory_xact_lock_shared({lock_class}, hashtext({sid}));\n"
+        "        DELETE FROM session_attendance_refreshes WHERE session_id = {sid};"
+    )
+    both = "(SELECT session_id FROM old_rows UNION SELECT session_id FROM new_rows) both_sides"
+    changed = _SESSION_BOUNDS_CHANGED.format(ne="IS DISTINCT FROM")
+    c = ADVISORY_LOCK_CLASS
+    return [
+        f"""CREATE OR REPLACE FUNCTION receiver_invalidate_interval_sessions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {forget.format(lock_class=c, rows='new_rows')}
+    ELSIF TG_OP = 'DELETE' THEN
+        {forget.format(lock_class=c, rows='old_rows')}
+    ELSE
+        {forget.format(lock_class=c, rows=both)}
+    END IF;
+    RETURN NULL;
+END
+$$""",
+        f"""CREATE OR REPLACE FUNCTION receiver_invalidate_session() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {forget_one.format(lock_class=c, sid='NEW.session_id')}
+    ELSIF TG_OP = 'DELETE' THEN
+        {forget_one.format(lock_class=c, sid='OLD.session_id')}
+    ELSE
+        {forget_one.format(lock_class=c, sid='OLD.session_id')}
+        IF OLD.session_id <> NEW.session_id THEN
+            {forget_one.format(lock_class=c, sid='NEW.session_id')}
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$""",
+        """CREATE OR REPLACE FUNCTION receiver_invalidate_all_sessions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM session_attendance_refreshes;
+    RETURN NULL;
+END
+$$""",
+        """CREATE TRIGGER trg_participant_intervals_invalidate_insert AFTER INSERT ON participant_intervals
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION receiver_invalidate_interval_sessions()""",
+        """CREATE TRIGGER trg_participant_intervals_invalidate_update AFTER UPDATE ON participant_intervals
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION receiver_invalidate_interval_sessions()""",
+        """CREATE TRIGGER trg_participant_intervals_invalidate_delete AFTER DELETE ON participant_intervals
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION receiver_invalidate_interval_sessions()""",
+        """CREATE TRIGGER trg_participant_intervals_invalidate_truncate AFTER TRUNCATE ON participant_intervals
+    FOR EACH STATEMENT EXECUTE FUNCTION receiver_invalidate_all_sessions()""",
+        """CREATE TRIGGER trg_sessions_invalidate_insert_delete AFTER INSERT OR DELETE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION receiver_invalidate_session()""",
+        f"""CREATE TRIGGER trg_sessions_invalidate_update AFTER UPDATE ON sessions
+    FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION receiver_invalidate_session()""",
+        """CREATE TRIGGER trg_sessions_invalidate_truncate AFTER TRUNCATE ON sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION receiver_invalidate_all_sessions()""",
+    ]
+
+
+def drop_trigger_statements(dialect_name: str) -> list[str]:
+    """Statements dropping what :func:`trigger_statements` creates (missing ones are fine)."""
+    d = _Dialect(dialect_name)
+    if not d.pg:
+        return [f"DROP TRIGGER IF EXISTS {name}" for _, name in _TRIGGERS["sqlite"]]
+    return [f"DROP TRIGGER IF EXISTS {name} ON {table}" for table, name in _TRIGGERS["postgresql"]] + [
+        f"DROP FUNCTION IF EXISTS {name}()" for name in _PG_FUNCTIONS
+    ]
+
+
+def create_change_triggers(connection: Connection) -> None:
+    """(Re)create the invalidation triggers on ``connection``, in its transaction."""
+    drop_change_triggers(connection)
+    for statement in trigger_statements(connection.dialect.name):
+        connection.execute(text(statement))
+
+
+def drop_change_triggers(connection: Connection) -> None:
+    """Drop the invalidation triggers (and PostgreSQL functions) on ``connection``; missing ones are fine."""
+    for statement in drop_trigger_statements(connection.dialect.name):
         connection.execute(text(statement))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
 
 from receiver.attendance import (
     Interval,
     attendance_rows,
     peak_concurrency,
+    person_attendance,
     union_seconds,
 )
 
@@ -69,3 +71,47 @@ def test_peak_concurrency_counts_a_leave_before_a_join_at_the_same_instant():
     """A hand-over at the same second is not an overlap."""
     assert peak_concurrency([(t(0), t(10)), (t(10), t(20))]) == 1
     assert peak_concurrency([(t(0), t(10)), (t(5), t(20)), (t(6), t(7))]) == 3
+
+
+def test_rows_accept_plain_tuples_in_interval_order():
+    """person_attendance takes any tuples with Interval's fields in order (database rows) and Interval values alike."""
+    values = [("a1", "alice", t(0), t(30), "Alice", "alice", "webhook", False), ("b1", "b1", t(5), None, None, None, "api", False)]
+    from_tuples = person_attendance(t(0), t(60), values)
+    from_intervals = person_attendance(t(0), t(60), [Interval(*v) for v in values])
+    assert from_tuples == from_intervals
+    assert [(p.participant_key, p.attended_seconds, p.provenance, p.closed_at_session_end) for p in from_tuples] == [
+        ("alice", 1800.0, "webhook", False),
+        ("b1", 3300.0, "api", True),
+    ]
+
+
+def test_rows_match_a_brute_force_count_on_random_intervals():
+    """Attended seconds equal a second-by-second count of covered instants; order and names follow the rules."""
+    rng = random.Random(42)
+    start, end = t(0), t(20)
+    for _ in range(300):
+        intervals = []
+        for number in range(rng.randint(1, 12)):
+            joined = None if rng.random() < 0.05 else start + timedelta(seconds=rng.randint(-120, 1300))
+            left = None if rng.random() < 0.2 or joined is None else joined + timedelta(seconds=rng.randint(-30, 600))
+            intervals.append(
+                Interval(f"p{number}", f"k{rng.randint(0, 3)}", joined, left, rng.choice(["A", "B", "", None]),
+                         source=rng.choice(["webhook", "api", "both"]))
+            )
+        rows = attendance_rows("s", "m", start, end, intervals)
+        for row in rows:
+            covered: set[int] = set()
+            for i in intervals:
+                if i.participant_key != row.participant_key or i.joined_at is None:
+                    continue
+                stop = min(i.left_at or end, end)
+                first = max(i.joined_at, start)
+                covered.update(range(int((first - start).total_seconds()), int((stop - start).total_seconds())))
+            assert row.attended_seconds == len(covered), (row, intervals)
+            mine = sorted((i for i in intervals if i.participant_key == row.participant_key),
+                          key=lambda i: (i.joined_at is None, i.joined_at or start))
+            names = list(dict.fromkeys(i.display_name for i in mine if i.display_name))
+            assert list(row.display_names) == names and row.display_name == (names[-1] if names else None)
+            assert row.join_count == len(mine)
+        keys = [(r.first_joined_at is None, r.first_joined_at or start, r.participant_key) for r in rows]
+        assert keys == sorted(keys)
