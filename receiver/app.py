@@ -66,20 +66,19 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def make_committer(engine: Engine) -> GroupCommitter | Any:
-    """The receive path's inbox writer for ``engine``'s database.
+def make_committer(engine: Engine) -> GroupCommitter:
+    """The receive path's inbox writer for ``engine``'s database (group commit, acknowledged after commit).
 
     PostgreSQL: :class:`receiver.inbox_postgres.PostgresGroupCommitter`
-    (asyncpg, in the event loop); SQLite: :class:`receiver.inbox.GroupCommitter`
-    (one thread) writing with :class:`receiver.inbox_sqlite.SqliteInboxStore`. Both group-commit and acknowledge only after the commit.
+    (asyncpg); SQLite: :class:`receiver.inbox_sqlite.SqliteGroupCommitter`.
     """
     if engine.dialect.name == "postgresql":
         from .inbox_postgres import PostgresGroupCommitter
 
         return PostgresGroupCommitter(engine.url)
-    from .inbox_sqlite import SqliteInboxStore
+    from .inbox_sqlite import SqliteGroupCommitter
 
-    return GroupCommitter(engine, store=SqliteInboxStore(engine).store)
+    return SqliteGroupCommitter(engine)
 
 
 GIL_SWITCH_INTERVAL_SECONDS = 0.001
@@ -141,9 +140,8 @@ def create_app(
         # (halves the receive path's p99, which is mostly GC pauses; see `receiver bench ingest`).
         gc.collect()
         gc.freeze()
-        # The SQLite commit thread and an in-process worker wait for the GIL at
-        # most this long while the event loop is busy (Python's default: 5 ms,
-        # which capped SQLite ingest at ~2.3k req/s; 1 ms gives ~2.7-3k).
+        # Threads (an in-process worker, the SQLite fallback writer) wait for the GIL at
+        # most this long while the event loop is busy (Python's default: 5 ms).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
         log.info("receiver_started", database=app.state.engine.dialect.name, in_process_worker=run_worker)
         try:

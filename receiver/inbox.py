@@ -7,18 +7,16 @@ check. A retry with the same body counts as a duplicate; the same id with a
 different body is a *conflict*: the first body is kept and the row's
 ``conflict_count`` is raised so ops can see it.
 
-``GroupCommitter`` funnels concurrent requests into one database thread:
-each request awaits the commit of the batch that holds it, so nothing is
-acknowledged before it is durable, and one commit serves many requests.
+``GroupCommitter`` funnels concurrent requests into batches written by one
+task of the event loop: each request awaits the commit of the batch that
+holds it, so nothing is acknowledged before it is durable, and one commit
+serves many requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import queue
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -199,104 +197,107 @@ def store_deliveries(engine: Engine, deliveries: list[Delivery]) -> list[StoreOu
     return result.outcomes
 
 
-@dataclass
-class _Pending:
-    delivery: Delivery
-    future: asyncio.Future[StoreOutcome]
-    loop: asyncio.AbstractEventLoop
-
-
-StoreBatch = Callable[[list[Delivery]], list[StoreOutcome]]
-
-
 class GroupCommitter:
-    """One database thread that commits queued deliveries in batches.
+    """Group commit inside the event loop: requests queue, one task commits them in batches.
 
     ``await committer.submit(delivery)`` returns the :class:`StoreOutcome`
-    once the batch holding it is committed, or raises the database error.
-    ``store`` writes one batch (default: :func:`store_deliveries` on
-    ``engine``; SQLite uses :class:`receiver.inbox_sqlite.SqliteInboxStore`).
-    ``max_batch`` caps rows
-    per transaction. ``await start()``, ``await stop()`` (drains what is
-    queued first). PostgreSQL has :class:`receiver.inbox_postgres.PostgresGroupCommitter`.
+    once the batch holding it is committed, or raises
+    :class:`InboxUnavailable` (the handler answers 503). Whatever queues
+    while a batch is being written becomes the next batch (at most
+    ``max_batch`` rows), so one commit serves many requests and nothing is
+    acknowledged before it is durable. ``await start()`` in the loop that
+    will call :meth:`submit`; ``await stop()`` commits what is queued first.
+    ``batches``/``rows`` count what was committed.
+
+    Subclasses write a batch: :class:`receiver.inbox_postgres.PostgresGroupCommitter`
+    (asyncpg) and :class:`receiver.inbox_sqlite.SqliteGroupCommitter`.
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        max_batch: int = 256,
-        store: StoreBatch | None = None,
-    ) -> None:
-        self._store: StoreBatch = store or (lambda batch: store_deliveries(engine, batch))
+    def __init__(self, *, max_batch: int = 256) -> None:
         self._max_batch = max_batch
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._queue: list[tuple[Delivery, asyncio.Future[StoreOutcome]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
         self.batches = 0
         self.rows = 0
 
-    async def start(self) -> None:
-        """Start the commit thread (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="inbox-group-commit", daemon=True)
-            self._thread.start()
+    async def store_batch(self, deliveries: list[Delivery]) -> list[StoreOutcome]:
+        """Write one batch; one outcome per delivery, in order.
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Commit what is queued, then stop the thread."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            await asyncio.to_thread(thread.join, timeout)
+        Raises:
+            InboxUnavailable: the database failed; nothing of the batch is stored.
+        """
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release connections (after the last batch)."""
+
+    async def start(self) -> None:
+        """Start the commit task (idempotent)."""
+        if self._task is None:
+            self._wakeup = asyncio.Event()
+            self._stopping = False
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name="inbox-group-commit")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then :meth:`close`."""
+        if self._task is None:
+            return
+        if asyncio.get_running_loop() is not self._loop:  # a test client's other event loop
+            assert self._loop is not None
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.stop(), self._loop))
+            return
+        self._stopping = True
+        assert self._wakeup is not None
+        self._wakeup.set()
+        await self._task
+        self._task = None
+        await self.close()
 
     async def submit(self, delivery: Delivery) -> StoreOutcome:
-        """Queue ``delivery`` and wait for its batch to commit."""
+        """Queue ``delivery`` and wait for its batch to commit.
+
+        Raises:
+            InboxUnavailable: the batch failed (the caller answers 503).
+            RuntimeError: the committer is not running.
+        """
+        if self._task is None or self._stopping:
+            raise RuntimeError("the inbox committer is not running")
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # called from another event loop (test clients): hand over to ours
+            assert self._loop is not None
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.submit(delivery), self._loop))
         future: asyncio.Future[StoreOutcome] = loop.create_future()
-        self._queue.put(_Pending(delivery, future, loop))
+        self._queue.append((delivery, future))
+        assert self._wakeup is not None
+        self._wakeup.set()
         return await future
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            item = self._queue.get()
-            if item is None:
-                break
-            batch = [item]
-            while len(batch) < self._max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
-            self._commit(batch)
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._commit(batch)
+            if self._stopping:
+                return
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[tuple[Delivery, asyncio.Future[StoreOutcome]]]) -> None:
         try:
-            outcomes: list[StoreOutcome | BaseException] = list(self._store([p.delivery for p in batch]))
-        except Exception as exc:  # database down: every waiter gets the error (-> 503)
-            outcomes = [exc] * len(batch)
-        else:
-            self.batches += 1
-            self.rows += len(batch)
-        # One wake-up per event loop for the whole batch, not one per request.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[StoreOutcome], StoreOutcome | BaseException]]] = {}
-        for pending, outcome in zip(batch, outcomes):
-            by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
-        for loop, settled in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, settled)
-            except RuntimeError:  # that loop is closed: nobody is waiting any more
-                pass
-
-
-def _settle(settled: list[tuple[asyncio.Future[StoreOutcome], StoreOutcome | BaseException]]) -> None:
-    for future, outcome in settled:
-        if future.done():  # the request was cancelled (client gone)
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+            outcomes = await self.store_batch([delivery for delivery, _ in batch])
+        except InboxUnavailable as error:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        self.batches += 1
+        self.rows += len(batch)
+        for (_, future), outcome in zip(batch, outcomes):
+            if not future.done():  # the request may have been cancelled (client gone)
+                future.set_result(outcome)

@@ -1,10 +1,10 @@
 """Group commit into PostgreSQL from the event loop (asyncpg): the receive path's writer there.
 
-Same contract as :class:`receiver.inbox.GroupCommitter` (``await
-submit(delivery)`` returns the :class:`~receiver.inbox.StoreOutcome` once the
-batch holding it is committed), but with no thread: one asyncpg connection,
-owned by a task of the server's event loop, commits whatever requests queued
-while the previous batch was in flight. A batch is at most three
+A :class:`receiver.inbox.GroupCommitter` (``await submit(delivery)``
+returns the :class:`~receiver.inbox.StoreOutcome` once the batch holding it
+is committed) with no thread: one asyncpg connection, used by a task of the
+server's event loop, commits whatever requests queued while the previous
+batch was in flight. A batch is at most three
 statements, whatever its size:
 
 1. ``INSERT ... SELECT FROM unnest($1::text[], ...) ON CONFLICT (delivery_id)
@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL
 
 from .inbox import (
     Delivery,
+    GroupCommitter,
     InboxUnavailable,
     StoreOutcome,
     classify_batch,
@@ -130,14 +131,8 @@ def _columns(rows: list[dict[str, object]]) -> list[list[object]]:
     return [[row[key] for row in rows] for key in _INSERT_KEYS]
 
 
-class PostgresGroupCommitter:
-    """Commits queued deliveries in batches on one asyncpg connection, inside the event loop.
-
-    ``await start()`` in the loop that will call :meth:`submit`; ``await
-    stop()`` commits what is queued, then closes the connection.
-    ``max_batch`` caps rows per transaction. ``batches``/``rows`` count what
-    was committed.
-    """
+class PostgresGroupCommitter(GroupCommitter):
+    """:class:`~receiver.inbox.GroupCommitter` writing on one asyncpg connection (opened with the first batch)."""
 
     def __init__(
         self,
@@ -147,77 +142,17 @@ class PostgresGroupCommitter:
         connect_timeout: float = 5.0,
         command_timeout: float = 10.0,
     ) -> None:
+        super().__init__(max_batch=max_batch)
         self._connect_kwargs = asyncpg_connect_kwargs(url, connect_timeout=connect_timeout, command_timeout=command_timeout)
-        self._max_batch = max_batch
-        self._queue: list[tuple[Delivery, asyncio.Future[StoreOutcome]]] = []
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._connection: asyncpg.Connection | None = None
-        self._stopping = False
-        self.batches = 0
-        self.rows = 0
-
-    async def start(self) -> None:
-        """Start the commit task (idempotent). The connection opens with the first batch."""
-        if self._task is None:
-            self._wakeup = asyncio.Event()
-            self._stopping = False
-            self._loop = asyncio.get_running_loop()
-            self._task = self._loop.create_task(self._run(), name="inbox-group-commit")
-
-    async def stop(self) -> None:
-        """Commit what is queued, then close the connection."""
-        if self._task is None:
-            return
-        if asyncio.get_running_loop() is not self._loop:  # a test client's other event loop
-            assert self._loop is not None
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.stop(), self._loop))
-            return
-        self._stopping = True
-        assert self._wakeup is not None
-        self._wakeup.set()
-        await self._task
-        self._task = None
-        await self._close()
-
-    async def submit(self, delivery: Delivery) -> StoreOutcome:
-        """Queue ``delivery`` and wait for its batch to commit.
-
-        Raises:
-            InboxUnavailable: the batch failed (the caller answers 503).
-            RuntimeError: the committer is not running.
-        """
-        if self._task is None or self._stopping:
-            raise RuntimeError("the inbox committer is not running")
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # called from another event loop (test clients): hand over to ours
-            assert self._loop is not None
-            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.submit(delivery), self._loop))
-        future: asyncio.Future[StoreOutcome] = loop.create_future()
-        self._queue.append((delivery, future))
-        assert self._wakeup is not None
-        self._wakeup.set()
-        return await future
-
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
-                await self._commit(batch)
-            if self._stopping:
-                return
 
     async def _connect(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
             self._connection = await asyncpg.connect(**self._connect_kwargs)
         return self._connection
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
+        """Close the connection (a broken one is dropped)."""
         connection, self._connection = self._connection, None
         if connection is not None and not connection.is_closed():
             try:
@@ -225,23 +160,18 @@ class PostgresGroupCommitter:
             except Exception:  # noqa: BLE001 - a broken connection is dropped either way
                 connection.terminate()
 
-    async def _commit(self, batch: list[tuple[Delivery, asyncio.Future[StoreOutcome]]]) -> None:
-        deliveries = [delivery for delivery, _ in batch]
+    async def store_batch(self, deliveries: list[Delivery]) -> list[StoreOutcome]:
+        """Write one batch (see the module docstring).
+
+        Raises:
+            InboxUnavailable: server down, network cut or a timeout; the
+                connection is dropped and the next batch connects afresh.
+        """
         try:
-            outcomes = await self._store(deliveries)
+            return await self._store(deliveries)
         except _DATABASE_ERRORS as exc:
-            await self._close()
-            error = InboxUnavailable(f"inbox commit failed: {type(exc).__name__}")
-            error.__cause__ = exc
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        self.batches += 1
-        self.rows += len(batch)
-        for (_, future), outcome in zip(batch, outcomes):
-            if not future.done():  # the request may have been cancelled (client gone)
-                future.set_result(outcome)
+            await self.close()
+            raise InboxUnavailable(f"inbox commit failed: {type(exc).__name__}") from exc
 
     async def _store(self, deliveries: list[Delivery]) -> list[StoreOutcome]:
         first_index = first_occurrences(deliveries)

@@ -389,10 +389,14 @@ def ensure_meeting(
     if info is not None:
         # Only what differs is set: most events repeat the meeting's fields, and
         # an ORM attribute set costs more than the comparison.
-        for attr in ("title", "room_name", "created_at", "organized_by_id", "organized_by_name"):
+        for attr in ("title", "room_name", "organized_by_id", "organized_by_name"):
             value = values.get(attr)
             if value is not None and getattr(meeting, attr) != value:
                 setattr(meeting, attr, value)
+        # The earliest creation time seen wins, whatever order events are processed in.
+        created_at = values.get("created_at")
+        if created_at is not None and (meeting.created_at is None or created_at < meeting.created_at):
+            meeting.created_at = created_at
         if meeting.updated_at != now:
             meeting.updated_at = now
     return meeting

