@@ -67,7 +67,9 @@ GRANT SELECT ON
     recording_status_history,
     livestreams,
     livestream_status_history,
-    session_artifacts
+    session_artifacts,
+    session_attendance,
+    session_attendance_refreshes
 TO receiver_analyst;
 
 -- 4. New objects the migration role creates in public (recreated views)
