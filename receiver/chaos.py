@@ -660,6 +660,11 @@ def _run_services(
     report.duplicate_rows = duplicate_rows(monitor)
 
     for child in workers:
+        # A worker still starting (the replacement, when the drain was quick)
+        # has no SIGTERM handler yet: let it finish starting first.
+        deadline = time.monotonic() + 30.0
+        while child.alive() and time.monotonic() < deadline and "worker_started" not in child.log_path.read_text(errors="replace"):
+            time.sleep(0.05)
         if child.alive():
             child.signal(signal.SIGTERM)
     for child in workers:
