@@ -617,7 +617,10 @@ def _run_services(
             _kill_and_restart(options, report, env, log_dir, workers, children, monitor, console)
         elif name == "cut" and proxy is not None:
             _cut_database(options, report, proxy, monitor, monitor_hooks, base_url, workers, console)
-        monitor_hooks.resume()
+        if name in monitor_hooks.pausing:
+            # Only the action that paused the deliveries lets them go: a resume
+            # after the kill could release a cut reached meanwhile before it happens.
+            monitor_hooks.resume()
     sender.join()
     report.timings["delivery"] = time.monotonic() - delivery_started
     if "error" in outcome:
@@ -690,12 +693,26 @@ def _kill_and_restart(
     prefix = victim.worker_id_prefix
     deadline = time.monotonic() + 10.0
     events = tasks = 0
-    while time.monotonic() < deadline:
-        events, tasks = _claims(monitor, prefix)
-        if events and not tasks:
-            break
-        time.sleep(0.005)
-    victim.signal(signal.SIGKILL)
+    # Claims last only milliseconds now, so sample with the victim stopped:
+    # SIGSTOP freezes what it holds while the claims are read. On PostgreSQL
+    # the other workers pause meanwhile, so the new events go to the victim
+    # (their locked rows are skipped, nobody waits on them); on SQLite a
+    # paused worker could hold the write lock, so they keep running.
+    others = [w for w in workers[1:] if w.alive()] if report.dialect == "postgresql" else []
+    for other in others:
+        other.signal(signal.SIGSTOP)
+    try:
+        while time.monotonic() < deadline:
+            victim.signal(signal.SIGSTOP)
+            events, tasks = _claims(monitor, prefix)
+            if events and not tasks:
+                break
+            victim.signal(signal.SIGCONT)
+            time.sleep(0.003)
+        victim.signal(signal.SIGKILL)
+    finally:
+        for other in others:
+            other.signal(signal.SIGCONT)
     code = victim.wait(10)
     victim.name += " (killed)"
     report.kill = {

@@ -236,6 +236,24 @@ def report_sessions(obj: Context, meeting_id, since, until, fmt, output) -> None
     _emit(sessions_report(obj.engine, flt), SESSION_COLUMNS, fmt, output, "Sessions")
 
 
+@report.command("refresh")
+@click.option("--session-id", "session_ids", multiple=True, help="Only this session (repeatable). Default: every ended session whose stored attendance is not current.")
+@click.pass_obj
+def report_refresh(obj: Context, session_ids) -> None:
+    """Precompute the attendance of ended sessions now (table session_attendance).
+
+    Reports do this themselves for what they find stale; run it once after
+    migrating a large database so the first org-wide report is fast.
+    """
+    import time
+
+    from .reports import refresh_session_attendance
+
+    started = time.perf_counter()
+    stored = refresh_session_attendance(obj.engine, list(session_ids) or None)
+    click.echo(f"attendance stored for {stored} ended session(s) in {time.perf_counter() - started:.1f} s", err=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     from .commands import register_commands

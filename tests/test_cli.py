@@ -149,3 +149,21 @@ def test_serve_on_sqlite_migrates_serves_and_processes(tmp_path, signing_key):
     [delivery_line] = [line for line in request_lines if line["path"] == "/webhooks/dyte"]  # one line per request
     assert delivery_line["status"] == 200 and delivery_line["event_name"] == "meeting.participantJoined"
     assert delivery_line["session_id"] == "sess-1" and delivery_line["delivery_id"]
+
+
+def test_report_refresh_precomputes_ended_sessions_once(loaded):
+    """`report refresh` stores the ended session's attendance; a second run has nothing left to do."""
+    from sqlalchemy import text
+
+    from receiver.database import make_engine
+
+    first = CliRunner().invoke(cli, ["report", "refresh"], env={"DATABASE_URL": loaded, "LOG_LEVEL": "WARNING"})
+    assert first.exit_code == 0, first.output
+    engine = make_engine(loaded)
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT count(*) FROM session_attendance WHERE session_id = 'sess-1'")).scalar_one()
+    engine.dispose()
+    assert stored > 0
+    assert "for 1 ended session(s)" in first.output
+    again = CliRunner().invoke(cli, ["report", "refresh"], env={"DATABASE_URL": loaded, "LOG_LEVEL": "WARNING"})
+    assert again.exit_code == 0 and "for 0 ended session(s)" in again.output
