@@ -356,6 +356,24 @@ class RowCache:
         return sent
 
 
+def insert_and_lock(db: OrmSession, model: Any, key: str, values: dict[str, Any]) -> tuple[Any, bool]:
+    """Insert ``model``'s row unless its ``key`` column (unique) already holds ``values[key]``, then load it ``FOR UPDATE``.
+
+    Returns ``(row, inserted)``; ``inserted`` is True when this call created
+    the row. Concurrent writers of the same key serialise on the row lock.
+    """
+    column = getattr(model, key)
+    # RETURNING, not rowcount: psycopg can report -1 for a prepared statement.
+    inserted = (
+        db.execute(
+            upsert_insert(db, model).values(**values).on_conflict_do_nothing(index_elements=[key]).returning(column)
+        ).first()
+        is not None
+    )
+    row = db.execute(select(model).where(column == values[key]).with_for_update()).scalar_one()
+    return row, inserted
+
+
 def ensure_meeting(
     db: OrmSession, meeting_id: str, now: datetime, info: MeetingInfo | None = None, cache: RowCache | None = None
 ) -> Meeting:
@@ -371,14 +389,7 @@ def ensure_meeting(
         )
     meeting = cache.meetings.get(meeting_id) if cache is not None else None
     if meeting is None:
-        # RETURNING, not rowcount: psycopg can report -1 for a prepared statement.
-        inserted = db.execute(
-            upsert_insert(db, Meeting)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["meeting_id"])
-            .returning(Meeting.meeting_id)
-        ).first() is not None
-        meeting = db.execute(select(Meeting).where(Meeting.meeting_id == meeting_id).with_for_update()).scalar_one()
+        meeting, inserted = insert_and_lock(db, Meeting, "meeting_id", values)
         if inserted and not values.get("title"):  # fetch the missing title once
             if cache is not None:
                 cache.schedule_task("meeting", meeting_id, now, now)
@@ -408,12 +419,9 @@ def ensure_session(
     """Create the session row if missing and return it, locked for this transaction."""
     row = cache.sessions.get(session_id) if cache is not None else None
     if row is None:
-        db.execute(
-            upsert_insert(db, Session)
-            .values(session_id=session_id, meeting_id=meeting_id, status="live", updated_at=now)
-            .on_conflict_do_nothing(index_elements=["session_id"])
+        row, _ = insert_and_lock(
+            db, Session, "session_id", {"session_id": session_id, "meeting_id": meeting_id, "status": "live", "updated_at": now}
         )
-        row = db.execute(select(Session).where(Session.session_id == session_id).with_for_update()).scalar_one()
         if cache is not None:
             cache.sessions[session_id] = row
     if row.meeting_id is None and meeting_id:
@@ -551,14 +559,8 @@ def _apply_recording(
     rec = event.recording
     row = cache.recordings.get(rec.id)
     if row is None:
-        db.execute(
-            upsert_insert(db, Recording)
-            .values(recording_id=rec.id, status=rec.status, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["recording_id"])
-        )
-        row = cache.recordings[rec.id] = db.execute(
-            select(Recording).where(Recording.recording_id == rec.id).with_for_update()
-        ).scalar_one()
+        row, _ = insert_and_lock(db, Recording, "recording_id", {"recording_id": rec.id, "status": rec.status, "updated_at": now})
+        cache.recordings[rec.id] = row
     advances = recording_status_advances(row.status, rec.status) or row.status == rec.status
     fields = {
         "meeting_id": event.meeting_id,
@@ -591,14 +593,10 @@ def _apply_livestream(
     """Update the livestream index; returns True when the stream is not linked to a meeting yet."""
     row = cache.livestreams.get(event.stream_id)
     if row is None:
-        db.execute(
-            upsert_insert(db, Livestream)
-            .values(livestream_id=event.stream_id, status=event.status, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["livestream_id"])
+        row, _ = insert_and_lock(
+            db, Livestream, "livestream_id", {"livestream_id": event.stream_id, "status": event.status, "updated_at": now}
         )
-        row = cache.livestreams[event.stream_id] = db.execute(
-            select(Livestream).where(Livestream.livestream_id == event.stream_id).with_for_update()
-        ).scalar_one()
+        cache.livestreams[event.stream_id] = row
     if event.meeting_id and not row.meeting_id:
         row.meeting_id = event.meeting_id
     if event.session_id and not row.session_id:

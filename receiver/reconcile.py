@@ -52,6 +52,7 @@ from .processing import (
     close_open_intervals,
     ensure_meeting,
     ensure_session,
+    insert_and_lock,
     livestream_status_advances,
     recording_status_advances,
     schedule_task,
@@ -368,12 +369,9 @@ class Reconciler:
         with OrmSession(writer(self.engine)) as db, db.begin():
             if api.meeting_id:
                 ensure_meeting(db, api.meeting_id, now)
-            db.execute(
-                upsert_insert(db, Livestream)
-                .values(livestream_id=livestream_id, status=api.status or "INVOKED", updated_at=now)
-                .on_conflict_do_nothing(index_elements=["livestream_id"])
+            row, _ = insert_and_lock(
+                db, Livestream, "livestream_id", {"livestream_id": livestream_id, "status": api.status or "INVOKED", "updated_at": now}
             )
-            row = db.execute(select(Livestream).where(Livestream.livestream_id == livestream_id).with_for_update()).scalar_one()
             row.meeting_id = api.meeting_id or row.meeting_id
             row.session_id = api.session_id or row.session_id
             row.name = api.name or row.name

@@ -58,10 +58,7 @@ def redact_value(value: Any) -> Any:
                 value = value.replace(secret, REDACTED)
         return value
     if isinstance(value, dict):
-        return {
-            key: REDACTED if is_secret_key(key) else (item if type(item) in _PLAIN_TYPES else redact_value(item))
-            for key, item in value.items()
-        }
+        return redact_in_place(dict(value))
     if isinstance(value, (list, tuple)):
         return type(value)(redact_value(v) for v in value)
     return value
