@@ -578,7 +578,7 @@ def _run_services(
         milestones[max(1, report.scheduled_posts * 25 // 100)] = "kill"
     if options.cut_database and proxy is not None:
         milestones[max(2, report.scheduled_posts * 55 // 100)] = "cut"
-    monitor_hooks = _DeliveryMonitor(milestones, pausing={"cut"})
+    monitor_hooks = _DeliveryMonitor(milestones, pausing={"kill", "cut"})
     outcome: dict[str, Any] = {}
 
     def send() -> None:
@@ -613,14 +613,11 @@ def _run_services(
                 continue
             name = sorted(pending_actions)[0]  # delivery ended before the milestone: act now
         pending_actions.discard(name)
+        # Each action lets the paused deliveries go itself, at its right moment.
         if name == "kill":
-            _kill_and_restart(options, report, env, log_dir, workers, children, monitor, console)
+            _kill_and_restart(options, report, env, log_dir, workers, children, monitor, monitor_hooks, console)
         elif name == "cut" and proxy is not None:
             _cut_database(options, report, proxy, monitor, monitor_hooks, base_url, workers, console)
-        if name in monitor_hooks.pausing:
-            # Only the action that paused the deliveries lets them go: a resume
-            # after the kill could release a cut reached meanwhile before it happens.
-            monitor_hooks.resume()
     sender.join()
     report.timings["delivery"] = time.monotonic() - delivery_started
     if "error" in outcome:
@@ -678,6 +675,39 @@ def _run_services(
     report.exit_codes[f"receiver pid {receiver.pid}"] = receiver.wait(30)
 
 
+def _sqlite_write_lock_free(monitor: Engine) -> bool:
+    """True when no connection holds the SQLite write lock of ``monitor``'s database right now."""
+    import sqlite3
+
+    probe = sqlite3.connect(make_url(monitor.url).database, timeout=0, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+
+
+def _pause_without_write_lock(children: list[ChildProcess], monitor: Engine, timeout: float = 10.0) -> None:
+    """SIGSTOP ``children`` at a moment none of them holds a write lock others would wait on.
+
+    PostgreSQL: any moment (row locks of a stopped worker are skipped by the
+    others' ``SKIP LOCKED`` claims). SQLite: one writer at a time, so stop,
+    check the write lock is free, else let them run a little and retry.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        for child in children:
+            child.signal(signal.SIGSTOP)
+        if monitor.dialect.name != "sqlite" or not children or _sqlite_write_lock_free(monitor) or time.monotonic() > deadline:
+            return
+        for child in children:
+            child.signal(signal.SIGCONT)
+        time.sleep(0.002)
+
+
 def _kill_and_restart(
     options: ChaosOptions,
     report: ChaosReport,
@@ -686,21 +716,24 @@ def _kill_and_restart(
     workers: list[ChildProcess],
     children: list[ChildProcess],
     monitor: Engine,
+    hooks: _DeliveryMonitor,
     console: Any,
 ) -> None:
-    """SIGKILL worker 0 at a moment it holds claimed events (and, if possible, no reconcile task), then start a new one."""
+    """SIGKILL worker 0 at a moment it holds claimed events (and, if possible, no reconcile task), then start a new one.
+
+    Deliveries are held at the kill milestone until the other workers are
+    paused, so the events that follow go to the victim.
+    """
     victim = workers[0]
     prefix = victim.worker_id_prefix
     deadline = time.monotonic() + 10.0
     events = tasks = 0
     # Claims last only milliseconds now, so sample with the victim stopped:
-    # SIGSTOP freezes what it holds while the claims are read. On PostgreSQL
-    # the other workers pause meanwhile, so the new events go to the victim
-    # (their locked rows are skipped, nobody waits on them); on SQLite a
-    # paused worker could hold the write lock, so they keep running.
-    others = [w for w in workers[1:] if w.alive()] if report.dialect == "postgresql" else []
-    for other in others:
-        other.signal(signal.SIGSTOP)
+    # SIGSTOP freezes what it holds while the claims are read. The other
+    # workers pause meanwhile, so the new events go to the victim.
+    others = [w for w in workers[1:] if w.alive()]
+    _pause_without_write_lock(others, monitor)
+    hooks.resume()
     try:
         while time.monotonic() < deadline:
             victim.signal(signal.SIGSTOP)
