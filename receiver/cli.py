@@ -123,7 +123,7 @@ def serve(obj: Context, host: str, port: int, run_worker: bool | None, auto_migr
     from .server import build_service_app
 
     settings = obj.settings
-    configure_logging(settings.log_format, settings.log_level, sys.stdout)
+    configure_logging(settings.log_format, settings.log_level, sys.stdout, settings.log_flush_seconds)
     if auto_migrate if auto_migrate is not None else settings.is_sqlite:
         from .database import migrate as run_migrate
 
@@ -147,7 +147,7 @@ def worker(obj: Context, once: bool, metrics_port: int | None) -> None:
     from .logging_setup import configure_logging
     from .server import build_worker
 
-    configure_logging(obj.settings.log_format, obj.settings.log_level, sys.stdout)
+    configure_logging(obj.settings.log_format, obj.settings.log_level, sys.stdout, obj.settings.log_flush_seconds)
     if metrics_port:
         from prometheus_client import start_http_server
 

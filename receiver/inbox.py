@@ -61,6 +61,11 @@ class Delivery:
     session_id: str | None = None
     occurred_at: datetime | None = None
 
+    @property
+    def initial_status(self) -> str:
+        """Processing status of the new row: ``pending`` when parsed, else ``ignored`` (kept, flagged)."""
+        return EVENT_PENDING if self.parse_status == PARSE_OK else EVENT_IGNORED
+
     def row(self) -> dict[str, object]:
         """Column values for ``webhook_events``."""
         return {
@@ -76,7 +81,7 @@ class Delivery:
             "meeting_id": self.meeting_id,
             "session_id": self.session_id,
             "occurred_at": self.occurred_at,
-            "status": EVENT_PENDING if self.parse_status == PARSE_OK else EVENT_IGNORED,
+            "status": self.initial_status,
             "attempts": 0,
             "duplicate_count": 0,
             "conflict_count": 0,

@@ -5,41 +5,142 @@ format on a terminal (``LOG_FORMAT=auto|json|console``). The standard
 library loggers of uvicorn, SQLAlchemy and Alembic go through the same
 processors (a ``ProcessorFormatter`` on the root handler), so every line has
 one format; structlog's own loggers skip the standard library and write
-their rendered line straight to the stream. Secrets are redacted twice: by
-key name (authorization, api_key, stream_key, password, secret, token) and
-by value (the configured API key and any value registered with
-:func:`receiver.redaction.register_secret`).
+their rendered line straight to the stream. JSON is rendered with orjson
+(the standard library's encoder when orjson refuses a value). Secrets are
+redacted twice: by key name (authorization, api_key, stream_key, password,
+secret, token) and by value (the configured API key and any value
+registered with :func:`receiver.redaction.register_secret`).
+
+Services (``serve``, ``worker``) buffer their lines and flush them at least
+every ``LOG_FLUSH_SECONDS`` (a write per request cost more than the rest of
+the request line; ``receiver bench ingest``); other commands flush each line.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import sys
+import threading
 from typing import Any
 
+import orjson
 import structlog
 
 from .redaction import redact_in_place, register_secret
 
-__all__ = ["configure_logging", "register_secret", "redact"]
+__all__ = ["configure_logging", "register_secret", "redact", "bound_logger", "flush_logs"]
+
+# name -> (processors, logger factory, wrapper class it was bound under, the bound logger); see bound_logger.
+_bound: dict[str, tuple[Any, Any, Any, Any]] = {}
+
+
+class _Sink:
+    """The configured stream, its lock, and (when buffered) the thread that flushes it."""
+
+    def __init__(self, stream: Any, flush_seconds: float) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+        self.flush_each_line = flush_seconds <= 0
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if not self.flush_each_line:
+            self._flusher = threading.Thread(
+                target=self._flush_every, args=(flush_seconds,), name="receiver-log-flush", daemon=True
+            )
+            self._flusher.start()
+
+    def _flush_every(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        """Flush the stream (a closed stream is ignored: the command that owned it has ended)."""
+        with self.lock:
+            try:
+                self.stream.flush()
+            except (ValueError, OSError):
+                pass
+
+    def close(self) -> None:
+        """Stop the flusher thread and flush what is buffered."""
+        self._stop.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=1)
+        self.flush()
+
+
+_sink: _Sink | None = None
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    if _sink is not None:
+        _sink.close()
+
+
+def flush_logs() -> None:
+    """Write out buffered log lines now (``serve`` calls it at shutdown: uvicorn then re-raises
+    SIGTERM, and a process killed by a signal runs no ``atexit`` handler)."""
+    if _sink is not None:
+        _sink.flush()
 
 
 class _NamedWriteLogger(structlog.WriteLogger):
-    """structlog's ``WriteLogger`` (one lock per stream, flush per line) with the ``name`` given to ``get_logger``."""
+    """structlog's ``WriteLogger`` (write and flush each line) on the configured :class:`_Sink`, with the ``name`` given to ``get_logger``."""
 
-    def __init__(self, file: Any, name: str | None) -> None:
-        super().__init__(file)
+    def __init__(self, sink: _Sink, name: str | None) -> None:
+        super().__init__(sink.stream)
+        self._lock = sink.lock
         self.name = name or "receiver"
 
 
-class _NamedWriteLoggerFactory:
-    """``structlog.get_logger("receiver.x")`` -> a :class:`_NamedWriteLogger` on the configured stream."""
+class _BufferedWriteLogger(_NamedWriteLogger):
+    """Like :class:`_NamedWriteLogger` but without the flush: the sink's thread flushes."""
 
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
+    def msg(self, message: str) -> None:
+        """Write ``message`` and a newline to the stream's buffer."""
+        with self._lock:
+            self._write(message + "\n")
+
+    log = debug = info = warn = warning = fatal = failure = err = error = critical = exception = msg
+
+
+class _NamedWriteLoggerFactory:
+    """``structlog.get_logger("receiver.x")`` -> a :class:`_NamedWriteLogger` on the configured sink."""
+
+    def __init__(self, sink: _Sink) -> None:
+        self.sink = sink
 
     def __call__(self, *args: Any) -> _NamedWriteLogger:
-        return _NamedWriteLogger(self.stream, args[0] if args and isinstance(args[0], str) else None)
+        cls = _NamedWriteLogger if self.sink.flush_each_line else _BufferedWriteLogger
+        return cls(self.sink, args[0] if args and isinstance(args[0], str) else None)
+
+
+def _json_dumps(event_dict: dict[str, Any], **kw: Any) -> str:
+    """One JSON line: orjson, or the standard library for what orjson refuses (lone surrogates, huge ints)."""
+    try:
+        return orjson.dumps(event_dict, default=kw.get("default")).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(event_dict, **kw)
+
+
+def bound_logger(name: str) -> Any:
+    """A structlog logger for a hot path, bound once per structlog configuration instead of on every line.
+
+    (``structlog.get_logger`` returns a lazy proxy that binds on every call,
+    about 3 µs; structlog's own cache would outlive a reconfiguration.) The
+    binding is redone whenever the processors, logger factory or wrapper
+    class change, by :func:`configure_logging` or anyone calling
+    ``structlog.configure``.
+    """
+    config = structlog.get_config()
+    processors, factory, wrapper = config["processors"], config["logger_factory"], config["wrapper_class"]
+    entry = _bound.get(name)
+    if entry is None or entry[0] is not processors or entry[1] is not factory or entry[2] is not wrapper:
+        entry = _bound[name] = (processors, factory, wrapper, structlog.get_logger(name).bind())
+    return entry[3]
 
 
 def redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -51,13 +152,20 @@ def redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, 
     return redact_in_place(event_dict)
 
 
-def configure_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None) -> None:
+def configure_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None, flush_seconds: float = 0) -> None:
     """Configure structlog and the standard library (JSON or console renderer) to ``stream``.
 
     Services (``serve``, ``worker``) log to stdout; other commands to stderr
-    (default) so their CSV/JSON output stays clean.
+    (default) so their CSV/JSON output stays clean. ``flush_seconds`` > 0
+    buffers structlog's lines and flushes them from a thread at least that
+    often, seconds (and at exit); 0 flushes after every line.
     """
+    global _sink
     stream = stream or sys.stderr
+    if _sink is not None:
+        _sink.close()
+    _sink = _Sink(stream, flush_seconds)
+    _bound.clear()
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared: list[Any] = [
         structlog.stdlib.add_log_level,
@@ -66,12 +174,16 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None
         structlog.processors.format_exc_info,
         redact,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
     # Our own loggers render and write directly (no stdlib LogRecord on the
     # way): the request line is written on every webhook, so it must be cheap.
     structlog.configure(
         processors=[*shared, renderer],
-        logger_factory=_NamedWriteLoggerFactory(stream),
+        logger_factory=_NamedWriteLoggerFactory(_sink),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=False,
     )

@@ -2,9 +2,16 @@
 
 Names follow Prometheus conventions: ``_total`` counters, ``_seconds``
 histograms. Labels never carry ids (bounded cardinality).
+
+The receive path counts through :func:`delivery_counter`,
+:func:`dedupe_counter` and :func:`request_latency`: a labelled metric's
+``labels()`` takes a lock and builds a key on every call, so the children it
+returns are cached (they are the same objects ``labels()`` returns).
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -42,3 +49,13 @@ RECONCILE_CHANGES = Counter(
     "receiver_reconcile_changes_total", "What reconciliation did to intervals (added, changed, confirmed).", ["kind"]
 )
 SUBSCRIPTION_STATE = Gauge("receiver_subscription_ok", "1 when the Dyte webhook subscription is ensured, else 0.")
+
+
+# Children of the receive path's labelled metrics, looked up once per label values.
+# Bounded caches: a label value outside the expected few (an odd HTTP method) still counts.
+delivery_counter = lru_cache(maxsize=256)(DELIVERIES.labels)
+delivery_counter.__doc__ = "``DELIVERIES.labels(event, outcome)``, cached."
+dedupe_counter = lru_cache(maxsize=16)(DEDUPE_HITS.labels)
+dedupe_counter.__doc__ = "``DEDUPE_HITS.labels(kind)``, cached."
+request_latency = lru_cache(maxsize=256)(REQUEST_LATENCY.labels)
+request_latency.__doc__ = "``REQUEST_LATENCY.labels(route, method, status)``, cached."

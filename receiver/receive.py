@@ -31,13 +31,13 @@ from typing import Any
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
 
 from . import metrics
 from .events import EventParseError, UnknownEventError, event_name_of, parse_event
 from .inbox import Delivery, InboxUnavailable, StoreOutcome, body_digest
 from .models import PARSE_INVALID, PARSE_OK, PARSE_UNKNOWN_EVENT
 from .request_log import annotate_request
+from .responses import FastJSONResponse
 from .signature import SignatureError, verify_signature
 
 __all__ = ["ClientError", "receive_dyte_webhook", "read_body_limited"]
@@ -203,7 +203,7 @@ async def _store(request: Request, delivery: Delivery) -> StoreOutcome:
         raise ClientError(503, "database_unavailable", "could not store the delivery; retry later") from exc
 
 
-async def receive_dyte_webhook(request: Request) -> JSONResponse:
+async def receive_dyte_webhook(request: Request) -> FastJSONResponse:
     """Handle one Dyte delivery (see the module docstring for every outcome)."""
     settings = request.app.state.settings
     _check_content_type(request)
@@ -240,9 +240,9 @@ async def receive_dyte_webhook(request: Request) -> JSONResponse:
     )
     outcome = await _store(request, delivery)
     event_label = delivery.event_name if delivery.parse_status != PARSE_UNKNOWN_EVENT else "unknown"
-    metrics.DELIVERIES.labels(event=event_label or "unknown", outcome=outcome.value).inc()
+    metrics.delivery_counter(event_label or "unknown", outcome.value).inc()
     if outcome is not StoreOutcome.STORED:
-        metrics.DEDUPE_HITS.labels(kind=outcome.value).inc()
+        metrics.dedupe_counter(outcome.value).inc()
     # The request log line (receiver.request_log) carries these.
     annotate_request(
         request,
@@ -259,4 +259,4 @@ async def receive_dyte_webhook(request: Request) -> JSONResponse:
     body = {"status": outcome.value, "delivery_id": delivery_id, "parse_status": delivery.parse_status}
     if delivery.parse_error:
         body["parse_error"] = delivery.parse_error
-    return JSONResponse(body, status_code=200)
+    return FastJSONResponse(body, status_code=200)

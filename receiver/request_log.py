@@ -18,15 +18,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import structlog
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics
+from .logging_setup import bound_logger
 
 __all__ = ["RequestLogMiddleware", "annotate_request"]
 
-log = structlog.get_logger("receiver.app")
+_LOGGER_NAME = "receiver.app"
 
 _FIELDS_KEY = "receiver.log_fields"
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -66,6 +66,7 @@ class RequestLogMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            metrics.REQUEST_LATENCY.labels(route=template, method=scope["method"], status=str(status)).observe(elapsed)
+            metrics.request_latency(template, scope["method"], str(status)).observe(elapsed)
+            log = bound_logger(_LOGGER_NAME)
             write = log.debug if scope["path"] in _QUIET_PATHS else log.info
             write("request", method=scope["method"], path=scope["path"], status=status, ms=round(elapsed * 1000, 2), **fields)

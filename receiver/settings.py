@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     )
     log_format: str = Field("auto", description="auto (pretty on a terminal, JSON otherwise), json or console.")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_flush_seconds: float = Field(
+        0.2,
+        ge=0,
+        le=10,
+        description="`serve` and `worker` flush their log lines to stdout at least this often, seconds "
+        "(0: after every line). Buffering saves a write per request; a killed process loses at most this much.",
+    )
 
     @field_validator("log_format")
     @classmethod

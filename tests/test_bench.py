@@ -133,6 +133,44 @@ def test_load_result_merge_adds_counts() -> None:
     assert (a.window_seconds, a.completed, a.sent, a.statuses[200]) == (3, 8, 10, 8)
 
 
+def test_load_result_extend_adds_rounds() -> None:
+    """Rounds against one target add up: windows, counts and acknowledged sequence numbers."""
+    a, b = LoadResult(window_seconds=2, completed=3, sent=4), LoadResult(window_seconds=3, completed=6, sent=6)
+    a.acked.extend([0, 1])
+    b.acked.extend([2])
+    a.extend(b)
+    assert (a.window_seconds, a.completed, a.sent, list(a.acked)) == (5, 9, 10, [0, 1, 2])
+    assert a.requests_per_second == pytest.approx(9 / 5)
+
+
+def test_round_ratios_pair_rounds_of_the_same_moment() -> None:
+    """The ratio is taken round by round (a slower round slows both targets alike), not from the totals."""
+    from receiver.bench.ingest import TargetRun, _round_ratios
+
+    verify = TargetRun("verify-only", LoadResult(window_seconds=2, completed=3000), round_rates=[2000.0, 1000.0])
+    ingest = TargetRun("receiver", LoadResult(window_seconds=2, completed=2400), round_rates=[1600.0, 800.0])
+    assert _round_ratios(ingest, verify) == [pytest.approx(0.8), pytest.approx(0.8)]
+    single = TargetRun("receiver", LoadResult(window_seconds=1, completed=500))
+    assert _round_ratios(single, TargetRun("verify-only", LoadResult(window_seconds=1, completed=1000))) == [0.5]
+
+
+@pytest.mark.slow
+def test_bench_ingest_baseline_tiny_run_on_sqlite() -> None:
+    """A short `receiver bench ingest --baseline` runs every target, interleaves the rounds and loses nothing."""
+    root = click.Group("receiver")
+    register(root)
+    args = ["bench", "ingest", "--baseline", "--duration", "1", "--warmup", "0.2", "--rounds", "2", "--connections", "4", "--pool", "64"]
+    result = CliRunner().invoke(root, args)
+    assert result.exit_code == 0, result.output
+    assert "round 1/2" in result.output and "round 2/2" in result.output
+    assert "median of rounds" in result.output
+    assert "LOST" not in result.output
+    # Durability table: requests sent, acked, stored, acked-but-missing (0), stored-not-acked.
+    durability = [line for line in result.output.splitlines() if line.count("│") == 6 and any(c.isdigit() for c in line)][-1]
+    cells = [cell.strip().replace(",", "") for cell in durability.split("│")[1:-1]]
+    assert int(cells[1]) > 0 and cells[3] == "0", durability
+
+
 def test_interval_rows_shape() -> None:
     """Generated intervals have every column, lie inside the session, and are keyed by custom id or peer id."""
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)

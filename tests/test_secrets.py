@@ -249,7 +249,7 @@ def test_planted_secrets_never_appear_in_logs_errors_cli_or_http(settings, signi
 
     captured = capsys.readouterr()
     logs = "\n".join([captured.out, captured.err, *cli_logs])
-    assert '"event": "reconcile_failed"' in logs and '"event": "request"' in logs  # the capture did capture
+    assert '"event":"reconcile_failed"' in logs and '"event":"request"' in logs  # the capture did capture (compact JSON lines)
     everything = "\n".join([logs, *errors, *cli_out, *http_texts])
     for what, secret in NEVER_ANYWHERE.items():
         assert secret not in everything, f"the {what} leaked"

@@ -60,6 +60,7 @@ def bench() -> None:
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), help="LOG_LEVEL of the servers (JSON logs go to a file).")
 @click.option("--private-key", "private_key_path", type=click.Path(exists=True, dir_okay=False), help="Sign with this RSA private key (PEM) instead of a fresh one (for --url).")
 @click.option("--keep", is_flag=True, help="Keep the scratch database and the server logs.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1, 20), help="With --baseline: verify-only and the receiver alternate in this many rounds of --duration/--rounds seconds each; the ratio is the median of the rounds' ratios (a drifting VM moves both alike).")
 def ingest_command(**kwargs) -> None:
     """Durable ingest: req/s, p50/p99/p99.9 latency, errors by status, and acknowledged-vs-stored rows.
 
@@ -68,7 +69,9 @@ def ingest_command(**kwargs) -> None:
     port with a generated key trusted through DYTE_WEBHOOK_PUBLIC_KEY, on a
     migrated scratch database, and drives it with our asyncio HTTP/1.1
     generator: signed, unique participantJoined deliveries, pre-signed
-    before the timed phase. Exit 1 if an acknowledged delivery is missing.
+    before the timed phase. With --baseline, verify-only and the receiver
+    run interleaved in --rounds rounds. Exit 1 if an acknowledged delivery
+    is missing.
     """
     from receiver.bench.common import make_console
     from receiver.bench.ingest import IngestOptions, run_ingest

@@ -72,9 +72,7 @@ class LoadResult:
         """Generator CPU seconds per wall second (1.0 = one core saturated)."""
         return self.client_cpu_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
-    def merge(self, other: LoadResult) -> None:
-        """Add ``other`` (another process's share of the same run) into this result."""
-        self.window_seconds = max(self.window_seconds, other.window_seconds)
+    def _add_counts(self, other: LoadResult) -> None:
         self.completed += other.completed
         self.latencies.extend(other.latencies)
         self.statuses.update(other.statuses)
@@ -82,6 +80,17 @@ class LoadResult:
         self.acked.extend(other.acked)
         self.sent += other.sent
         self.client_cpu_seconds += other.client_cpu_seconds
+
+    def extend(self, other: LoadResult) -> None:
+        """Add ``other`` (a later round against the same target) into this result: windows and wall times add up."""
+        self._add_counts(other)
+        self.window_seconds += other.window_seconds
+        self.wall_seconds += other.wall_seconds
+
+    def merge(self, other: LoadResult) -> None:
+        """Add ``other`` (another process's share of the same run) into this result."""
+        self._add_counts(other)
+        self.window_seconds = max(self.window_seconds, other.window_seconds)
         self.wall_seconds = max(self.wall_seconds, other.wall_seconds)
 
 

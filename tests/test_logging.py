@@ -1,0 +1,104 @@
+"""Log lines as ops see them: JSON per line, buffered services flushed on time, hot-path loggers follow reconfiguration."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import select
+import time
+
+import pytest
+
+from receiver.logging_setup import bound_logger, configure_logging
+from receiver.responses import FastJSONResponse
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    yield
+    configure_logging("json", "INFO")  # back to stderr, a flush per line, no flusher thread
+
+
+def _pipe_stream() -> tuple[int, io.TextIOWrapper]:
+    read_fd, write_fd = os.pipe()
+    return read_fd, io.TextIOWrapper(io.BufferedWriter(io.FileIO(write_fd, "w")), encoding="utf-8")
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    return bool(select.select([fd], [], [], timeout)[0])
+
+
+def test_buffered_lines_reach_the_stream_within_the_flush_interval() -> None:
+    """`serve` buffers its lines: not written at once, but within LOG_FLUSH_SECONDS, whole and in order."""
+    read_fd, stream = _pipe_stream()
+    configure_logging("json", "INFO", stream, flush_seconds=0.3)
+    log = bound_logger("receiver.test")
+    log.info("first", n=1)
+    log.info("second", n=2)
+    assert not _readable(read_fd, 0.05), "a buffered line was written at once"
+    assert _readable(read_fd, 2.0), "the flusher thread did not flush within the interval"
+    time.sleep(0.05)
+    lines = [json.loads(line) for line in os.read(read_fd, 65536).decode().splitlines()]
+    assert [(line["event"], line["n"], line["logger"], line["level"]) for line in lines] == [
+        ("first", 1, "receiver.test", "info"),
+        ("second", 2, "receiver.test", "info"),
+    ]
+    stream.close()
+    os.close(read_fd)
+
+
+def test_unbuffered_lines_are_written_at_once() -> None:
+    """CLI commands (flush_seconds=0) write each line immediately."""
+    read_fd, stream = _pipe_stream()
+    configure_logging("json", "INFO", stream)
+    bound_logger("receiver.test").warning("now")
+    assert _readable(read_fd, 0.5)
+    assert json.loads(os.read(read_fd, 65536))["event"] == "now"
+    stream.close()
+    os.close(read_fd)
+
+
+def test_hot_path_logger_follows_reconfiguration_and_level() -> None:
+    """A logger bound for the request line writes to the newest stream, at the newest level."""
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("json", "INFO", first)
+    bound_logger("receiver.app").info("one")
+    configure_logging("json", "WARNING", second)
+    bound_logger("receiver.app").info("filtered")
+    bound_logger("receiver.app").warning("two")
+    assert [json.loads(line)["event"] for line in first.getvalue().splitlines()] == ["one"]
+    assert [json.loads(line)["event"] for line in second.getvalue().splitlines()] == ["two"]
+
+
+def test_values_orjson_refuses_still_give_a_json_line() -> None:
+    """A lone surrogate or a huge integer falls back to the standard encoder: the line is still valid JSON."""
+    stream = io.StringIO()
+    configure_logging("json", "INFO", stream)
+    bound_logger("receiver.test").info("odd", text="a\ud800b", big=2**80, when=None)
+    line = json.loads(stream.getvalue())
+    assert line["text"] == "a\ud800b" and line["big"] == 2**80
+
+
+def test_fast_json_response_matches_starlette_and_falls_back() -> None:
+    """FastJSONResponse renders compact UTF-8 JSON like Starlette's, and values orjson refuses still render."""
+    body = {"status": "stored", "delivery_id": "é-1", "parse_status": "ok"}
+    assert FastJSONResponse(body).body == b'{"status":"stored","delivery_id":"\xc3\xa9-1","parse_status":"ok"}'
+    assert json.loads(FastJSONResponse({"detail": "x\ud800", "n": 2**70}).body) == {"detail": "x\ud800", "n": 2**70}
+
+
+def test_hot_path_logger_follows_a_direct_structlog_configure() -> None:
+    """Code that calls structlog.configure itself (an embedding app, a test capture) is honoured too."""
+    import structlog
+
+    configure_logging("json", "INFO", io.StringIO())
+    bound_logger("receiver.app").info("before")
+    captured: list[dict] = []
+
+    def capture(_logger, _method, event_dict):
+        captured.append(dict(event_dict))
+        raise structlog.DropEvent
+
+    structlog.configure(processors=[capture])
+    bound_logger("receiver.app").info("during", n=1)
+    assert [(e["event"], e["n"]) for e in captured] == [("during", 1)]
