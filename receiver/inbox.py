@@ -45,9 +45,13 @@ def body_digest(raw_body: bytes) -> str:
     return hashlib.sha256(raw_body).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Delivery:
-    """A verified delivery ready to be stored. Times are aware UTC."""
+    """A verified delivery ready to be stored. Times are aware UTC.
+
+    Treat it as read-only. (Not ``frozen``: a frozen dataclass sets each
+    field through ``object.__setattr__``, ~1 µs more per delivery.)
+    """
 
     delivery_id: str
     webhook_id: str | None
