@@ -24,8 +24,8 @@ machine, the SQLAlchemy/psycopg insert costs ~130 us of Python CPU per row
 and the thread hand-off competes with the request handlers for the GIL;
 this path cost ~16 us per row with typed arrays, less with the JSON
 parameter (callgrind: ~84k fewer instructions per delivery), and never
-leaves the loop (``receiver bench ingest`` shows the difference). Every other query still goes through
-SQLAlchemy.
+leaves the loop (``receiver bench ingest`` shows the difference). Every
+other query still goes through SQLAlchemy.
 
 Failures (server down, network cut, a timeout) fail every request of the
 batch with :class:`InboxUnavailable` (the handler answers 503, Dyte retries);
@@ -198,12 +198,13 @@ class PostgresGroupCommitter(GroupCommitter):
 
     async def _store(self, deliveries: list[Delivery]) -> list[StoreOutcome]:
         first_index = first_occurrences(deliveries)
-        offered = deliveries if len(first_index) == len(deliveries) else [deliveries[i] for i in first_index.values()]
+        ids_distinct = len(first_index) == len(deliveries)
+        offered = deliveries if ids_distinct else [deliveries[i] for i in first_index.values()]
         connection = await self._connect()
         # A single statement commits on its own (autocommit): one round trip for a batch of new deliveries.
         inserted = set(await connection.fetchval(_INSERT, _batch_json(offered)) or ())
         existing = [delivery_id for delivery_id in first_index if delivery_id not in inserted]
-        if not existing and len(first_index) == len(deliveries):
+        if not existing and ids_distinct:
             return [StoreOutcome.STORED] * len(deliveries)
         async with connection.transaction():
             digests: dict[str, str] = {}

@@ -122,7 +122,7 @@ def _json_dumps(event_dict: dict[str, Any], **kw: Any) -> str:
     """One JSON line: orjson, or the standard library for what orjson refuses (lone surrogates, huge ints)."""
     try:
         return orjson.dumps(event_dict, default=kw.get("default")).decode("utf-8")
-    except (TypeError, orjson.JSONEncodeError):
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(event_dict, **kw)
 
 
@@ -165,7 +165,6 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None
     if _sink is not None:
         _sink.close()
     _sink = _Sink(stream, flush_seconds)
-    _bound.clear()
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared: list[Any] = [
         structlog.stdlib.add_log_level,

@@ -198,7 +198,7 @@ async def _store(request: Request, delivery: Delivery) -> StoreOutcome:
         return await request.app.state.committer.submit(delivery)
     except (SQLAlchemyError, InboxUnavailable) as exc:
         request.app.state.health.record_db_error(exc.__cause__ or exc)
-        metrics.DELIVERIES.labels(event=delivery.event_name or "unknown", outcome="db_unavailable").inc()
+        metrics.delivery_counter(delivery.event_name or "unknown", "db_unavailable").inc()
         log.error("delivery_not_stored", delivery_id=delivery.delivery_id, error=type(exc).__name__)
         raise ClientError(503, "database_unavailable", "could not store the delivery; retry later") from exc
 

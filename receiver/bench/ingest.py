@@ -34,7 +34,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -142,21 +142,15 @@ def _load(
 
 
 def _run_server_target(
-    name: str,
     server: ServerProcess,
     opts: IngestOptions,
     bodies: list[bytes],
     signatures: list[str],
     console: Console,
 ) -> tuple[TargetRun, RequestFactory]:
-    factory = RequestFactory(bodies, signatures, host=f"{server.host}:{server.port}")
-    with server:
-        cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
-        result = _load(opts, factory, bodies, signatures, server.host, server.port)
-        cpu_after, wall = server.cpu_seconds(), time.perf_counter() - wall_before
-    share = (cpu_after - cpu_before) / wall if cpu_before is not None and cpu_after is not None and wall > 0 else None
-    console.print(f"  {name}: {fmt_rate(result.requests_per_second)} req/s")
-    return TargetRun(name, result, share), factory
+    """Start ``server``, load it for ``opts.duration`` seconds (one round), stop it."""
+    runs, factories = _run_interleaved([server], replace(opts, rounds=1), bodies, signatures, console)
+    return runs[0], factories[0]
 
 
 def _run_interleaved(
@@ -176,7 +170,7 @@ def _run_interleaved(
     runs = [TargetRun(server.name, LoadResult(), None, []) for server in servers]
     cpu = [0.0] * len(servers)
     wall = [0.0] * len(servers)
-    per_round = IngestOptions(**{**opts.__dict__, "duration": opts.duration / opts.rounds})
+    per_round = replace(opts, duration=opts.duration / opts.rounds)
     started: list[ServerProcess] = []
     try:
         for server in servers:
@@ -195,10 +189,12 @@ def _run_interleaved(
                 runs[index].result.extend(result)
                 assert runs[index].round_rates is not None
                 runs[index].round_rates.append(result.requests_per_second)
-            console.print(
-                f"  round {round_no + 1}/{opts.rounds}: "
-                + ", ".join(f"{run.name} {fmt_rate(run.round_rates[-1])} req/s" for run in runs if run.round_rates)
-            )
+            if opts.rounds == 1:
+                for run in runs:
+                    console.print(f"  {run.name}: {fmt_rate(run.result.requests_per_second)} req/s")
+            else:
+                rates = ", ".join(f"{run.name} {fmt_rate(run.round_rates[-1])} req/s" for run in runs if run.round_rates)
+                console.print(f"  round {round_no + 1}/{opts.rounds}: {rates}")
     finally:
         for server in reversed(started):
             server.stop()  # the receiver stops gracefully: what it acknowledged is committed
@@ -307,7 +303,7 @@ def run_ingest(opts: IngestOptions, console: Console) -> int:
                     )
                 console.print("running baselines ...")
                 for kind in ("raw", "noop"):
-                    runs.append(_run_server_target(baseline_servers[kind].name, baseline_servers[kind], opts, bodies, signatures, console)[0])
+                    runs.append(_run_server_target(baseline_servers[kind], opts, bodies, signatures, console)[0])
             port = free_port(host)
             commits_before = _pg_commits(db_url) if dialect == "postgresql" else None
             server = ServerProcess(
@@ -326,7 +322,7 @@ def run_ingest(opts: IngestOptions, console: Console) -> int:
                 run, factory = pair[1], factories[1]
             else:
                 console.print(f"running the receiver on {dialect} ...")
-                run, factory = _run_server_target(server.name, server, opts, bodies, signatures, console)
+                run, factory = _run_server_target(server, opts, bodies, signatures, console)
                 runs.append(run)
             # The server has stopped (graceful): everything it acknowledged is committed.
             stored = _stored_ids(db_url, factory.run_id)
