@@ -57,6 +57,7 @@ from .reports import (
     SESSION_COLUMNS,
     ReportFilter,
     attendance_report,
+    display_names_of,
     recordings_report,
     sessions_report,
 )
@@ -411,6 +412,11 @@ async def show_session(request: Request) -> Response:
     return _json({c: cell(row.get(c)) for c in SESSION_COLUMNS})
 
 
+def _attendance_page(rows: Sequence[dict[str, Any]], limit: int, offset: int) -> list[dict[str, Any]]:
+    """One page of attendance rows, ``display_names`` filled in (every name used; the report leaves it None for one)."""
+    return [{**row, "display_names": display_names_of(row)} for row in rows[offset : offset + limit]]
+
+
 async def session_attendance(request: Request) -> Response:
     """GET /api/sessions/{session_id}/attendance: one row per person of the session."""
     fmt = response_format(request)
@@ -424,7 +430,7 @@ async def session_attendance(request: Request) -> Response:
 
     rows = await run_in_threadpool(load)
     return _listing(
-        request, rows[offset : offset + limit], len(rows), limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
+        request, _attendance_page(rows, limit, offset), len(rows), limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
     )
 
 
@@ -435,7 +441,7 @@ async def list_attendance(request: Request) -> Response:
     flt = _filter(request, "meeting_id", "since", "until", "participant")
     rows = await run_in_threadpool(attendance_report, _engine(request), flt)
     return _listing(
-        request, rows[offset : offset + limit], len(rows), limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
+        request, _attendance_page(rows, limit, offset), len(rows), limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
     )
 
 

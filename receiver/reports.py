@@ -14,22 +14,21 @@ Keys of an attendance row (``ATTENDANCE_COLUMNS``):
     attendance_ratio (attended_seconds / session duration), closed_at_session_end
     (an interval had no leave and was closed at the session end),
     provenance (webhook, api or both), session_reconciled (the REST API
-    confirmed the session).
+    confirmed the session); and ``display_names``: the person's distinct
+    names in join order when there are several, else None.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-import gc
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import structlog
-from sqlalchemy import DateTime, and_, delete, insert, or_, select, text, type_coerce
+from sqlalchemy import and_, delete, insert, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as OrmSession
@@ -54,6 +53,7 @@ __all__ = [
     "recordings_report",
     "sessions_report",
     "ReportFilter",
+    "display_names_of",
     "intervals_by_session",
     "refresh_session_attendance",
 ]
@@ -402,52 +402,111 @@ def _report_row(session_id: str, meeting_id: str | None, reconciled: bool, p: Pe
         "closed_at_session_end": bool(p.closed_at_session_end),
         "provenance": p.provenance,
         "session_reconciled": reconciled,
-        "display_names": list(p.display_names),
+        "display_names": list(p.display_names) if len(p.display_names) > 1 else None,
     }
 
 
-def _utc_column(column: Any, postgres: bool) -> Any:
-    """``column`` (a UTCDateTime) as read by the report: on PostgreSQL without the per-value converter.
+def display_names_of(row: dict[str, Any]) -> list[str]:
+    """Every distinct display name of an attendance row's person, in join order (``[]`` when none was seen).
 
-    The report's transaction sets the session time zone to UTC, so psycopg
-    already returns aware UTC datetimes; skipping SQLAlchemy's converter
-    saves ~1 s per million values. SQLite needs the converter (text).
+    Rows carry ``display_names`` only when there are several (else None: the
+    one name is ``display_name``), as ``session_attendance`` stores them:
+    a list per row would make every row a container that Python's garbage
+    collector traverses, about 0.7 s per 850,000 rows.
     """
-    return type_coerce(column, DateTime(timezone=True)).label(column.key) if postgres else column
+    names = row.get("display_names")
+    if names:
+        return list(names)
+    return [row["display_name"]] if row.get("display_name") else []
+
+
+# PostgreSQL text of the stored-rows query (psycopg parameters), run on the driver's own cursor.
+_PG_STORED_SQL = (
+    "SELECT " + ", ".join(c.key for c in _SUMMARY_COLUMNS) + ", position FROM session_attendance"
+)
+_STREAM_ROWS = 10_000  # rows per chunk when streaming a large read (psycopg stream, libpq >= 17)
+
+
+def pg_stored_rows_sql(*, by_session: bool, participant: bool) -> str:
+    """The PostgreSQL query :func:`attendance_report` reads ``session_attendance`` with (psycopg ``%(name)s`` parameters).
+
+    ``by_session``: only the sessions in ``%(ids)s`` (a text array), read
+    through ``pk_session_attendance``; else every row, one sequential scan.
+    ``participant``: only ``participant_key = %(participant)s``. Columns: the
+    stored columns in ``_SUMMARY_COLUMNS`` order, then ``position``.
+    """
+    conditions = (["session_id = ANY(%(ids)s)"] if by_session else []) + (
+        ["participant_key = %(participant)s"] if participant else []
+    )
+    return _PG_STORED_SQL + (" WHERE " + " AND ".join(conditions) if conditions else "")
+
+
+def _pg_stream(connection: Connection, sql: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``sql`` as plain tuples from psycopg's binary protocol, in this connection's transaction.
+
+    Streamed in chunks of ``_STREAM_ROWS`` where libpq allows it (17+), so
+    PostgreSQL produces and sends rows while Python turns earlier ones into
+    report rows (the two run on different cores); else fetched at once.
+    SQLAlchemy's result layer is skipped: on 850,000 rows it cost ~1 s of
+    the ~3 s org-wide report (``receiver bench reports``). Timestamps come
+    back aware in the session time zone, which the report sets to UTC.
+    """
+    import psycopg
+
+    cursor = connection.connection.driver_connection.cursor(binary=True)
+    try:
+        if psycopg.pq.version() >= 170000:
+            yield from cursor.stream(sql, params, size=_STREAM_ROWS)
+        else:  # pragma: no cover - older libpq: no chunked rows
+            cursor.execute(sql, params)
+            yield from cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _stored_row_sources(connection: Connection, flt: ReportFilter, ids: list[str]) -> Iterator[Iterable[tuple[Any, ...]]]:
+    """The stored rows of sessions ``ids`` (and maybe others), as one iterable of tuples per query.
+
+    Tuples are ``_SUMMARY_COLUMNS`` then ``position``. Few sessions:
+    ``session_id IN (...)`` in chunks of ``_CHUNK``, through the primary key;
+    many (an org-wide report): one scan of ``session_attendance``, the caller
+    skips other sessions' rows.
+    """
+    chunks = [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)] if len(ids) <= _FEW_SESSIONS else [None]
+    if connection.dialect.name == "postgresql":
+        for chunk in chunks:
+            sql = pg_stored_rows_sql(by_session=chunk is not None, participant=bool(flt.participant))
+            yield _pg_stream(connection, sql, {"ids": chunk, "participant": flt.participant})
+        return
+    query = select(*_SUMMARY_COLUMNS, SessionAttendance.position)
+    if flt.participant:
+        query = query.where(SessionAttendance.participant_key == flt.participant)
+    for chunk in chunks:
+        yield connection.execute(query if chunk is None else query.where(SessionAttendance.session_id.in_(chunk))).all()
 
 
 def _read_stored(connection: Connection, flt: ReportFilter, current: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Report rows of the ``current`` sessions (id -> session row, found current in this same snapshot), by session.
 
-    Few sessions: ``session_id IN (...)`` through the primary key; many (an
-    org-wide report): one scan of ``session_attendance``, rows of other
-    sessions skipped. Rows are placed by ``position`` rather than sorted by
-    the database (sorting a million rows costs it more than the whole read).
+    Rows are placed by ``position`` rather than sorted by the database
+    (sorting a million rows costs it more than the whole read); see
+    :func:`_stored_row_sources` for the queries.
     """
     by_session: dict[str, list[Any]] = {}
     if not current:
         return by_session
-    postgres = connection.dialect.name == "postgresql"
-    columns = [_utc_column(c, postgres) if c.key in ("first_joined_at", "last_left_at") else c for c in _SUMMARY_COLUMNS]
-    query = select(*columns, SessionAttendance.position)
-    if flt.participant:
-        query = query.where(SessionAttendance.participant_key == flt.participant)
-    ids = list(current)
-    if len(ids) <= _FEW_SESSIONS:
-        statements = [
-            query.where(SessionAttendance.session_id.in_(ids[start : start + _CHUNK])) for start in range(0, len(ids), _CHUNK)
-        ]
-    else:
-        statements = [query]
     gaps: set[str] = set()  # sessions with rows out of position order (or filtered out): holes to drop
     loads = json.loads
-    for statement in statements:
+    # Repeated strings are shared, not kept once per row (~140 bytes a row, memory the report must fault in).
+    provenances: dict[str, str] = {}
+    for source in _stored_row_sources(connection, flt, list(current)):
         rows: list[Any] = []
         current_id = None
+        session_id = None
         meeting_id = None
         reconciled = False
         skip = False
-        for sid, key, name, names, first, last, seconds, joins, ratio, closed, provenance, position in connection.execute(statement).all():
+        for sid, key, name, names, first, last, seconds, joins, ratio, closed, provenance, position in source:
             if sid != current_id:
                 current_id = sid
                 session = current.get(sid)
@@ -455,11 +514,11 @@ def _read_stored(connection: Connection, flt: ReportFilter, current: dict[str, A
                 if skip:
                     continue
                 rows = by_session.setdefault(sid, [])
-                meeting_id, reconciled = session.meeting_id, session.reconciled_at is not None
+                session_id, meeting_id, reconciled = session.session_id, session.meeting_id, session.reconciled_at is not None
             elif skip:
                 continue
             row = {
-                "session_id": sid,
+                "session_id": session_id,
                 "meeting_id": meeting_id,
                 "participant_key": key,
                 "display_name": name,
@@ -469,9 +528,9 @@ def _read_stored(connection: Connection, flt: ReportFilter, current: dict[str, A
                 "join_count": joins,
                 "attendance_ratio": ratio,
                 "closed_at_session_end": bool(closed),
-                "provenance": provenance,
+                "provenance": provenances.setdefault(provenance, provenance),
                 "session_reconciled": reconciled,
-                "display_names": ([name] if name else []) if names is None else loads(names),
+                "display_names": None if names is None else loads(names),
             }
             if position == len(rows):
                 rows.append(row)
@@ -488,7 +547,11 @@ def _read_stored(connection: Connection, flt: ReportFilter, current: dict[str, A
 def attendance_report(
     engine: Engine, flt: ReportFilter | None = None, *, as_of: datetime | None = None, store: bool = True
 ) -> list[dict[str, Any]]:
-    """Attendance rows (``ATTENDANCE_COLUMNS`` plus ``display_names``, a list) for the sessions matching ``flt``.
+    """Attendance rows (``ATTENDANCE_COLUMNS`` plus ``display_names``) for the sessions matching ``flt``.
+
+    ``display_names`` is the list of the person's distinct names in join
+    order when there are several, else None (the name is ``display_name``);
+    :func:`display_names_of` gives the full list either way.
 
     Sessions still live are measured up to ``as_of`` (default: now, UTC).
     Rows are ordered by session start, then first join (then key).
@@ -517,7 +580,7 @@ def _attendance(engine: Engine, flt: ReportFilter, as_of: datetime, store: bool)
     reader = engine.execution_options(isolation_level="REPEATABLE READ") if postgres else engine
     with reader.connect() as connection, connection.begin():
         if postgres:
-            connection.execute(text("SET LOCAL timezone = 'UTC'"))  # see _utc_column
+            connection.execute(text("SET LOCAL timezone = 'UTC'"))  # see _pg_stream
         sessions = connection.execute(
             select(*_SESSION_COLUMNS, SessionAttendanceRefresh.session_id.label("refreshed"))
             .select_from(Session)

@@ -362,6 +362,7 @@ def test_session_detail_and_attendance(client: TestClient) -> None:
     assert by_key["alice"]["join_count"] == 2
     assert by_key["alice"]["display_names"] == ["Alice", "Alice (phone)"]
     assert by_key["bob"]["attended_seconds"] == 1200.0  # two 10-minute visits
+    assert by_key["bob"]["display_names"] == ["Bob"]  # one name: still a list in the API
     assert by_key["c1"]["closed_at_session_end"] is True
     assert list(attendance["items"][0]) == [*ATTENDANCE_COLUMNS, "display_names"]
 
