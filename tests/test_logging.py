@@ -48,6 +48,30 @@ def test_buffered_lines_reach_the_stream_within_the_flush_interval() -> None:
     os.close(read_fd)
 
 
+def test_services_buffer_even_when_python_writes_stdout_through() -> None:
+    """PYTHONUNBUFFERED=1 (the Docker image sets it) makes stdout write through; `serve` still buffers its lines,
+    and the standard library's (uvicorn's) lines share that buffer, so the order of lines is kept."""
+    import logging
+
+    read_fd, write_fd = os.pipe()
+    stream = io.TextIOWrapper(io.FileIO(write_fd, "w"), encoding="utf-8", write_through=True)
+    configure_logging("json", "INFO", stream, flush_seconds=0.3)
+    bound_logger("receiver.test").info("ours")
+    logging.getLogger("uvicorn.error").info("theirs")
+    bound_logger("receiver.test").info("ours again")
+    assert not _readable(read_fd, 0.05), "a line was written through at once"
+    assert _readable(read_fd, 2.0), "the flusher thread did not flush within the interval"
+    time.sleep(0.05)
+    assert [json.loads(line)["event"] for line in os.read(read_fd, 65536).decode().splitlines()] == [
+        "ours",
+        "theirs",
+        "ours again",
+    ]
+    configure_logging("json", "INFO")
+    stream.close()
+    os.close(read_fd)
+
+
 def test_unbuffered_lines_are_written_at_once() -> None:
     """CLI commands (flush_seconds=0) write each line immediately."""
     read_fd, stream = _pipe_stream()
