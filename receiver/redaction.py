@@ -9,6 +9,7 @@ is replaced wherever it appears inside a string.
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
 __all__ = ["REDACTED", "register_secret", "is_secret_key", "redact_value", "redact_in_place"]
@@ -46,8 +47,13 @@ def _is_secret_name(key: str) -> bool:
     return any(part in lowered for part in _SECRET_KEY_PARTS)
 
 
+# Key names checked and found not secret (log lines use a few dozen; capped
+# because nested payload dicts bring names of their own).
+_plain_names: set[str] = set()
+_MAX_PLAIN_NAMES = 4096
+
 # Values that cannot hold a secret: returned as they are, without a call.
-_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+_PLAIN_TYPES = frozenset({int, float, bool, type(None), datetime})
 
 
 def redact_value(value: Any) -> Any:
@@ -67,18 +73,23 @@ def redact_value(value: Any) -> Any:
 def redact_in_place(mapping: dict[Any, Any]) -> dict[Any, Any]:
     """Like :func:`redact_value` for one dict, but replacing its values in place (no copy); returns it.
 
-    The fast path for log lines: a flat dict of strings and numbers costs one
-    cached key check and, when secrets are registered, one substring search
-    per string.
+    The fast path for log lines (one per webhook): when every key is a name
+    already found not secret, the keys cost one set comparison; then, when
+    secrets are registered, one substring search per string value.
     """
+    if not mapping.keys() <= _plain_names:
+        for key in mapping:
+            if _is_secret_name(key) if type(key) is str else is_secret_key(key):
+                mapping[key] = REDACTED
+            elif type(key) is str and len(_plain_names) < _MAX_PLAIN_NAMES:
+                _plain_names.add(key)
+    secrets = _secret_values
     for key, value in mapping.items():
-        if _is_secret_name(key) if type(key) is str else is_secret_key(key):
-            mapping[key] = REDACTED
-        elif type(value) is str:
-            for secret in _secret_values:
-                if secret in value:
-                    value = value.replace(secret, REDACTED)
-            mapping[key] = value
+        if type(value) is str:
+            if secrets:
+                for secret in secrets:
+                    if secret in value:
+                        mapping[key] = value = value.replace(secret, REDACTED)
         elif type(value) not in _PLAIN_TYPES:
             mapping[key] = redact_value(value)
     return mapping
