@@ -44,10 +44,11 @@ __all__ = ["ClientError", "receive_dyte_webhook", "read_body_limited"]
 
 log = structlog.get_logger("receiver.receive")
 
-# Header names: Dyte's, and RealtimeKit's equivalents (FACTS.md).
-SIGNATURE_HEADERS = ("dyte-signature", "rtk-signature")
-UUID_HEADERS = ("dyte-uuid", "rtk-uuid")
-WEBHOOK_ID_HEADERS = ("dyte-webhook-id", "rtk-webhook-id")
+# Header names: Dyte's, and RealtimeKit's equivalents (FACTS.md), as ASGI
+# gives them (lower-case bytes).
+SIGNATURE_HEADERS = (b"dyte-signature", b"rtk-signature")
+UUID_HEADERS = (b"dyte-uuid", b"rtk-uuid")
+WEBHOOK_ID_HEADERS = (b"dyte-webhook-id", b"rtk-webhook-id")
 
 # Column widths of ``webhook_events`` (receiver.models). A longer value, a NUL
 # (PostgreSQL text cannot hold one) or a lone surrogate (not encodable as
@@ -89,20 +90,28 @@ class ClientError(Exception):
         self.detail = detail
 
 
-def _first_header(request: Request, names: tuple[str, ...]) -> str | None:
+def _header_map(request: Request) -> dict[bytes, bytes]:
+    """The request's headers by lower-case name, the first of repeated ones kept (like Starlette's
+    ``Headers.get``); built once per delivery (a ``Headers.get`` scans the list: ~0.35 us each)."""
+    return dict(reversed(request.scope["headers"]))
+
+
+def _first_header(headers: dict[bytes, bytes], names: tuple[bytes, ...]) -> str | None:
     for name in names:
-        value = request.headers.get(name)
+        value = headers.get(name)
         if value:
-            return value
+            return value.decode("latin-1")
     return None
 
 
-async def read_body_limited(request: Request, limit: int) -> bytes:
+async def read_body_limited(request: Request, limit: int, declared: str | None = None) -> bytes:
     """Read the body, refusing (413) as soon as it exceeds ``limit`` bytes.
 
-    Content-Length, when present and too large, is refused before reading.
+    Content-Length (``declared``, else the request's header), when present
+    and too large, is refused before reading.
     """
-    declared = request.headers.get("content-length")
+    if declared is None:
+        declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise ClientError(413, "payload_too_large", f"body exceeds {limit} bytes")
     chunks: list[bytes] = []
@@ -118,8 +127,8 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _check_content_type(request: Request) -> None:
-    content_type = request.headers.get("content-type", "")
+def _check_content_type(headers: dict[bytes, bytes]) -> None:
+    content_type = headers.get(b"content-type", b"").decode("latin-1")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise ClientError(415, "unsupported_media_type", "Content-Type must be application/json")
@@ -139,9 +148,9 @@ def _decode_json(raw: bytes) -> tuple[Any, str | None]:
         return None, f"malformed JSON: {exc.args[0] if exc.args else exc}"[:200]
 
 
-async def _verify(request: Request, raw: bytes, parsed: Any) -> str:
+async def _verify(request: Request, headers: dict[bytes, bytes], raw: bytes, parsed: Any) -> str:
     key_store = request.app.state.key_store
-    header = _first_header(request, SIGNATURE_HEADERS)
+    header = _first_header(headers, SIGNATURE_HEADERS)
     keys = await key_store.keys()
     try:
         return verify_signature(raw, header, keys, parsed)
@@ -160,8 +169,8 @@ async def _verify(request: Request, raw: bytes, parsed: Any) -> str:
         raise first_error
 
 
-def _delivery_id(request: Request, raw: bytes) -> str:
-    value = _first_header(request, UUID_HEADERS)
+def _delivery_id(headers: dict[bytes, bytes], raw: bytes) -> str:
+    value = _first_header(headers, UUID_HEADERS)
     if value and len(value) <= 200:
         return value.strip()
     # No usable dyte-uuid: the body's digest still dedupes exact retries.
@@ -206,18 +215,20 @@ async def _store(request: Request, delivery: Delivery) -> StoreOutcome:
 async def receive_dyte_webhook(request: Request) -> FastJSONResponse:
     """Handle one Dyte delivery (see the module docstring for every outcome)."""
     settings = request.app.state.settings
-    _check_content_type(request)
-    raw = await read_body_limited(request, settings.max_body_bytes)
+    headers = _header_map(request)
+    _check_content_type(headers)
+    declared = headers.get(b"content-length")
+    raw = await read_body_limited(request, settings.max_body_bytes, declared.decode("latin-1") if declared else None)
     parsed, json_error = _decode_json(raw)
     try:
-        scheme = await _verify(request, raw, parsed if json_error is None else None)
+        scheme = await _verify(request, headers, raw, parsed if json_error is None else None)
     except SignatureError as exc:
         metrics.SIGNATURE_FAILURES.inc()
         if json_error is not None:
             raise ClientError(400, "malformed_json", json_error) from exc
         raise ClientError(401, "invalid_signature", str(exc)) from exc
 
-    webhook_id = _first_header(request, WEBHOOK_ID_HEADERS)
+    webhook_id = _first_header(headers, WEBHOOK_ID_HEADERS)
     allowed = request.app.state.allowed_webhook_ids
     if allowed is not None and webhook_id not in allowed():
         raise ClientError(403, "unknown_subscription", "dyte-webhook-id is not a subscription of this service")
@@ -225,7 +236,7 @@ async def receive_dyte_webhook(request: Request) -> FastJSONResponse:
         webhook_id = None  # longer than any real subscription id: not kept (like an over-long dyte-uuid)
 
     received_at = datetime.now(timezone.utc)
-    delivery_id = _delivery_id(request, raw)
+    delivery_id = _delivery_id(headers, raw)
     if json_error is not None:
         fields: dict[str, Any] = {"event_name": None, "parse_status": PARSE_INVALID, "parse_error": json_error}
     else:
