@@ -201,3 +201,28 @@ def test_bench_ratelimit_tiny_run() -> None:
     assert result.exit_code == 0, result.output
     assert "limit held" in result.output
     assert "max 20 calls in a 60 s window" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_bench_reports_tiny_run(dialect: str, tmp_path) -> None:
+    """A small `receiver bench reports` loads, precomputes, vacuums (PostgreSQL), times every query and shows the plans."""
+    from conftest import PG_ADMIN_URL, postgres_unavailable_reason
+
+    if dialect == "postgresql":
+        reason = postgres_unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+        url = PG_ADMIN_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'bench.db'}"
+    root = click.Group("receiver")
+    register(root)
+    args = ["bench", "reports", "--people", "300", "--intervals", "3000", "--repeat", "1", "--database-url", url]
+    result = CliRunner().invoke(root, args)
+    assert result.exit_code == 0, result.output
+    assert ("then VACUUM ANALYZE" in " ".join(result.output.split())) == (dialect == "postgresql")
+    table = [line for line in result.output.splitlines() if line.startswith("│ attendance_report")]
+    org_wide = [line for line in table if "org-wide" in line]
+    assert org_wide and (("met" in org_wide[0]) == (dialect == "postgresql")), result.output  # the 2 s goal is PostgreSQL's
+    assert all("< 200 ms: met" in line for line in table if "session_id=big" in line), result.output
