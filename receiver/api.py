@@ -56,7 +56,7 @@ from .reports import (
     RECORDING_COLUMNS,
     SESSION_COLUMNS,
     ReportFilter,
-    attendance_report,
+    attendance_page,
     display_names_of,
     recordings_report,
     sessions_report,
@@ -412,9 +412,9 @@ async def show_session(request: Request) -> Response:
     return _json({c: cell(row.get(c)) for c in SESSION_COLUMNS})
 
 
-def _attendance_page(rows: Sequence[dict[str, Any]], limit: int, offset: int) -> list[dict[str, Any]]:
-    """One page of attendance rows, ``display_names`` filled in (every name used; the report leaves it None for one)."""
-    return [{**row, "display_names": display_names_of(row)} for row in rows[offset : offset + limit]]
+def _with_display_names(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attendance rows with ``display_names`` filled in (every name used; the report leaves it None for one)."""
+    return [{**row, "display_names": display_names_of(row)} for row in rows]
 
 
 async def session_attendance(request: Request) -> Response:
@@ -424,14 +424,12 @@ async def session_attendance(request: Request) -> Response:
     session_id = path_text(request, "session_id")
     engine = _engine(request)
 
-    def load() -> list[dict[str, Any]]:
+    def load() -> tuple[list[dict[str, Any]], int]:
         _one_session(engine, session_id)
-        return attendance_report(engine, ReportFilter(session_id=session_id))
+        return attendance_page(engine, ReportFilter(session_id=session_id), limit=limit, offset=offset)
 
-    rows = await run_in_threadpool(load)
-    return _listing(
-        request, _attendance_page(rows, limit, offset), len(rows), limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
-    )
+    rows, total = await run_in_threadpool(load)
+    return _listing(request, _with_display_names(rows), total, limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt)
 
 
 async def list_attendance(request: Request) -> Response:
@@ -439,10 +437,8 @@ async def list_attendance(request: Request) -> Response:
     fmt = response_format(request)
     limit, offset = page_params(request)
     flt = _filter(request, "meeting_id", "since", "until", "participant")
-    rows = await run_in_threadpool(attendance_report, _engine(request), flt)
-    return _listing(
-        request, _attendance_page(rows, limit, offset), len(rows), limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
-    )
+    rows, total = await run_in_threadpool(functools.partial(attendance_page, _engine(request), flt, limit=limit, offset=offset))
+    return _listing(request, _with_display_names(rows), total, limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt)
 
 
 async def refresh_expired_links(request: Request, flt: ReportFilter) -> None:

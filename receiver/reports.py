@@ -23,12 +23,12 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, delete, insert, or_, select, text
+from sqlalchemy import and_, delete, func, insert, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as OrmSession
@@ -50,6 +50,7 @@ __all__ = [
     "RECORDING_COLUMNS",
     "SESSION_COLUMNS",
     "attendance_report",
+    "attendance_page",
     "recordings_report",
     "sessions_report",
     "ReportFilter",
@@ -571,27 +572,58 @@ def attendance_report(
     flt = flt or ReportFilter()
     as_of = as_of or datetime.now(timezone.utc)
     with _gc_paused():
-        return _attendance(engine, flt, as_of, store)
+        return _attendance(engine, flt, as_of, store, None)[0]
 
 
-def _attendance(engine: Engine, flt: ReportFilter, as_of: datetime, store: bool) -> list[dict[str, Any]]:
-    """:func:`attendance_report` after the defaults."""
-    postgres = engine.dialect.name == "postgresql"
-    reader = engine.execution_options(isolation_level="REPEATABLE READ") if postgres else engine
-    with reader.connect() as connection, connection.begin():
-        if postgres:
-            connection.execute(text("SET LOCAL timezone = 'UTC'"))  # see _pg_stream
-        sessions = connection.execute(
-            select(*_SESSION_COLUMNS, SessionAttendanceRefresh.session_id.label("refreshed"))
-            .select_from(Session)
-            .outerjoin(SessionAttendanceRefresh, SessionAttendanceRefresh.session_id == Session.session_id)
-            .where(*flt.session_conditions())
-            .order_by(Session.started_at, Session.session_id)
-        ).all()
-        current = {s.session_id: s for s in sessions if s.ended_at is not None and s.refreshed is not None}
-        stored = _read_stored(connection, flt, current)
-    stale = [s.session_id for s in sessions if s.session_id not in current]
-    ended = {s.session_id for s in sessions if s.ended_at is not None}
+def attendance_page(
+    engine: Engine,
+    flt: ReportFilter | None = None,
+    *,
+    limit: int,
+    offset: int = 0,
+    as_of: datetime | None = None,
+    store: bool = True,
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows ``[offset, offset + limit)`` of :func:`attendance_report` (same rows, same order) and the total count.
+
+    Only the sessions on the page have their stored rows read; the others
+    are counted (one ``GROUP BY session_id`` over ``pk_session_attendance``),
+    so a page of an org-wide report costs a count, not 850,000 rows in
+    memory (``receiver bench reports``). Stale and live sessions are
+    computed (and stored) as by :func:`attendance_report`. Counts and rows
+    come from one snapshot (PostgreSQL ``REPEATABLE READ``).
+
+    Raises:
+        ValueError: ``limit`` < 1 or ``offset`` < 0.
+        sqlalchemy.exc.SQLAlchemyError: the database could not be read.
+    """
+    if limit < 1 or offset < 0:
+        raise ValueError("limit must be at least 1 and offset at least 0")
+    flt = flt or ReportFilter()
+    as_of = as_of or datetime.now(timezone.utc)
+    with _gc_paused():
+        return _attendance(engine, flt, as_of, store, (offset, limit))
+
+
+def _stored_counts(connection: Connection, flt: ReportFilter, ids: list[str]) -> dict[str, int]:
+    """``session_attendance`` rows per session of ``ids`` (those of ``flt.participant`` only, when set); sessions without rows are absent."""
+    query = select(SessionAttendance.session_id, func.count()).group_by(SessionAttendance.session_id)
+    if flt.participant:
+        query = query.where(SessionAttendance.participant_key == flt.participant)
+    if len(ids) > _FEW_SESSIONS:  # most sessions: one scan, others' counts dropped
+        wanted = set(ids)
+        return {sid: n for sid, n in connection.execute(query) if sid in wanted}
+    counts: dict[str, int] = {}
+    for start in range(0, len(ids), _CHUNK):
+        for sid, n in connection.execute(query.where(SessionAttendance.session_id.in_(ids[start : start + _CHUNK]))):
+            counts[sid] = n
+    return counts
+
+
+def _compute_stale(
+    engine: Engine, stale: list[str], ended: set[str], as_of: datetime, store: bool
+) -> tuple[dict[str, Any], dict[str, list[PersonAttendance]]]:
+    """Compute sessions ``stale`` from their intervals, storing the ended ones when ``store``; (session rows, people) by id."""
     computed: dict[str, list[PersonAttendance]] = {}
     recomputed: dict[str, Any] = {}  # session rows as read when computing (bounds may have changed since)
     for chunk_start in range(0, len(stale), _CHUNK):
@@ -609,6 +641,52 @@ def _attendance(engine: Engine, flt: ReportFilter, as_of: datetime, store: bool)
                 rows, people, _ = _compute(connection, chunk, as_of, store=False, now=as_of)
         recomputed.update(rows)
         computed.update(people)
+    return recomputed, computed
+
+
+def _attendance(
+    engine: Engine, flt: ReportFilter, as_of: datetime, store: bool, page: tuple[int, int] | None
+) -> tuple[list[dict[str, Any]], int]:
+    """:func:`attendance_report` (``page`` None) or :func:`attendance_page` (``page`` = (offset, limit)): (rows, total)."""
+    postgres = engine.dialect.name == "postgresql"
+    reader = engine.execution_options(isolation_level="REPEATABLE READ") if postgres else engine
+    with ExitStack() as reading:
+        connection = reading.enter_context(reader.connect())
+        reading.enter_context(connection.begin())
+        if postgres:
+            connection.execute(text("SET LOCAL timezone = 'UTC'"))  # see _pg_stream
+        sessions = connection.execute(
+            select(*_SESSION_COLUMNS, SessionAttendanceRefresh.session_id.label("refreshed"))
+            .select_from(Session)
+            .outerjoin(SessionAttendanceRefresh, SessionAttendanceRefresh.session_id == Session.session_id)
+            .where(*flt.session_conditions())
+            .order_by(Session.started_at, Session.session_id)
+        ).all()
+        current = {s.session_id: s for s in sessions if s.ended_at is not None and s.refreshed is not None}
+        if page is None:
+            stored = _read_stored(connection, flt, current)
+            reading.close()  # the snapshot is not needed while computing
+        else:
+            counts = _stored_counts(connection, flt, list(current))
+        stale = [s.session_id for s in sessions if s.session_id not in current]
+        recomputed, computed = _compute_stale(engine, stale, {s.session_id for s in sessions if s.ended_at is not None}, as_of, store)
+        skip = 0
+        if page is not None:  # the sessions on the page, then their stored rows from the same snapshot as the counts
+            offset, limit = page
+            for sid, people in computed.items():
+                counts[sid] = sum(1 for p in people if not flt.participant or p.participant_key == flt.participant)
+            on_page: list[Any] = []
+            position = 0
+            for session in sessions:
+                count = counts.get(session.session_id, 0)
+                if position < offset + limit and position + count > offset:
+                    if not on_page:
+                        skip = offset - position
+                    on_page.append(session)
+                position += count
+            sessions = on_page
+            stored = _read_stored(connection, flt, {s.session_id: s for s in on_page if s.session_id in current})
+            total = sum(counts.values())
     result: list[dict[str, Any]] = []
     for session in sessions:
         sid = session.session_id
@@ -624,7 +702,9 @@ def _attendance(engine: Engine, flt: ReportFilter, as_of: datetime, store: bool)
             for p in computed[sid]
             if not flt.participant or p.participant_key == flt.participant
         ]
-    return result
+    if page is None:
+        return result, len(result)
+    return result[skip : skip + page[1]], total
 
 
 def recordings_report(engine: Engine, flt: ReportFilter | None = None) -> list[dict[str, Any]]:

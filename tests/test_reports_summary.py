@@ -26,6 +26,7 @@ from receiver.models import ParticipantInterval, Session, SessionAttendance, Ses
 from receiver.reports import (
     ATTENDANCE_COLUMNS,
     ReportFilter,
+    attendance_page,
     attendance_report,
     display_names_of,
     refresh_session_attendance,
@@ -252,6 +253,42 @@ def test_org_wide_scan_streamed_in_small_chunks_reads_the_same_rows(scripted: En
         )
     assert marked(scripted, "s-1")
     assert [report(scripted, flt) for flt in filters] == expected
+
+
+@pytest.mark.parametrize("one_scan", [False, True], ids=["by-session", "org-wide-scan"])
+def test_pages_are_slices_of_the_report_whatever_is_stored(scripted: Engine, monkeypatch: pytest.MonkeyPatch, one_scan: bool) -> None:
+    """Every page (API paging) equals the same slice of the whole report, with the whole report's total: when nothing
+    is stored yet, when some sessions are stored and others stale or live, and when all ended ones are stored."""
+    if one_scan:
+        monkeypatch.setattr(reports, "_FEW_SESSIONS", 0)
+    filters = [None, ReportFilter(participant="bob"), ReportFilter(meeting_id="m-1"), ReportFilter(session_id="nope")]
+
+    def check_pages() -> None:
+        for flt in filters:
+            whole = computed(scripted, flt)
+            for limit in (1, 2, 3, 4, 7, 1000):
+                for offset in range(0, len(whole) + 2):
+                    assert attendance_page(scripted, flt, limit=limit, offset=offset, as_of=AS_OF) == (
+                        whole[offset : offset + limit],
+                        len(whole),
+                    ), (flt, limit, offset)
+
+    check_pages()  # computed() drops the markers first: every page computes (and stores) what it needs
+    report(scripted)
+    assert stored_sessions(scripted) == {"s-1": 5, "s-2": 1}
+    first = attendance_page(scripted, limit=2, offset=1, as_of=AS_OF)
+    assert first == (computed(scripted)[1:3], len(computed(scripted)))
+    report(scripted)
+    s = Script(scripted)  # s-2 stale again, s-1 stays stored, s-3 live
+    s.event_id = 3000
+    s.ended("s-2", "2026-03-03 09:00:00", "2026-03-03 09:45:00")  # a moved end
+    assert "s-2" not in stored_sessions(scripted) and "s-1" in stored_sessions(scripted)
+    whole = report(scripted)
+    report(scripted)
+    for offset in range(len(whole) + 1):
+        assert attendance_page(scripted, limit=3, offset=offset, as_of=AS_OF) == (whole[offset : offset + 3], len(whole))
+    with pytest.raises(ValueError):
+        attendance_page(scripted, limit=0)
 
 
 def test_display_names_only_when_several(scripted: Engine) -> None:

@@ -22,6 +22,8 @@ slower than 10 s runs once):
   (goal < 200 ms): from the precomputed rows, and once more after a late
   change made it stale (computed from its intervals, ``store=False`` so
   every run computes); unfiltered, org-wide (goal < 2 s on PostgreSQL);
+* :func:`receiver.reports.attendance_page` org-wide, 100 rows at offset 0
+  and half-way (what ``GET /api/attendance`` does; informational);
 * when the analyst views exist (migration 0003, :mod:`receiver.views`):
   ``SELECT * FROM attendance WHERE session_id = ...`` for the big session,
   ``SELECT count(*), sum(attended_seconds) FROM attendance`` org-wide
@@ -190,7 +192,7 @@ def _insert_sessions(engine: Engine, sessions: list[dict[str, Any]], meetings: l
 def _timed_child(url: str, kind: str, arg: Any, repeat: int, timeout: float, queue: Any) -> None:
     """Child process body: run the query ``repeat`` times (once if slower than 10 s); put (timings ms, rows)."""
     from receiver.database import make_engine
-    from receiver.reports import ReportFilter, attendance_report
+    from receiver.reports import ReportFilter, attendance_page, attendance_report
 
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":  # the server stops too, not only this process
@@ -206,6 +208,8 @@ def _timed_child(url: str, kind: str, arg: Any, repeat: int, timeout: float, que
     def call() -> int:
         if kind == "report":
             return len(attendance_report(engine, ReportFilter(session_id=arg) if arg else None))
+        if kind == "page":  # one API page of the org-wide report: 100 rows at offset ``arg``; returns the total
+            return attendance_page(engine, limit=100, offset=arg)[1]
         if kind == "report-computed":  # stale session: computed from the intervals every time (nothing stored)
             return len(attendance_report(engine, ReportFilter(session_id=arg), store=False))
         sql, params = arg
@@ -433,6 +437,10 @@ def run_reports_bench(opts: ReportsOptions, console: Console) -> None:
                 add("SELECT * FROM attendance WHERE session_id = big", "sql", ("SELECT * FROM attendance WHERE session_id = :sid", {"sid": big_id}), SESSION_GOAL_MS)
             if org_count:
                 add("attendance_report() org-wide", "report", None, org_goal)
+                # GET /api/attendance?limit=100: informational (counts every session, reads the page's rows).
+                add("attendance_page() org-wide, 100 rows at offset 0", "page", 0, None)
+                halfway = min(500_000, org_count // 2)
+                add(f"attendance_page() org-wide, 100 rows at offset {halfway:,}", "page", halfway, None)
                 if "attendance" in views:
                     best = add("SELECT count(*), sum(attended_seconds) FROM attendance", "sql", ("SELECT count(*), sum(attended_seconds) FROM attendance", {}), org_goal)
                     if best is not None and best < opts.timeout * 500:  # fetching everything costs more; skip when hopeless
