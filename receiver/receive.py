@@ -104,14 +104,12 @@ def _first_header(headers: dict[bytes, bytes], names: tuple[bytes, ...]) -> str 
     return None
 
 
-async def read_body_limited(request: Request, limit: int, declared: str | None = None) -> bytes:
+async def read_body_limited(request: Request, limit: int, declared: str | None) -> bytes:
     """Read the body, refusing (413) as soon as it exceeds ``limit`` bytes.
 
-    Content-Length (``declared``, else the request's header), when present
-    and too large, is refused before reading.
+    ``declared`` (the Content-Length header's value, None when absent), when
+    too large, is refused before reading.
     """
-    if declared is None:
-        declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise ClientError(413, "payload_too_large", f"body exceeds {limit} bytes")
     chunks: list[bytes] = []

@@ -465,6 +465,14 @@ def _pg_stream(connection: Connection, sql: str, params: dict[str, Any]) -> Iter
         cursor.close()
 
 
+def _session_chunks(ids: list[str]) -> list[list[str] | None]:
+    """How ``session_attendance`` is read for sessions ``ids``: ``IN (...)`` lists of ``_CHUNK`` ids through the
+    primary key, or (more than ``_FEW_SESSIONS``) ``[None]``: one scan of the table, other sessions' rows skipped."""
+    if len(ids) > _FEW_SESSIONS:
+        return [None]
+    return [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
+
+
 def _stored_row_sources(connection: Connection, flt: ReportFilter, ids: list[str]) -> Iterator[Iterable[tuple[Any, ...]]]:
     """The stored rows of sessions ``ids`` (and maybe others), as one iterable of tuples per query.
 
@@ -473,7 +481,7 @@ def _stored_row_sources(connection: Connection, flt: ReportFilter, ids: list[str
     many (an org-wide report): one scan of ``session_attendance``, the caller
     skips other sessions' rows.
     """
-    chunks = [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)] if len(ids) <= _FEW_SESSIONS else [None]
+    chunks = _session_chunks(ids)
     if connection.dialect.name == "postgresql":
         for chunk in chunks:
             sql = pg_stored_rows_sql(by_session=chunk is not None, participant=bool(flt.participant))
@@ -610,13 +618,12 @@ def _stored_counts(connection: Connection, flt: ReportFilter, ids: list[str]) ->
     query = select(SessionAttendance.session_id, func.count()).group_by(SessionAttendance.session_id)
     if flt.participant:
         query = query.where(SessionAttendance.participant_key == flt.participant)
-    if len(ids) > _FEW_SESSIONS:  # most sessions: one scan, others' counts dropped
-        wanted = set(ids)
-        return {sid: n for sid, n in connection.execute(query) if sid in wanted}
+    wanted = set(ids)
     counts: dict[str, int] = {}
-    for start in range(0, len(ids), _CHUNK):
-        for sid, n in connection.execute(query.where(SessionAttendance.session_id.in_(ids[start : start + _CHUNK]))):
-            counts[sid] = n
+    for chunk in _session_chunks(ids):
+        for sid, n in connection.execute(query if chunk is None else query.where(SessionAttendance.session_id.in_(chunk))):
+            if sid in wanted:
+                counts[sid] = n
     return counts
 
 
@@ -670,11 +677,12 @@ def _attendance(
             counts = _stored_counts(connection, flt, list(current))
         stale = [s.session_id for s in sessions if s.session_id not in current]
         recomputed, computed = _compute_stale(engine, stale, {s.session_id for s in sessions if s.ended_at is not None}, as_of, store)
+        if flt.participant:
+            computed = {sid: [p for p in people if p.participant_key == flt.participant] for sid, people in computed.items()}
         skip = 0
         if page is not None:  # the sessions on the page, then their stored rows from the same snapshot as the counts
             offset, limit = page
-            for sid, people in computed.items():
-                counts[sid] = sum(1 for p in people if not flt.participant or p.participant_key == flt.participant)
+            counts.update((sid, len(people)) for sid, people in computed.items())
             on_page: list[Any] = []
             position = 0
             for session in sessions:
@@ -697,11 +705,7 @@ def _attendance(
             continue
         row = recomputed[sid]
         reconciled = row.reconciled_at is not None
-        result += [
-            _report_row(sid, row.meeting_id, reconciled, p)
-            for p in computed[sid]
-            if not flt.participant or p.participant_key == flt.participant
-        ]
+        result += [_report_row(sid, row.meeting_id, reconciled, p) for p in computed[sid]]
     if page is None:
         return result, len(result)
     return result[skip : skip + page[1]], total
