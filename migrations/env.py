@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import pool
 
-from receiver.database import make_engine, normalise_url
-from receiver.models import Base
+from receiver.db.engine import make_engine, normalise_url
+from receiver.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata

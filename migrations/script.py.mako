@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
-import receiver.models
+import receiver.db.models
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}
@@ -18,8 +18,8 @@ depends_on = ${repr(depends_on)}
 
 
 # Altering sessions, participant_intervals, recordings or meetings? The analyst
-# views depend on them: call receiver.views.drop_views(op.get_bind()) first and
-# receiver.views.create_views(op.get_bind()) at the end (SQLite batch mode and
+# views depend on them: call receiver.db.views.drop_views(op.get_bind()) first and
+# receiver.db.views.create_views(op.get_bind()) at the end (SQLite batch mode and
 # PostgreSQL both refuse otherwise).
 
 

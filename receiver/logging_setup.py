@@ -26,13 +26,13 @@ import json
 import logging
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import structlog
 
-from .redaction import redact_in_place, register_secret
+from receiver.redaction import redact_in_place, register_secret
 
 __all__ = ["configure_logging", "register_secret", "redact", "bound_logger", "flush_logs"]
 
@@ -95,7 +95,7 @@ def _buffered(stream: Any) -> Any:
         return stream  # an in-memory stream (tests): nothing to gain
     stream.flush()  # what was written before keeps its place
     encoding = getattr(stream, "encoding", None) or "utf-8"
-    return open(fd, "w", buffering=_BUFFER_BYTES, encoding=encoding, errors="backslashreplace", closefd=False)  # noqa: SIM115
+    return open(fd, "w", buffering=_BUFFER_BYTES, encoding=encoding, errors="backslashreplace", closefd=False)
 
 
 @atexit.register
@@ -162,7 +162,7 @@ def _iso_utc(moment: datetime) -> str:
 def _add_utc_timestamp(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: ``timestamp`` = now in UTC, as a ``datetime`` the JSON renderer formats
     (orjson does it in C: a third of structlog's ``TimeStamper`` cost, measured per request line)."""
-    event_dict["timestamp"] = datetime.now(timezone.utc)
+    event_dict["timestamp"] = datetime.now(UTC)
     return event_dict
 
 

@@ -31,7 +31,9 @@ REQUEST_LATENCY = Histogram(
 )
 QUEUE_DEPTH = Gauge("receiver_queue_depth", "Stored events by processing status.", ["status"])
 OLDEST_PENDING_AGE = Gauge("receiver_oldest_pending_event_age_seconds", "Age of the oldest pending event, seconds.")
-PROCESSED = Counter("receiver_events_processed_total", "Events processed by the worker, by event and result.", ["event", "result"])
+PROCESSED = Counter(
+    "receiver_events_processed_total", "Events processed by the worker, by event and result.", ["event", "result"]
+)
 PROCESSING_LATENCY = Histogram(
     "receiver_event_processing_seconds",
     "Time to apply one event, seconds.",
@@ -43,8 +45,12 @@ EVENT_LAG = Histogram(
     "From receipt to processed, seconds.",
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 3600),
 )
-DYTE_API_CALLS = Counter("receiver_dyte_api_calls_total", "Dyte REST calls by endpoint and status.", ["method", "endpoint", "status"])
-RATE_LIMIT_WAIT = Counter("receiver_dyte_rate_limiter_wait_seconds_total", "Seconds spent waiting in the client-side rate limiter.")
+DYTE_API_CALLS = Counter(
+    "receiver_dyte_api_calls_total", "Dyte REST calls by endpoint and status.", ["method", "endpoint", "status"]
+)
+RATE_LIMIT_WAIT = Counter(
+    "receiver_dyte_rate_limiter_wait_seconds_total", "Seconds spent waiting in the client-side rate limiter."
+)
 RECONCILE_CHANGES = Counter(
     "receiver_reconcile_changes_total", "What reconciliation did to intervals (added, changed, confirmed).", ["kind"]
 )

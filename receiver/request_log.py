@@ -21,12 +21,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import metrics
-from .logging_setup import bound_logger
+from receiver import metrics
+from receiver.logging_setup import bound_logger
 
 __all__ = ["RequestLogMiddleware", "annotate_request"]
 
-_LOGGER_NAME = "receiver.app"
+_LOGGER_NAME = "receiver.web.app"
 
 _FIELDS_KEY = "receiver.log_fields"
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -69,4 +69,11 @@ class RequestLogMiddleware:
             metrics.request_latency(template, scope["method"], str(status)).observe(elapsed)
             log = bound_logger(_LOGGER_NAME)
             write = log.debug if scope["path"] in _QUIET_PATHS else log.info
-            write("request", method=scope["method"], path=scope["path"], status=status, ms=round(elapsed * 1000, 2), **fields)
+            write(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round(elapsed * 1000, 2),
+                **fields,
+            )

@@ -15,7 +15,9 @@ from typing import Any
 import orjson
 from starlette.responses import JSONResponse
 
-__all__ = ["FastJSONResponse"]
+from receiver.errors import HTTPError
+
+__all__ = ["FastJSONResponse", "http_error_response"]
 
 
 class FastJSONResponse(JSONResponse):
@@ -31,3 +33,10 @@ class FastJSONResponse(JSONResponse):
             return orjson.dumps(content)
         except TypeError:  # orjson.JSONEncodeError is a TypeError
             return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def http_error_response(exc: HTTPError) -> FastJSONResponse:
+    """The one rendering of an :class:`receiver.errors.HTTPError`: ``{"error", "detail"}`` with its status and headers."""
+    return FastJSONResponse(
+        {"error": exc.error, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+    )

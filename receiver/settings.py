@@ -13,12 +13,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .events import KNOWN_EVENTS
+from receiver.enums import EventType
 
 __all__ = ["Settings", "load_settings", "ALL_EVENTS", "settings_reference_markdown", "update_readme_table"]
 
 #: Every Dyte webhook event (the v2 spec enum): the default subscription.
-ALL_EVENTS: tuple[str, ...] = KNOWN_EVENTS
+ALL_EVENTS: tuple[str, ...] = tuple(name.value for name in EventType)
 
 
 class Settings(BaseSettings):
@@ -53,15 +53,18 @@ class Settings(BaseSettings):
     )
     dyte_api_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one Dyte REST call, seconds.")
     public_url: str | None = Field(
-        None, description="Public base URL of this service, e.g. https://hooks.example.com; "
-        "webhook subscriptions point at PUBLIC_URL + /webhooks/dyte."
+        None,
+        description="Public base URL of this service, e.g. https://hooks.example.com; "
+        "webhook subscriptions point at PUBLIC_URL + /webhooks/dyte.",
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted webhook body, bytes (413 above).")
     reconcile_delay_seconds: float = Field(
         60.0, ge=0, description="Wait after meeting.ended before reconciling the session with the REST API."
     )
     stale_session_seconds: float = Field(
-        7200.0, ge=0, description="A session with no event for this long and no meeting.ended is reconciled by the sweep."
+        7200.0,
+        ge=0,
+        description="A session with no event for this long and no meeting.ended is reconciled by the sweep.",
     )
     reconcile_enabled: bool = Field(
         True, description="Reconcile with the Dyte REST API (needs DYTE_ORG_ID and DYTE_API_KEY)."
@@ -71,7 +74,9 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(0.5, gt=0, description="Idle worker poll interval, seconds.")
     worker_batch_size: int = Field(500, ge=1, description="Events claimed per batch (one lease).")
     worker_events_per_transaction: int = Field(
-        250, ge=1, description="Events applied per database transaction; a failing transaction is redone one event at a time."
+        250,
+        ge=1,
+        description="Events applied per database transaction; a failing transaction is redone one event at a time.",
     )
     log_format: str = Field("auto", description="auto (pretty on a terminal, JSON otherwise), json or console.")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
@@ -129,7 +134,7 @@ class Settings(BaseSettings):
                 current.append(line)
         return blocks
 
-    # -- webhook subscription (receiver.subscriptions) ------------------------------------------
+    # -- webhook subscription (receiver.subscriptions.ensure) ------------------------------------------
     subscription_name: str = Field(
         "receiver",
         min_length=1,
@@ -165,12 +170,14 @@ class Settings(BaseSettings):
             return ",".join(ALL_EVENTS)
         unknown = [n for n in names if n not in ALL_EVENTS]
         if unknown:
-            raise ValueError(f"SUBSCRIPTION_EVENTS: unknown event(s) {', '.join(unknown)}; known: {', '.join(ALL_EVENTS)}")
+            raise ValueError(
+                f"SUBSCRIPTION_EVENTS: unknown event(s) {', '.join(unknown)}; known: {', '.join(ALL_EVENTS)}"
+            )
         if not names:
             raise ValueError("SUBSCRIPTION_EVENTS must name at least one event")
         return ",".join(dict.fromkeys(names))
 
-    # -- reports API and pages (receiver.api, receiver.pages) ------------------------------------
+    # -- reports API and pages (receiver.web.api, receiver.web.pages) ------------------------------------
     api_tokens: SecretStr | None = Field(
         None,
         description="Comma-separated bearer tokens for the reports API (/api) and the pages (/ui). "

@@ -14,7 +14,9 @@ where a timestamp is absent. Every function here is pure.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
+from receiver.errors import ReceiverError
 
 __all__ = ["TimestampError", "parse_timestamp", "parse_optional_timestamp", "to_iso"]
 
@@ -23,7 +25,7 @@ _NULLISH = {"", "null", "none", "undefined"}
 _ALLOWED = re.compile(r"^[0-9T:\-+. Zz]+$")
 
 
-class TimestampError(ValueError):
+class TimestampError(ReceiverError, ValueError):
     """A value that should be a timestamp cannot be read as one."""
 
 
@@ -41,13 +43,13 @@ def parse_timestamp(value: object) -> datetime:
             example a stray character such as ``2023-01-25X04:51:35Z``).
     """
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, bool):
         raise TimestampError(f"not a timestamp: {value!r}")
     if isinstance(value, (int, float)):
         seconds = value / 1000 if value > 1e11 else value
         try:
-            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+            return datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise TimestampError(f"epoch out of range: {value!r}") from exc
     if not isinstance(value, str):
@@ -69,8 +71,8 @@ def parse_timestamp(value: object) -> datetime:
         except ValueError as exc:
             raise TimestampError(f"malformed timestamp: {value!r}") from exc
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def parse_optional_timestamp(value: object) -> datetime | None:
@@ -92,6 +94,6 @@ def to_iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    text = value.astimezone(timezone.utc).isoformat()
+        value = value.replace(tzinfo=UTC)
+    text = value.astimezone(UTC).isoformat()
     return text.replace("+00:00", "Z")

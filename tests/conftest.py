@@ -19,15 +19,28 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from receiver.database import make_engine, migrate
-from receiver.models import Base
+from receiver.db.engine import make_engine, migrate
+from receiver.db.models import Base
+from receiver.providers.dyte.signature import generate_private_key, public_key_pem
 from receiver.settings import Settings
-from receiver.signature import generate_private_key, public_key_pem
 
-PAYLOADS_DIR = Path(os.environ.get("DYTE_PAYLOADS_DIR", Path(__file__).resolve().parents[2] / "shared" / "dyte" / "payloads"))
+PAYLOADS_DIR = Path(
+    os.environ.get("DYTE_PAYLOADS_DIR", Path(__file__).resolve().parents[2] / "shared" / "dyte" / "payloads")
+)
 PG_ADMIN_URL = os.environ.get("RECEIVER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
-_ENV_PREFIXES = ("DATABASE_URL", "DYTE_", "PUBLIC_URL", "MAX_BODY", "RECONCILE", "WORKER_", "LOG_", "API_", "SUBSCRIPTION", "STALE_")
+_ENV_PREFIXES = (
+    "DATABASE_URL",
+    "DYTE_",
+    "PUBLIC_URL",
+    "MAX_BODY",
+    "RECONCILE",
+    "WORKER_",
+    "LOG_",
+    "API_",
+    "SUBSCRIPTION",
+    "STALE_",
+)
 
 
 @pytest.fixture(autouse=True)

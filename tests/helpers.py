@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
-from receiver.models import WebhookEvent
+from receiver.db.models import WebhookEvent
+from receiver.providers.dyte.signature import sign_body
 from receiver.settings import Settings
-from receiver.signature import sign_body
+from receiver.web.app import create_app
 
 
 def compact(payload: Any) -> bytes:

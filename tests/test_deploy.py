@@ -9,8 +9,6 @@ the metric names (against :mod:`receiver.metrics`) are checked.
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import json
 import re
 import shlex
@@ -23,7 +21,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from receiver import metrics
-from receiver.models import EVENT_STATUSES
+from receiver.db.models import EVENT_STATUSES
 from receiver.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,10 +67,8 @@ def load_one(path: Path) -> Any:
 @functools.cache
 def cli() -> click.Group:
     """The root click group with every command registered, as `receiver` runs it."""
-    from receiver.cli import cli as root
+    from receiver.cli.main import cli as root
 
-    if importlib.util.find_spec("receiver.commands") is not None:
-        importlib.import_module("receiver.commands").register_commands(root)
     return root
 
 
@@ -95,7 +91,9 @@ def resolve(args: list[str]) -> click.Command:
     while isinstance(command, click.Group):
         if rest and rest[0].startswith("-"):
             option = rest[0].split("=", 1)[0]
-            assert option in option_names(command, ctx), f"receiver {' '.join(args)}: no option {option} on {ctx.command_path}"
+            assert option in option_names(command, ctx), (
+                f"receiver {' '.join(args)}: no option {option} on {ctx.command_path}"
+            )
             assert option in ctx.help_option_names, f"group options are not used in manifests: {args}"
             return command
         assert rest, f"receiver {' '.join(args)}: {ctx.command_path} needs a subcommand"
@@ -552,5 +550,10 @@ def test_quoted_commands_resolve() -> None:
 def test_readme_covers_operations() -> None:
     """deploy/README.md explains the Kubernetes apply, the compose build and the Dyte webhook URL."""
     text = (DEPLOY / "README.md").read_text(encoding="utf-8")
-    for needle in ("kubectl apply -k deploy/k8s", "docker build -f deploy/Dockerfile", "docker compose -f deploy/compose.yaml", "PUBLIC_URL/webhooks/dyte"):
+    for needle in (
+        "kubectl apply -k deploy/k8s",
+        "docker build -f deploy/Dockerfile",
+        "docker compose -f deploy/compose.yaml",
+        "PUBLIC_URL/webhooks/dyte",
+    ):
         assert needle in text, needle

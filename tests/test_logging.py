@@ -7,6 +7,7 @@ import json
 import os
 import select
 import time
+from datetime import UTC
 
 import pytest
 
@@ -89,10 +90,10 @@ def test_hot_path_logger_follows_reconfiguration_and_level() -> None:
     """A logger bound for the request line writes to the newest stream, at the newest level."""
     first, second = io.StringIO(), io.StringIO()
     configure_logging("json", "INFO", first)
-    bound_logger("receiver.app").info("one")
+    bound_logger("receiver.web.app").info("one")
     configure_logging("json", "WARNING", second)
-    bound_logger("receiver.app").info("filtered")
-    bound_logger("receiver.app").warning("two")
+    bound_logger("receiver.web.app").info("filtered")
+    bound_logger("receiver.web.app").warning("two")
     assert [json.loads(line)["event"] for line in first.getvalue().splitlines()] == ["one"]
     assert [json.loads(line)["event"] for line in second.getvalue().splitlines()] == ["two"]
 
@@ -118,7 +119,7 @@ def test_hot_path_logger_follows_a_direct_structlog_configure() -> None:
     import structlog
 
     configure_logging("json", "INFO", io.StringIO())
-    bound_logger("receiver.app").info("before")
+    bound_logger("receiver.web.app").info("before")
     captured: list[dict] = []
 
     def capture(_logger, _method, event_dict):
@@ -126,18 +127,18 @@ def test_hot_path_logger_follows_a_direct_structlog_configure() -> None:
         raise structlog.DropEvent
 
     structlog.configure(processors=[capture])
-    bound_logger("receiver.app").info("during", n=1)
+    bound_logger("receiver.web.app").info("during", n=1)
     assert [(e["event"], e["n"]) for e in captured] == [("during", 1)]
 
 
 def test_json_lines_carry_a_utc_timestamp_with_z() -> None:
     """Every JSON line (ours and the standard library's) has `timestamp` as ISO 8601 UTC ending in Z, at the time it was logged."""
     import logging
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     stream = io.StringIO()
     configure_logging("json", "INFO", stream)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     bound_logger("receiver.test").info("ours")
     logging.getLogger("stdlib.test.timestamp").info("theirs")
     bound_logger("receiver.test").info("odd", text="a\ud800b")  # the standard encoder's fallback
@@ -146,7 +147,7 @@ def test_json_lines_carry_a_utc_timestamp_with_z() -> None:
     for stamp in stamps:
         assert stamp.endswith("Z") and "+" not in stamp
         moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        assert before - timedelta(seconds=1) <= moment <= datetime.now(timezone.utc)
+        assert before - timedelta(seconds=1) <= moment <= datetime.now(UTC)
 
 
 def test_secret_keys_are_redacted_on_every_line_whatever_came_before() -> None:

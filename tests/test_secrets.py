@@ -42,18 +42,16 @@ from pydantic import SecretStr
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session as OrmSession
 
-from receiver import redaction, server
-from receiver import worker as worker_module
-from receiver.cli import cli
-from receiver.commands import register_commands
-from receiver.database import make_engine
-from receiver.dyte_client import DyteAPIError, DyteClient
+from receiver import redaction
+from receiver import service as server
+from receiver.cli.main import cli
+from receiver.db.engine import make_engine
+from receiver.db.models import ReconcileTask, Recording
 from receiver.logging_setup import configure_logging
-from receiver.models import ReconcileTask, Recording
+from receiver.processing import worker as worker_module
+from receiver.providers.dyte.client import DyteAPIError, DyteClient
 from receiver.retry import RetryPolicy
-from receiver.server import build_worker
-
-register_commands(cli)
+from receiver.service import build_worker
 
 ORG_ID = "org-planted-0001"
 API_KEY = "dyteKEY-PLANTED-7c1e0b9a44d2"
@@ -99,8 +97,14 @@ class EchoingDyte:
     def handler(self, request: httpx.Request) -> httpx.Response:
         auth = request.headers.get("authorization", "")
         self.seen_authorization.append(auth)
-        password = base64.b64decode(auth.split(" ", 1)[1]).decode().split(":", 1)[1] if auth.startswith("Basic ") else ""
-        body = {"success": False, "error": {"message": f"invalid credentials {auth} (key {password})"}, "authorization": auth}
+        password = (
+            base64.b64decode(auth.split(" ", 1)[1]).decode().split(":", 1)[1] if auth.startswith("Basic ") else ""
+        )
+        body = {
+            "success": False,
+            "error": {"message": f"invalid credentials {auth} (key {password})"},
+            "authorization": auth,
+        }
         return httpx.Response(self.status, json=body, headers={"www-authenticate": auth, "x-echo-key": password})
 
     def transport(self) -> httpx.MockTransport:
@@ -143,7 +147,13 @@ def deliveries(session_id: str) -> list[bytes]:
                 "ingestServer": f"rtmps://live.example.com:443/app/{STREAM_KEY}",
             }
         ),
-        compact({"event": "meeting.ended", "meeting": {**meeting, "endedAt": "2026-01-01T11:00:00Z"}, "reason": "ALL_PARTICIPANTS_LEFT"}),
+        compact(
+            {
+                "event": "meeting.ended",
+                "meeting": {**meeting, "endedAt": "2026-01-01T11:00:00Z"},
+                "reason": "ALL_PARTICIPANTS_LEFT",
+            }
+        ),
     ]
 
 
@@ -151,11 +161,18 @@ def _exception_text(exc: BaseException) -> str:
     return "\n".join([str(exc), repr(exc), repr(exc.args), *traceback.format_exception(exc)])
 
 
-def test_planted_secrets_never_appear_in_logs_errors_cli_or_http(settings, signing_key, capsys, monkeypatch, isolated_logging):
+def test_planted_secrets_never_appear_in_logs_errors_cli_or_http(
+    settings, signing_key, capsys, monkeypatch, isolated_logging
+):
     """Secrets planted in settings, headers, bodies and Dyte's echoed errors appear in no log, error, CLI output or HTTP answer."""
     configure_logging("json", "DEBUG", sys.stdout)
     creds = settings.model_copy(
-        update={"dyte_org_id": ORG_ID, "dyte_api_key": SecretStr(API_KEY), "reconcile_enabled": True, "reconcile_delay_seconds": 0.0}
+        update={
+            "dyte_org_id": ORG_ID,
+            "dyte_api_key": SecretStr(API_KEY),
+            "reconcile_enabled": True,
+            "reconcile_delay_seconds": 0.0,
+        }
     )
     engine = make_engine(creds.database_url)
     http_texts: list[str] = []
@@ -168,23 +185,48 @@ def test_planted_secrets_never_appear_in_logs_errors_cli_or_http(settings, signi
         with app_client(creds) as client:
             bodies = deliveries(f"s-{uuid.uuid4().hex[:8]}")
             for body in bodies:
-                headers = signed_headers(body, signing_key) | {"authorization": f"Bearer {INBOUND_TOKEN}", "x-api-key": API_KEY}
+                headers = signed_headers(body, signing_key) | {
+                    "authorization": f"Bearer {INBOUND_TOKEN}",
+                    "x-api-key": API_KEY,
+                }
                 response = client.post("/webhooks/dyte", content=body, headers=headers)
                 assert response.status_code == 200, response.text
                 http_texts.append(response.text)
             livestream = bodies[3]
             refused = [
-                (livestream, {"content-type": "application/json", "dyte-signature": "QUJD", "authorization": f"Bearer {INBOUND_TOKEN}"}),
-                (livestream[:-20], signed_headers(livestream[:-20], signing_key)),  # signed but truncated: kept, flagged
-                (livestream, {"content-type": "text/plain", "authorization": AUTHORIZATION}),
-                (compact([{"streamKey": STREAM_KEY}]), signed_headers(compact([{"streamKey": STREAM_KEY}]), signing_key)),
                 (
-                    compact({"event": "livestreaming.statusUpdate", "streamId": {"k": 1}, "status": 5, "streamKey": STREAM_KEY}),
+                    livestream,
+                    {
+                        "content-type": "application/json",
+                        "dyte-signature": "QUJD",
+                        "authorization": f"Bearer {INBOUND_TOKEN}",
+                    },
+                ),
+                (
+                    livestream[:-20],
+                    signed_headers(livestream[:-20], signing_key),
+                ),  # signed but truncated: kept, flagged
+                (livestream, {"content-type": "text/plain", "authorization": AUTHORIZATION}),
+                (
+                    compact([{"streamKey": STREAM_KEY}]),
+                    signed_headers(compact([{"streamKey": STREAM_KEY}]), signing_key),
+                ),
+                (
+                    compact(
+                        {
+                            "event": "livestreaming.statusUpdate",
+                            "streamId": {"k": 1},
+                            "status": 5,
+                            "streamKey": STREAM_KEY,
+                        }
+                    ),
                     None,
                 ),
             ]
             for body, headers in refused:
-                response = client.post("/webhooks/dyte", content=body, headers=headers or signed_headers(body, signing_key))
+                response = client.post(
+                    "/webhooks/dyte", content=body, headers=headers or signed_headers(body, signing_key)
+                )
                 assert response.status_code < 500
                 http_texts.append(response.text)
             for path in ("/metrics", "/healthz", "/readyz"):
@@ -204,7 +246,11 @@ def test_planted_secrets_never_appear_in_logs_errors_cli_or_http(settings, signi
         async def direct(status: int) -> DyteAPIError:
             echo = EchoingDyte(status)
             async with DyteClient(
-                creds.dyte_api_base_url, ORG_ID, API_KEY, transport=echo.transport(), retry=RetryPolicy(base_seconds=0, max_seconds=0, max_attempts=2)
+                creds.dyte_api_base_url,
+                ORG_ID,
+                API_KEY,
+                transport=echo.transport(),
+                retry=RetryPolicy(base_seconds=0, max_seconds=0, max_attempts=2),
             ) as client:
                 try:
                     await client.get_recording("rec-secret")
@@ -222,7 +268,9 @@ def test_planted_secrets_never_appear_in_logs_errors_cli_or_http(settings, signi
 
         # 4. The CLI, its own logging (JSON to stderr) included; `report recordings` refreshes the expired URL via the echoing API.
         original_client = server.build_dyte_client
-        monkeypatch.setattr(server, "build_dyte_client", lambda s, transport=None: original_client(s, transport=dyte.transport()))
+        monkeypatch.setattr(
+            server, "build_dyte_client", lambda s, transport=None: original_client(s, transport=dyte.transport())
+        )
         env = {
             "DATABASE_URL": creds.database_url,
             "DYTE_ORG_ID": ORG_ID,
@@ -233,7 +281,13 @@ def test_planted_secrets_never_appear_in_logs_errors_cli_or_http(settings, signi
         with OrmSession(engine) as db:
             ids = [str(row.id) for row in stored_events(engine)]
             assert db.get(Recording, "rec-secret").download_url == SIGNED_URL
-        commands = [["--help"], ["events", "list", "--format", "json"], ["reconcile", "list", "--format", "json"], ["report", "recordings", "--format", "json"], ["report", "recordings"]]
+        commands = [
+            ["--help"],
+            ["events", "list", "--format", "json"],
+            ["reconcile", "list", "--format", "json"],
+            ["report", "recordings", "--format", "json"],
+            ["report", "recordings"],
+        ]
         commands += [["events", "show", event_id] for event_id in ids]
         outputs = {}
         for args in commands:
@@ -249,7 +303,9 @@ def test_planted_secrets_never_appear_in_logs_errors_cli_or_http(settings, signi
 
     captured = capsys.readouterr()
     logs = "\n".join([captured.out, captured.err, *cli_logs])
-    assert '"event":"reconcile_failed"' in logs and '"event":"request"' in logs  # the capture did capture (compact JSON lines)
+    assert (
+        '"event":"reconcile_failed"' in logs and '"event":"request"' in logs
+    )  # the capture did capture (compact JSON lines)
     everything = "\n".join([logs, *errors, *cli_out, *http_texts])
     for what, secret in NEVER_ANYWHERE.items():
         assert secret not in everything, f"the {what} leaked"
@@ -266,14 +322,25 @@ def test_events_show_redacts_stream_keys_wherever_the_payload_puts_them(settings
         "streamId": "ls-2",
         "status": "LIVE",
         "streamKey": STREAM_KEY,
-        "livestream": {"stream_key": STREAM_KEY, "ingest_server": f"rtmps://x/app/{STREAM_KEY}", "rtmp": [{"streamKey": STREAM_KEY}]},
+        "livestream": {
+            "stream_key": STREAM_KEY,
+            "ingest_server": f"rtmps://x/app/{STREAM_KEY}",
+            "rtmp": [{"streamKey": STREAM_KEY}],
+        },
         "headers": {"Authorization": AUTHORIZATION, "x-api-key": API_KEY},
     }
     body = compact(payload)
     delivery_id = f"show-{uuid.uuid4().hex[:8]}"
     with app_client(settings) as client:
-        assert client.post("/webhooks/dyte", content=body, headers=signed_headers(body, signing_key, delivery_id=delivery_id)).status_code == 200
-    outcome = CliRunner().invoke(cli, ["events", "show", delivery_id], env={"DATABASE_URL": settings.database_url, "LOG_LEVEL": "WARNING"})
+        assert (
+            client.post(
+                "/webhooks/dyte", content=body, headers=signed_headers(body, signing_key, delivery_id=delivery_id)
+            ).status_code
+            == 200
+        )
+    outcome = CliRunner().invoke(
+        cli, ["events", "show", delivery_id], env={"DATABASE_URL": settings.database_url, "LOG_LEVEL": "WARNING"}
+    )
     assert outcome.exit_code == 0, outcome.output
     shown = json.loads(outcome.stdout)
     assert shown["payload"]["streamId"] == "ls-2" and shown["payload"]["streamKey"] == redaction.REDACTED
@@ -282,14 +349,23 @@ def test_events_show_redacts_stream_keys_wherever_the_payload_puts_them(settings
             assert secret not in outcome.output, f"the {what} leaked"
 
 
-def test_a_database_error_while_processing_does_not_copy_the_signed_url_into_errors(settings, signing_key, capsys, monkeypatch, isolated_logging):
+def test_a_database_error_while_processing_does_not_copy_the_signed_url_into_errors(
+    settings, signing_key, capsys, monkeypatch, isolated_logging
+):
     """A database error while applying a recording event records the failure without the signed URL among its parameters."""
     real_apply = worker_module.apply_event
 
     def apply_then_fail(db, event, **kwargs):
         real_apply(db, event, **kwargs)
         # Stands for any database error on a statement that carries the URL (NOT NULL status violated).
-        db.execute(insert(Recording).values(recording_id="rec-broken", status=None, download_url=event.recording.download_url, updated_at=kwargs["now"]))
+        db.execute(
+            insert(Recording).values(
+                recording_id="rec-broken",
+                status=None,
+                download_url=event.recording.download_url,
+                updated_at=kwargs["now"],
+            )
+        )
 
     monkeypatch.setattr(worker_module, "apply_event", apply_then_fail)
     configure_logging("json", "DEBUG", sys.stdout)

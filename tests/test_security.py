@@ -1,10 +1,10 @@
 """Bad-input matrix for POST /webhooks/dyte: every hostile or broken request ends in a documented state.
 
 Each case asserts the HTTP status AND what the inbox holds afterwards (see the
-outcome table in :mod:`receiver.receive`). Cases only look at their own
+outcome table in :mod:`receiver.ingest.endpoint`). Cases only look at their own
 delivery ids and at the row count, so :func:`test_whole_matrix_then_worker`
 can play all of them against one database and then run the worker over the
-result. What tests/test_receive.py already pins down is not repeated here;
+result. What tests/ingest/test_receive.py already pins down is not repeated here;
 these cases go further (exact stored state, variants, streaming, headers).
 """
 
@@ -25,11 +25,11 @@ from helpers import app_client, compact, signed_headers, stored_events
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as OrmSession
 
-from receiver.database import make_engine
-from receiver.inbox import body_digest
-from receiver.models import ParticipantInterval, WebhookEvent
-from receiver.signature import generate_private_key, sign_body
-from receiver.worker import Worker
+from receiver.db.engine import make_engine
+from receiver.db.models import ParticipantInterval, WebhookEvent
+from receiver.ingest.inbox import body_digest
+from receiver.processing.worker import Worker
+from receiver.providers.dyte.signature import generate_private_key, sign_body
 
 LIMIT = 1_048_576  # Settings.max_body_bytes default
 
@@ -139,7 +139,11 @@ def new_id() -> str:
 
 def started(**meeting: Any) -> bytes:
     """A valid meeting.started body with unique ids (overrides go into ``meeting``)."""
-    fields = {"id": f"m-{uuid.uuid4().hex[:12]}", "sessionId": f"s-{uuid.uuid4().hex[:12]}", "startedAt": "2026-01-01T10:00:00Z"}
+    fields = {
+        "id": f"m-{uuid.uuid4().hex[:12]}",
+        "sessionId": f"s-{uuid.uuid4().hex[:12]}",
+        "startedAt": "2026-01-01T10:00:00Z",
+    }
     fields.update(meeting)
     return compact({"event": "meeting.started", "meeting": fields})
 
@@ -179,7 +183,12 @@ def garbled_signature(ctx: Ctx) -> None:
     body = started()
     pss = ctx.key.sign(body, padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.MAX_LENGTH), hashes.SHA256())
     sha1 = ctx.key.sign(body, padding.PKCS1v15(), hashes.SHA1())
-    for value in ("%%% not base64 %%%", base64.b64encode(os.urandom(256)).decode(), base64.b64encode(pss).decode(), base64.b64encode(sha1).decode()):
+    for value in (
+        "%%% not base64 %%%",
+        base64.b64encode(os.urandom(256)).decode(),
+        base64.b64encode(pss).decode(),
+        base64.b64encode(sha1).decode(),
+    ):
         response = ctx.post(body, {"content-type": "application/json", "dyte-signature": value, "dyte-uuid": new_id()})
         assert_refused(response, 401, "invalid_signature")
     assert ctx.count() == before
@@ -275,7 +284,11 @@ def huge_strings_within_the_limit(ctx: Ctx) -> None:
         {
             "event": "meeting.participantJoined",
             "meeting": {"id": f"m-{uuid.uuid4().hex[:12]}", "sessionId": f"s-{uuid.uuid4().hex[:12]}"},
-            "participant": {"peerId": f"p-{uuid.uuid4().hex[:8]}", "userDisplayName": name, "joinedAt": "2026-01-01T10:00:05Z"},
+            "participant": {
+                "peerId": f"p-{uuid.uuid4().hex[:8]}",
+                "userDisplayName": name,
+                "joinedAt": "2026-01-01T10:00:05Z",
+            },
         }
     )
     assert len(body) < LIMIT
@@ -294,7 +307,13 @@ def huge_strings_within_the_limit(ctx: Ctx) -> None:
 def wrong_or_missing_content_type(ctx: Ctx) -> None:
     """Look-alike media types get 415 and store nothing; parameters and case in application/json are accepted."""
     before = ctx.count()
-    for content_type in ("application/jsonp", "application/vnd.api+json", "multipart/form-data; boundary=x", "json", ""):
+    for content_type in (
+        "application/jsonp",
+        "application/vnd.api+json",
+        "multipart/form-data; boundary=x",
+        "json",
+        "",
+    ):
         body = started()
         headers = signed_headers(body, ctx.key)
         headers["content-type"] = content_type
@@ -373,13 +392,20 @@ def known_event_with_wrong_field_types(ctx: Ctx) -> None:
     marker = "VALUE-THAT-MUST-NOT-BE-QUOTED"
     payloads = {
         "meeting.id": {"event": "meeting.started", "meeting": {"id": 12345, "title": marker}},
-        "participant": {"event": "meeting.participantJoined", "meeting": {"id": "m", "sessionId": "s"}, "participant": [marker]},
+        "participant": {
+            "event": "meeting.participantJoined",
+            "meeting": {"id": "m", "sessionId": "s"},
+            "participant": [marker],
+        },
         "participant.leftAt": {
             "event": "meeting.participantLeft",
             "meeting": {"id": "m", "sessionId": "s"},
             "participant": {"peerId": "p", "leftAt": marker},
         },
-        "recording.fileSize": {"event": "recording.statusUpdate", "recording": {"id": "r", "status": "UPLOADED", "fileSize": marker}},
+        "recording.fileSize": {
+            "event": "recording.statusUpdate",
+            "recording": {"id": "r", "status": "UPLOADED", "fileSize": marker},
+        },
         "status": {"event": "livestreaming.statusUpdate", "streamId": "ls", "status": {"live": True}},
         "meeting": {"event": "meeting.ended"},
     }
@@ -446,7 +472,12 @@ def header_values_out_of_the_ordinary(ctx: Ctx) -> None:
     assert response.status_code == 200 and ctx.row(delivery_id).webhook_id is None
     # Quotes, SQL, paths, CR/LF and Latin-1 bytes in dyte-uuid (sent at the ASGI level: clients refuse CR/LF).
     tag = uuid.uuid4().hex[:8].encode()
-    for raw_id in (b"'; DROP TABLE webhook_events; --" + tag, b"../../etc/passwd?" + tag, b"a\r\nX-Injected: 1" + tag, b"caf\xe9-" + tag):
+    for raw_id in (
+        b"'; DROP TABLE webhook_events; --" + tag,
+        b"../../etc/passwd?" + tag,
+        b"a\r\nX-Injected: 1" + tag,
+        b"caf\xe9-" + tag,
+    ):
         body = started()
         headers = [
             (b"content-type", b"application/json"),

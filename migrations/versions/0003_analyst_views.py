@@ -6,19 +6,20 @@ Create Date: 2026-11-24
 
 Creates the read-only SQL views documented in docs/schema.md:
 attendance_intervals, attendance, sessions_summary, recording_index and
-daily_usage. The SQL lives in :mod:`receiver.views` (one spelling per
+daily_usage. The SQL lives in :mod:`receiver.db.views` (one spelling per
 dialect); a later change to a view ships as a new migration that calls
 ``create_views`` again (it drops and recreates every view).
 """
+
 from __future__ import annotations
 
 from alembic import context, op
 
-from receiver.views import create_views, drop_statements, drop_views, view_statements
+from receiver.db.views import create_views, drop_statements, drop_views, view_statements
 
 
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

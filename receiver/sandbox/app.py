@@ -32,7 +32,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from receiver.providers.dyte.signature import public_key_pem
 from receiver.sandbox.formats import iso_ms
 from receiver.sandbox.world import (
     WEBHOOK_EVENTS,
@@ -52,7 +53,6 @@ from receiver.sandbox.world import (
     SandboxWebhook,
     World,
 )
-from receiver.signature import public_key_pem
 from receiver.timeparse import TimestampError, parse_timestamp
 
 __all__ = ["RestFaults", "SandboxState", "create_sandbox_app", "DEFAULT_PER_PAGE"]
@@ -280,7 +280,7 @@ def _recording_json(rec: SandboxRecording, *, detail: bool) -> dict[str, Any]:
     """
     expiry = rec.download_url_expiry
     if expiry is not None and rec.download_url:
-        expiry = max(expiry, datetime.now(timezone.utc) + timedelta(days=7))
+        expiry = max(expiry, datetime.now(UTC) + timedelta(days=7))
     obj: dict[str, Any] = {
         "id": rec.id,
         "download_url": rec.download_url,
@@ -299,7 +299,9 @@ def _recording_json(rec: SandboxRecording, *, detail: bool) -> dict[str, Any]:
     }
     if detail:
         obj["start_reason"] = _reason("API_CALL", stop=False)
-        obj["stop_reason"] = _reason(rec.stop_reason, stop=True) if rec.status in ("UPLOADING", "UPLOADED", "ERRORED") else None
+        obj["stop_reason"] = (
+            _reason(rec.stop_reason, stop=True) if rec.status in ("UPLOADING", "UPLOADED", "ERRORED") else None
+        )
     return obj
 
 
@@ -437,8 +439,10 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return False
         user, sep, password = decoded.partition(":")
-        return bool(sep) and hmac.compare_digest(user.encode(), state.org_id.encode()) and hmac.compare_digest(
-            password.encode(), state.api_key.encode()
+        return (
+            bool(sep)
+            and hmac.compare_digest(user.encode(), state.org_id.encode())
+            and hmac.compare_digest(password.encode(), state.api_key.encode())
         )
 
     # -- sessions -------------------------------------------------------
@@ -449,7 +453,8 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
         status = (request.query_params.get("status") or "").upper()
         search = (request.query_params.get("search") or "").lower()
         sessions = [
-            s for s in world.sessions
+            s
+            for s in world.sessions
             if (start is None or s.started_at >= start)
             and (end is None or s.started_at <= end)
             and (not associated or s.meeting_id == associated)
@@ -457,14 +462,16 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
         ]
         if search:
             sessions = [
-                s for s in sessions
-                if search in s.id.lower() or search in s.meeting_id.lower()
+                s
+                for s in sessions
+                if search in s.id.lower()
+                or search in s.meeting_id.lower()
                 or search in ((world.meeting(s.meeting_id) or SandboxMeeting("", "")).title.lower())
             ]
         if request.query_params.get("sort_by") == "minutesConsumed":
-            key: Callable[[SandboxSession], Any] = lambda s: (sum(p.duration_seconds for p in s.peers), s.id)
+            key: Callable[[SandboxSession], Any] = lambda s: (sum(p.duration_seconds for p in s.peers), s.id)  # noqa: E731
         else:
-            key = lambda s: (s.started_at, s.id)
+            key = lambda s: (s.started_at, s.id)  # noqa: E731
         sessions.sort(key=key, reverse=_descending(request, "DESC"))
         page, paging = _paginate(request, sessions)
         return _ok({"sessions": [_session_json(world, s) for s in page], "paging": paging})
@@ -487,8 +494,10 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
         search = (request.query_params.get("search") or "").lower()
         if search:
             peers = [
-                p for p in peers
-                if search in p.display_name.lower() or search in (p.custom_participant_id or "").lower()
+                p
+                for p in peers
+                if search in p.display_name.lower()
+                or search in (p.custom_participant_id or "").lower()
                 or search in p.peer_id.lower()
             ]
         if request.query_params.get("sort_by") == "duration":
@@ -506,7 +515,9 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
         peer = next((p for p in session.peers if p.peer_id == wanted), None)
         if peer is None:
             raise _ApiError(404, f"No user found with id {wanted}")
-        return _ok({"participant": _participant_json(peer, peer_events=bool(_bool_param(request, "include_peer_events")))})
+        return _ok(
+            {"participant": _participant_json(peer, peer_events=bool(_bool_param(request, "include_peer_events")))}
+        )
 
     # -- meetings -------------------------------------------------------
     async def list_meetings(request: Request, _: SandboxState) -> Response:
@@ -530,13 +541,16 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
     async def list_recordings(request: Request, _: SandboxState) -> Response:
         """GET /recordings (GetRecordings): ``data`` array (each with ``meeting``) + top-level ``paging``."""
         meeting_id = request.query_params.get("meeting_id")
-        statuses = {s.strip().upper() for v in request.query_params.getlist("status") for s in v.split(",") if s.strip()}
+        statuses = {
+            s.strip().upper() for v in request.query_params.getlist("status") for s in v.split(",") if s.strip()
+        }
         start, end = _time_param(request, "start_time"), _time_param(request, "end_time")
         expired = _bool_param(request, "expired")
         search = (request.query_params.get("search") or "").lower()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         recs = [
-            r for r in world.recordings
+            r
+            for r in world.recordings
             if (not meeting_id or r.meeting_id == meeting_id)
             and (not statuses or r.status in statuses)
             and (start is None or r.invoked_at >= start)
@@ -569,7 +583,8 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
         streams = [s for s in streams if not status or s.rest_status == status]
         start, end = _time_param(request, "start_time"), _time_param(request, "end_time")
         streams = [
-            s for s in streams
+            s
+            for s in streams
             if (start is None or s.statuses[0][1] >= start) and (end is None or s.statuses[0][1] <= end)
         ]
         streams.sort(key=lambda s: (s.statuses[0][1], s.id), reverse=_descending(request, "DESC"))
@@ -584,7 +599,11 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
             raise _ApiError(404, f"No livestream found with id {request.path_params['livestream_id']}")
         sessions, paging = _paginate(request, [_livestream_session_json(stream)])
         return _ok(
-            {"livestream": _livestream_json(world, stream), "session": sessions[0] if sessions else None, "sessions": sessions},
+            {
+                "livestream": _livestream_json(world, stream),
+                "session": sessions[0] if sessions else None,
+                "sessions": sessions,
+            },
             paging,
         )
 
@@ -630,7 +649,7 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
     async def create_webhook(request: Request, _: SandboxState) -> Response:
         """POST /webhooks (WebhookRequest -> 201 WebhookSuccessResponse)."""
         fields = _validate_webhook_body(await _json_body(request), partial=False)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         hook = SandboxWebhook(id=str(uuid.uuid4()), created_at=now, updated_at=now, **fields)
         world.webhooks.append(hook)
         return _ok(_webhook_json(hook), status=201)
@@ -645,7 +664,7 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
         fields = _validate_webhook_body(await _json_body(request), partial=False)
         for name, value in fields.items():
             setattr(hook, name, value)
-        hook.updated_at = datetime.now(timezone.utc)
+        hook.updated_at = datetime.now(UTC)
         return _ok(_webhook_json(hook))
 
     async def edit_webhook(request: Request, _: SandboxState) -> Response:
@@ -654,7 +673,7 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
         fields = _validate_webhook_body(await _json_body(request), partial=True)
         for name, value in fields.items():
             setattr(hook, name, value)
-        hook.updated_at = datetime.now(timezone.utc)
+        hook.updated_at = datetime.now(UTC)
         return _ok(_webhook_json(hook))
 
     async def delete_webhook(request: Request, _: SandboxState) -> Response:

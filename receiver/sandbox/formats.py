@@ -10,7 +10,7 @@ Both take aware datetimes, convert to UTC, and map ``None`` to ``None``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["iso_ms", "recording_ts"]
 
@@ -19,7 +19,7 @@ def iso_ms(value: datetime | None) -> str | None:
     """``2022-12-13T06:57:09.736Z`` (UTC, milliseconds truncated), or ``None``."""
     if value is None:
         return None
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -27,4 +27,4 @@ def recording_ts(value: datetime | None) -> str | None:
     """``2023-01-25 04:51:35.903816Z`` (UTC, microseconds), or ``None``."""
     if value is None:
         return None
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%fZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%fZ")

@@ -17,7 +17,7 @@ import random
 import string
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from receiver.sandbox.world import (
     DEFAULT_BASE_TIME,
@@ -43,8 +43,26 @@ _HOST_PRESET = "group_call_host"
 _PARTICIPANT_PRESET = "group_call_participant"
 
 _FIRST_NAMES = [
-    "Alice", "Bob", "Carol", "Dan", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy",
-    "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Uma", "Victor", "Wendy",
+    "Alice",
+    "Bob",
+    "Carol",
+    "Dan",
+    "Erin",
+    "Frank",
+    "Grace",
+    "Heidi",
+    "Ivan",
+    "Judy",
+    "Mallory",
+    "Niaj",
+    "Olivia",
+    "Peggy",
+    "Rupert",
+    "Sybil",
+    "Trent",
+    "Uma",
+    "Victor",
+    "Wendy",
 ]
 _LAST_NAMES = ["Ng", "Okafor", "Schmidt", "Rossi", "Silva", "Kowalski", "Haddad", "Tanaka", "Moreau"]
 _TITLES = ["Weekly sync", "Design review", "Customer onboarding", "Sprint planning", "Office hours"]
@@ -168,7 +186,7 @@ def build_scenario(
         raise ValueError("participants need at least one session")
     if base_time.tzinfo is None:
         raise ValueError("base_time must be timezone-aware")
-    base_time = base_time.astimezone(timezone.utc)
+    base_time = base_time.astimezone(UTC)
 
     rng = random.Random(seed)
     world = World(org_id=org_id, seed=seed)
@@ -188,7 +206,7 @@ def build_scenario(
 
     counts = _distribute(participants, sessions)
     pool_size = max(counts) + 2
-    names = [f"{f} {l}" for l in _LAST_NAMES for f in _FIRST_NAMES]
+    names = [f"{f} {l}" for l in _LAST_NAMES for f in _FIRST_NAMES]  # noqa: E741
     rng.shuffle(names)
     people = [
         _Person(_custom_id(rng), names[i % len(names)], _HOST_PRESET if i == 0 else _PARTICIPANT_PRESET)
@@ -215,32 +233,50 @@ def build_scenario(
                 person = next(others) if kind == "single" else None
                 joined = _between(rng, early, start + length * 0.5)
                 stays = rng.random() < 0.3
-                left = None if stays else _between(rng, joined + timedelta(seconds=60), planned_end - timedelta(seconds=1))
+                left = (
+                    None if stays else _between(rng, joined + timedelta(seconds=60), planned_end - timedelta(seconds=1))
+                )
                 planned.append((person, joined, left))
             elif kind == "rejoin":
                 person = next(others)
                 j1 = _between(rng, early, start + length * 0.3)
                 l1 = _between(rng, j1 + timedelta(seconds=60), j1 + length * 0.3)
                 j2 = l1 + _secs(rng, 5, 120)
-                l2 = None if rng.random() < 0.3 else _between(rng, j2 + timedelta(seconds=60), planned_end - timedelta(seconds=1))
+                l2 = (
+                    None
+                    if rng.random() < 0.3
+                    else _between(rng, j2 + timedelta(seconds=60), planned_end - timedelta(seconds=1))
+                )
                 planned += [(person, j1, l1), (person, j2, l2)]
             else:  # two_devices: the second device joins while the first is connected
                 person = next(others)
                 j1 = _between(rng, early, start + length * 0.4)
                 l1 = _between(rng, j1 + timedelta(seconds=120), planned_end - timedelta(seconds=1))
                 j2 = _between(rng, j1 + timedelta(seconds=30), l1 - timedelta(seconds=30))
-                l2 = None if rng.random() < 0.3 else _between(rng, j2 + timedelta(seconds=30), planned_end - timedelta(seconds=1))
+                l2 = (
+                    None
+                    if rng.random() < 0.3
+                    else _between(rng, j2 + timedelta(seconds=30), planned_end - timedelta(seconds=1))
+                )
                 planned += [(person, j1, l1), (person, j2, l2)]
 
         if reason == HOST_ENDED:
             ended_at = planned_end
-            resolved = [(p, j, ended_at if l is None else min(l, ended_at)) for p, j, l in planned]
+            resolved = [(p, j, ended_at if l is None else min(l, ended_at)) for p, j, l in planned]  # noqa: E741
         else:
             resolved = [
-                (p, j, l if l is not None else _between(rng, max(j + timedelta(seconds=30), planned_end - timedelta(seconds=120)), planned_end))
-                for p, j, l in planned
+                (
+                    p,
+                    j,
+                    l
+                    if l is not None
+                    else _between(
+                        rng, max(j + timedelta(seconds=30), planned_end - timedelta(seconds=120)), planned_end
+                    ),
+                )
+                for p, j, l in planned  # noqa: E741
             ]
-            ended_at = max(l for _, _, l in resolved) + END_GRACE + _secs(rng, 0, 5)
+            ended_at = max(l for _, _, l in resolved) + END_GRACE + _secs(rng, 0, 5)  # noqa: E741
 
         session = SandboxSession(
             id=_uuid(rng), meeting_id=meeting.id, started_at=start, ended_at=ended_at, end_reason=reason
@@ -284,10 +320,16 @@ def _recording(
     if errored:
         failed = recording + _micro(rng, 60, 600)
         return SandboxRecording(
-            id=_uuid(rng), meeting_id=meeting.id, session_id=session.id,
+            id=_uuid(rng),
+            meeting_id=meeting.id,
+            session_id=session.id,
             statuses=[("INVOKED", invoked), ("RECORDING", recording), ("ERRORED", failed)],
-            started_at=recording, stopped_at=None, file_size=None, duration=None,
-            output_file_name=name, stop_reason="INTERNAL_ERROR",
+            started_at=recording,
+            stopped_at=None,
+            file_size=None,
+            duration=None,
+            output_file_name=name,
+            stop_reason="INTERNAL_ERROR",
         )
     if rng.random() < 0.3:
         stop_reason = "API_CALL"
@@ -301,11 +343,16 @@ def _recording(
     duration = int((stopped - recording).total_seconds())
     url = f"https://recordings.sandbox.invalid/{world.org_id}/{name}"
     return SandboxRecording(
-        id=_uuid(rng), meeting_id=meeting.id, session_id=session.id,
+        id=_uuid(rng),
+        meeting_id=meeting.id,
+        session_id=session.id,
         statuses=[("INVOKED", invoked), ("RECORDING", recording), ("UPLOADING", uploading), ("UPLOADED", uploaded)],
-        started_at=recording, stopped_at=stopped,
+        started_at=recording,
+        stopped_at=stopped,
         file_size=duration * rng.randint(150_000, 400_000) + rng.randint(0, 99_999),
-        duration=duration, output_file_name=name, download_url=url,
+        duration=duration,
+        output_file_name=name,
+        download_url=url,
         download_url_expiry=uploaded + DOWNLOAD_RETENTION,
         audio_download_url=url[:-4] + ".mp3" if rng.random() < 0.5 else None,
         stop_reason=stop_reason,
@@ -314,8 +361,11 @@ def _recording(
 
 def _stream_key(rng: random.Random) -> str:
     alphabet = string.ascii_letters + string.digits
-    return "sk_ap-south-1_" + "".join(rng.choice(alphabet) for _ in range(12)) + "_" + "".join(
-        rng.choice(alphabet) for _ in range(43)
+    return (
+        "sk_ap-south-1_"
+        + "".join(rng.choice(alphabet) for _ in range(12))
+        + "_"
+        + "".join(rng.choice(alphabet) for _ in range(43))
     )
 
 
@@ -330,9 +380,12 @@ def _livestream(rng: random.Random, meeting: SandboxMeeting, session: SandboxSes
     stream_id = _uuid(rng)
     ingest = (statuses[-1][1] - live).total_seconds()
     return SandboxLivestream(
-        id=stream_id, meeting_id=meeting.id, session_id=session.id,
+        id=stream_id,
+        meeting_id=meeting.id,
+        session_id=session.id,
         name=None if rng.random() < 0.5 else f"{meeting.title} live",
-        stream_key=_stream_key(rng), statuses=statuses,
+        stream_key=_stream_key(rng),
+        statuses=statuses,
         livestream_session_id=_uuid(rng),
         ingest_server="rtmps://ingest.sandbox.invalid:443/app/",
         playback_url=f"https://playback.sandbox.invalid/{stream_id}.m3u8",
@@ -380,14 +433,19 @@ def demo_world(*, org_id: str = DEFAULT_ORG_ID) -> World:
 
     def peer(n: int, who: str | None, joined: datetime, left: datetime) -> SandboxPeer:
         if who is None:
-            return SandboxPeer(_demo_id(n), _demo_id(105), None, _demo_id(205), "Guest 4711",
-                               _PARTICIPANT_PRESET, joined, left)
+            return SandboxPeer(
+                _demo_id(n), _demo_id(105), None, _demo_id(205), "Guest 4711", _PARTICIPANT_PRESET, joined, left
+            )
         name, preset, participant_id, user_id = people[who]
         return SandboxPeer(_demo_id(n), participant_id, who, user_id, name, preset, joined, left)
 
     end1 = at(9, 45, 0)
     s1 = SandboxSession(
-        id=_demo_id(11), meeting_id=meeting.id, started_at=at(9, 0, 0), ended_at=end1, end_reason=HOST_ENDED,
+        id=_demo_id(11),
+        meeting_id=meeting.id,
+        started_at=at(9, 0, 0),
+        ended_at=end1,
+        end_reason=HOST_ENDED,
         peers=[
             peer(1001, "alice", at(9, 0, 0.512), end1),
             peer(1002, "bob", at(9, 1, 10.250), at(9, 12, 40.000)),
@@ -401,7 +459,10 @@ def demo_world(*, org_id: str = DEFAULT_ORG_ID) -> World:
     s1.peers.sort(key=lambda p: (p.joined_at, p.peer_id))
     last2 = at(14, 28, 45.900)
     s2 = SandboxSession(
-        id=_demo_id(12), meeting_id=meeting.id, started_at=at(14, 0, 0), ended_at=last2 + END_GRACE,
+        id=_demo_id(12),
+        meeting_id=meeting.id,
+        started_at=at(14, 0, 0),
+        ended_at=last2 + END_GRACE,
         end_reason=ALL_LEFT,
         peers=[
             peer(2001, "alice", at(14, 0, 0.700), at(14, 27, 0.000)),
@@ -417,26 +478,43 @@ def demo_world(*, org_id: str = DEFAULT_ORG_ID) -> World:
     url = f"https://recordings.sandbox.invalid/{org_id}/{name}"
     duration = int((stopped - started).total_seconds())
     recording = SandboxRecording(
-        id=_demo_id(21), meeting_id=meeting.id, session_id=s1.id,
+        id=_demo_id(21),
+        meeting_id=meeting.id,
+        session_id=s1.id,
         statuses=[
             ("INVOKED", invoked),
             ("RECORDING", started),
             ("UPLOADING", at(9, 45, 2) + timedelta(microseconds=104200)),
             ("UPLOADED", uploaded),
         ],
-        started_at=started, stopped_at=stopped, file_size=duration * 250_000 + 4_242, duration=duration,
-        output_file_name=name, download_url=url, download_url_expiry=uploaded + DOWNLOAD_RETENTION,
-        audio_download_url=url[:-4] + ".mp3", stop_reason="ALL_PEERS_LEFT",
+        started_at=started,
+        stopped_at=stopped,
+        file_size=duration * 250_000 + 4_242,
+        duration=duration,
+        output_file_name=name,
+        download_url=url,
+        download_url_expiry=uploaded + DOWNLOAD_RETENTION,
+        audio_download_url=url[:-4] + ".mp3",
+        stop_reason="ALL_PEERS_LEFT",
     )
     livestream = SandboxLivestream(
-        id=_demo_id(31), meeting_id=meeting.id, session_id=s1.id, name="Demo weekly sync live",
+        id=_demo_id(31),
+        meeting_id=meeting.id,
+        session_id=s1.id,
+        name="Demo weekly sync live",
         stream_key="sk_ap-south-1_DemoSecretKey_doNotLogThisStreamKeyAnywhere000000000",
         statuses=[("LIVE", at(9, 2, 0)), ("OFFLINE", at(9, 45, 1.250))],
-        livestream_session_id=_demo_id(32), ingest_server="rtmps://ingest.sandbox.invalid:443/app/",
-        playback_url=f"https://playback.sandbox.invalid/{_demo_id(31)}.m3u8", viewer_seconds=5123.5,
+        livestream_session_id=_demo_id(32),
+        ingest_server="rtmps://ingest.sandbox.invalid:443/app/",
+        playback_url=f"https://playback.sandbox.invalid/{_demo_id(31)}.m3u8",
+        viewer_seconds=5123.5,
         created_at=at(9, 1, 45),
     )
     return World(
-        meetings=[meeting], sessions=[s1, s2], recordings=[recording], livestreams=[livestream],
-        org_id=org_id, seed=0,
+        meetings=[meeting],
+        sessions=[s1, s2],
+        recordings=[recording],
+        livestreams=[livestream],
+        org_id=org_id,
+        seed=0,
     )

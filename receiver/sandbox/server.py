@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from receiver.localserver import serve_in_thread
 from receiver.sandbox.app import SandboxState, create_sandbox_app
+from receiver.sandbox.localserver import serve_in_thread
 
 __all__ = ["start_sandbox_in_thread"]
 

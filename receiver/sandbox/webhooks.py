@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from receiver.providers.dyte.signature import compact_json, sign_body
 from receiver.sandbox.formats import iso_ms, recording_ts
 from receiver.sandbox.world import (
     SandboxMeeting,
@@ -40,7 +41,6 @@ from receiver.sandbox.world import (
     SandboxWebhook,
     World,
 )
-from receiver.signature import compact_json, sign_body
 
 __all__ = [
     "Delivery",
@@ -204,7 +204,7 @@ def _participant_obj(peer: SandboxPeer, *, left: bool) -> dict[str, Any]:
 
 def _stop_reason_string(reason: str) -> str:
     caller = "INTERNAL" if reason in ("ALL_PEERS_LEFT", "INTERNAL_ERROR") else "ORGANIZATION"
-    return "{'reason':'%s','caller':{'type':'%s'}}" % (reason, caller)
+    return "{'reason':'%s','caller':{'type':'%s'}}" % (reason, caller)  # noqa: UP031
 
 
 def _file_size(recording: SandboxRecording) -> int | str | None:
@@ -308,62 +308,103 @@ def events_for(world: World) -> list[Delivery]:
         if meeting is None:
             raise ValueError(f"session {session.id} refers to unknown meeting {session.meeting_id}")
         sid = session.id
-        add(f"started|{sid}", session.started_at,
-            {"event": "meeting.started", "meeting": _meeting_obj(world, meeting, session, room_name=True)}, sid)
+        add(
+            f"started|{sid}",
+            session.started_at,
+            {"event": "meeting.started", "meeting": _meeting_obj(world, meeting, session, room_name=True)},
+            sid,
+        )
         for peer in session.peers:
-            add(f"joined|{peer.peer_id}", peer.joined_at, {
-                "event": "meeting.participantJoined",
-                "meeting": _meeting_obj(world, meeting, session),
-                "participant": _participant_obj(peer, left=False),
-            }, sid)
-            add(f"left|{peer.peer_id}", peer.left_at, {
-                "event": "meeting.participantLeft",
-                "meeting": _meeting_obj(world, meeting, session),
-                "participant": _participant_obj(peer, left=True),
-            }, sid)
+            add(
+                f"joined|{peer.peer_id}",
+                peer.joined_at,
+                {
+                    "event": "meeting.participantJoined",
+                    "meeting": _meeting_obj(world, meeting, session),
+                    "participant": _participant_obj(peer, left=False),
+                },
+                sid,
+            )
+            add(
+                f"left|{peer.peer_id}",
+                peer.left_at,
+                {
+                    "event": "meeting.participantLeft",
+                    "meeting": _meeting_obj(world, meeting, session),
+                    "participant": _participant_obj(peer, left=True),
+                },
+                sid,
+            )
         ended_sent = max(session.ended_at, session.last_leave + ENDED_DELAY)
-        add(f"ended|{sid}", ended_sent, {
-            "event": "meeting.ended",
-            "meeting": _meeting_obj(world, meeting, session, ended=True),
-            "reason": session.end_reason,
-        }, sid)
+        add(
+            f"ended|{sid}",
+            ended_sent,
+            {
+                "event": "meeting.ended",
+                "meeting": _meeting_obj(world, meeting, session, ended=True),
+                "reason": session.end_reason,
+            },
+            sid,
+        )
         chat_at = ended_sent + timedelta(seconds=90)
-        add(f"chat|{sid}", chat_at, {
-            "event": "meeting.chatSynced",
-            "sessionId": sid,
-            "meetingId": meeting.id,
-            "chatDownloadUrl": f"https://chat.sandbox.invalid/{world.org_id}/{sid}.csv",
-            "chatDownloadUrlExpiry": recording_ts(chat_at + timedelta(days=7)),
-            "organizedBy": _organized_by(world),
-        }, sid)
+        add(
+            f"chat|{sid}",
+            chat_at,
+            {
+                "event": "meeting.chatSynced",
+                "sessionId": sid,
+                "meetingId": meeting.id,
+                "chatDownloadUrl": f"https://chat.sandbox.invalid/{world.org_id}/{sid}.csv",
+                "chatDownloadUrlExpiry": recording_ts(chat_at + timedelta(days=7)),
+                "organizedBy": _organized_by(world),
+            },
+            sid,
+        )
         transcript_at = ended_sent + timedelta(seconds=120)
-        add(f"transcript|{sid}", transcript_at, {
-            "event": "meeting.transcript",
-            "meeting": _meeting_obj(world, meeting, session, ended=True),
-            "transcriptDownloadUrl": f"https://transcripts.sandbox.invalid/{world.org_id}/{sid}.csv",
-            "transcriptDownloadUrlExpiry": recording_ts(transcript_at + timedelta(days=7)),
-        }, sid)
+        add(
+            f"transcript|{sid}",
+            transcript_at,
+            {
+                "event": "meeting.transcript",
+                "meeting": _meeting_obj(world, meeting, session, ended=True),
+                "transcriptDownloadUrl": f"https://transcripts.sandbox.invalid/{world.org_id}/{sid}.csv",
+                "transcriptDownloadUrlExpiry": recording_ts(transcript_at + timedelta(days=7)),
+            },
+            sid,
+        )
         summary_at = ended_sent + timedelta(seconds=150)
-        add(f"summary|{sid}", summary_at, {
-            "event": "meeting.summary",
-            "meeting": _meeting_obj(world, meeting, session, ended=True),
-            "summaryDownloadUrl": f"https://summaries.sandbox.invalid/{world.org_id}/{sid}.txt",
-            "summaryDownloadUrlExpiry": recording_ts(summary_at + timedelta(days=7)),
-        }, sid)
+        add(
+            f"summary|{sid}",
+            summary_at,
+            {
+                "event": "meeting.summary",
+                "meeting": _meeting_obj(world, meeting, session, ended=True),
+                "summaryDownloadUrl": f"https://summaries.sandbox.invalid/{world.org_id}/{sid}.txt",
+                "summaryDownloadUrlExpiry": recording_ts(summary_at + timedelta(days=7)),
+            },
+            sid,
+        )
 
     for rec in world.recordings:
         session, meeting = world.session(rec.session_id), world.meeting(rec.meeting_id)
         if session is None or meeting is None:
             raise ValueError(f"recording {rec.id} refers to an unknown session or meeting")
         for status, at in rec.statuses:
-            add(f"recording|{rec.id}|{status}|{at.isoformat()}", at,
-                _recording_payload(world, meeting, session, rec, status), rec.session_id)
+            add(
+                f"recording|{rec.id}|{status}|{at.isoformat()}",
+                at,
+                _recording_payload(world, meeting, session, rec, status),
+                rec.session_id,
+            )
 
     for stream in world.livestreams:
         for status, at in stream.statuses:
-            add(f"livestream|{stream.id}|{status}|{at.isoformat()}", at,
+            add(
+                f"livestream|{stream.id}|{status}|{at.isoformat()}",
+                at,
                 {"event": "livestreaming.statusUpdate", "streamId": stream.id, "status": status},
-                stream.session_id)
+                stream.session_id,
+            )
 
     items.sort(key=lambda item: (item[0], item[1]))
     return [delivery for _, _, delivery in items]
@@ -382,7 +423,9 @@ def for_webhook(deliveries: Iterable[Delivery], webhook: SandboxWebhook) -> list
 # ---------------------------------------------------------------------------
 
 
-def plan_schedule(deliveries: Sequence[Delivery], faults: FaultPlan) -> tuple[list[Delivery], list[Delivery], DeliveryStats]:
+def plan_schedule(
+    deliveries: Sequence[Delivery], faults: FaultPlan
+) -> tuple[list[Delivery], list[Delivery], DeliveryStats]:
     """Apply ``faults`` deterministically: ``(main, held_back, stats)``.
 
     ``main`` is the send order (duplicates included), ``held_back`` the

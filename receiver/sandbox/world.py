@@ -23,7 +23,7 @@ several peers sharing one ``custom_participant_id``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: Scenario base time (UTC). Sessions start at this time plus offsets.
-DEFAULT_BASE_TIME = datetime(2026, 11, 1, 9, 0, 0, tzinfo=timezone.utc)
+DEFAULT_BASE_TIME = datetime(2026, 11, 1, 9, 0, 0, tzinfo=UTC)
 #: Organisation id used in payloads (``organizedBy.id``) and as Basic-auth user.
 DEFAULT_ORG_ID = "sandbox-org"
 
@@ -222,9 +222,7 @@ class SandboxLivestream:
         started = self.started_at
         if started is None:
             return None
-        return next(
-            (at for status, at in self.statuses if status == "OFFLINE" and at >= started), None
-        )
+        return next((at for status, at in self.statuses if status == "OFFLINE" and at >= started), None)
 
     @property
     def updated_at(self) -> datetime:
@@ -281,7 +279,7 @@ class World:
 
     def livestream(self, livestream_id: str) -> SandboxLivestream | None:
         """The livestream with this id, or ``None``."""
-        return next((l for l in self.livestreams if l.id == livestream_id), None)
+        return next((l for l in self.livestreams if l.id == livestream_id), None)  # noqa: E741
 
     def webhook(self, webhook_id: str) -> SandboxWebhook | None:
         """The webhook subscription with this id, or ``None``."""

@@ -1,0 +1,5 @@
+"""``python -m receiver.cli ARGS`` is ``receiver ARGS`` (bench and chaos subprocesses use it)."""
+
+from receiver.cli.main import main
+
+main()

@@ -1,0 +1,57 @@
+"""What every command shares: the :class:`Context` object, errors and option parsing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+
+from receiver.settings import Settings
+
+__all__ = ["Context", "CliError", "fail", "parse_cli_time"]
+
+
+class Context:
+    """What every command gets: settings (read once) and helpers to build engines and clients."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine = None
+
+    @property
+    def engine(self):
+        """The database engine (created on first use)."""
+        if self._engine is None:
+            from receiver.db.engine import make_engine
+
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+
+class CliError(click.ClickException):
+    """A command failed for a reason the user can act on: ``error: <message>`` on stderr, exit 1 (no traceback)."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the command with a one-line error on stderr and exit code 1 (raises :class:`CliError`)."""
+    raise CliError(message)
+
+
+def parse_cli_time(value: str | None) -> datetime | None:
+    """Parse a --since/--until value (date or ISO 8601 datetime; naive = UTC)."""
+    if value is None:
+        return None
+    from receiver.timeparse import TimestampError, parse_timestamp
+
+    try:
+        if len(value) == 10:
+            value += "T00:00:00Z"
+        return parse_timestamp(value)
+    except TimestampError as exc:
+        raise click.BadParameter(f"not a date or ISO 8601 time: {value!r}") from exc

@@ -1,0 +1,394 @@
+"""Database schema (SQLAlchemy 2 typed models). Analysts: see docs/schema.md.
+
+Tables:
+
+* ``webhook_events`` - the inbox: every authentic delivery, raw body byte-exact,
+  keyed by ``delivery_id`` (the ``dyte-uuid`` header, Dyte's idempotency key),
+  with its processing state (pending/processing/done/failed/dead/ignored).
+* ``meetings``, ``sessions`` - one row per Dyte meeting and per session (one
+  live run of a meeting).
+* ``participant_intervals`` - one row per peer (one connection) in a session:
+  joined_at/left_at, keyed by (session_id, peer_id).
+* ``recordings`` + ``recording_status_history``, ``livestreams`` +
+  ``livestream_status_history`` - the recording and livestream indexes.
+* ``session_artifacts`` - chat, transcript and summary download URLs.
+* ``reconcile_tasks`` - what the reconciler must fetch from the REST API.
+* ``session_attendance`` + ``session_attendance_refreshes`` - precomputed
+  attendance of ended sessions, and which of them are current (markers that
+  database triggers delete on every change; migration 0004).
+
+All timestamps are stored and returned as timezone-aware UTC
+(:class:`UTCDateTime`), on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from receiver.enums import EventStatus, ParseStatus, TaskStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always returned timezone-aware (UTC).
+
+    SQLite has no time zones and returns naive values; PostgreSQL's
+    ``timestamptz`` returns the session zone. Both come back as UTC here.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect):  # type: ignore[override]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the constraint naming convention set before the first migration."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Processing states of a stored event.
+# Short names for :class:`receiver.enums.EventStatus` (see there for the states).
+EVENT_PENDING = EventStatus.PENDING  # stored, waiting for a worker
+EVENT_PROCESSING = EventStatus.PROCESSING  # claimed by a worker (lease in locked_until)
+EVENT_DONE = EventStatus.DONE  # applied to the attendance tables
+EVENT_FAILED = EventStatus.FAILED  # processing raised; retried at next_attempt_at
+EVENT_DEAD = EventStatus.DEAD  # failed worker_max_attempts times; `receiver events retry` requeues
+EVENT_IGNORED = EventStatus.IGNORED  # authentic but unknown or invalid: kept, flagged, not processed
+EVENT_STATUSES: tuple[str, ...] = tuple(status.value for status in EventStatus)
+
+# Parse results of a stored event.
+PARSE_OK = ParseStatus.OK
+PARSE_UNKNOWN_EVENT = ParseStatus.UNKNOWN_EVENT
+PARSE_INVALID = ParseStatus.INVALID
+
+
+class WebhookEvent(Base):
+    """One authentic webhook delivery (the inbox). ``delivery_id`` is the idempotency key."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(200), unique=True)
+    webhook_id: Mapped[str | None] = mapped_column(String(200))
+    event_name: Mapped[str | None] = mapped_column(String(100))
+    raw_body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    signature_scheme: Mapped[str] = mapped_column(String(20))  # raw | compact: what the signature covered
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    parse_status: Mapped[str] = mapped_column(String(20))
+    parse_error: Mapped[str | None] = mapped_column(Text)
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(100))
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20), default=EVENT_PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duplicate_count: Mapped[int] = mapped_column(Integer, default=0)
+    conflict_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index("ix_webhook_events_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_events_session_id", "session_id"),
+        Index("ix_webhook_events_meeting_id", "meeting_id"),
+    )
+
+
+class Meeting(Base):
+    """A Dyte meeting (a room that can be live many times)."""
+
+    __tablename__ = "meetings"
+
+    meeting_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    room_name: Mapped[str | None] = mapped_column(String(200))
+    organized_by_id: Mapped[str | None] = mapped_column(String(100))
+    organized_by_name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    title_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Session(Base):
+    """One live run of a meeting (Dyte ``sessionId``). Times are UTC; duration = ended_at - started_at."""
+
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="live")  # live | ended
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # received_at of the newest event
+    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when the REST API confirmed it
+    reconcile_added: Mapped[int] = mapped_column(Integer, default=0)  # intervals only the API knew
+    reconcile_changed: Mapped[int] = mapped_column(Integer, default=0)  # intervals whose times the API corrected
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_sessions_meeting_id", "meeting_id"),
+        Index("ix_sessions_started_at", "started_at"),
+        Index("ix_sessions_status_last_event_at", "status", "last_event_at"),
+    )
+
+
+class ParticipantInterval(Base):
+    """One peer's presence in a session: joined_at to left_at (UTC).
+
+    A person (participant_key: custom participant id, else peer id) can have
+    several peers: rejoins and second devices. ``source`` says who told us:
+    ``webhook``, ``api`` or ``both``. ``closed_at_session_end`` marks an
+    interval whose leave was never seen and was closed at the session's end.
+    """
+
+    __tablename__ = "participant_intervals"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(100))
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    peer_id: Mapped[str] = mapped_column(String(100))
+    participant_key: Mapped[str] = mapped_column(String(200))
+    custom_participant_id: Mapped[str | None] = mapped_column(String(200))
+    user_id: Mapped[str | None] = mapped_column(String(100))
+    display_name: Mapped[str | None] = mapped_column(Text)
+    preset_name: Mapped[str | None] = mapped_column(String(200))
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at_session_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(10), default="webhook")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("session_id", "peer_id", name="uq_participant_intervals_session_peer"),
+        Index("ix_participant_intervals_session_key", "session_id", "participant_key"),
+        Index("ix_participant_intervals_participant_key", "participant_key"),
+        Index("ix_participant_intervals_joined_at", "joined_at"),
+    )
+
+
+class Recording(Base):
+    """The recording index: the newest known state of each recording (status never moves backwards)."""
+
+    __tablename__ = "recordings"
+
+    recording_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    file_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    output_file_name: Mapped[str | None] = mapped_column(Text)
+    download_url: Mapped[str | None] = mapped_column(Text)
+    download_url_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    audio_download_url: Mapped[str | None] = mapped_column(Text)
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_recordings_meeting_id", "meeting_id"), Index("ix_recordings_session_id", "session_id"))
+
+
+class RecordingStatusChange(Base):
+    """One status a recording reported, once per (recording, status, source event)."""
+
+    __tablename__ = "recording_status_history"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    recording_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(40))  # "event:<id>" or "api"
+
+    __table_args__ = (UniqueConstraint("recording_id", "status", "source", name="uq_recording_status_history_change"),)
+
+
+class Livestream(Base):
+    """The livestream index: newest status of each livestream (webhook ``streamId``)."""
+
+    __tablename__ = "livestreams"
+
+    livestream_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    linked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when the REST API linked it to a meeting
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LivestreamStatusChange(Base):
+    """One status a livestream reported, once per (livestream, status, source event)."""
+
+    __tablename__ = "livestream_status_history"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    livestream_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(40))
+
+    __table_args__ = (
+        UniqueConstraint("livestream_id", "status", "source", name="uq_livestream_status_history_change"),
+    )
+
+
+class SessionArtifact(Base):
+    """A downloadable artifact of a session: chat, transcript or summary (URL and its expiry, UTC)."""
+
+    __tablename__ = "session_artifacts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(100))
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))  # chat | transcript | summary
+    download_url: Mapped[str | None] = mapped_column(Text)
+    download_url_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("session_id", "kind", name="uq_session_artifacts_session_kind"),)
+
+
+# States of a reconciliation task.
+TASK_PENDING = TaskStatus.PENDING
+TASK_DONE = TaskStatus.DONE
+TASK_DEAD = TaskStatus.DEAD
+
+
+class ReconcileTask(Base):
+    """Work for the reconciler: fetch one object from the Dyte REST API and merge it.
+
+    ``kind`` is ``session`` (after meeting.ended, or from the stale sweep),
+    ``recording`` (after a recording.statusUpdate), ``livestream`` (link a
+    streamId to its meeting) or ``meeting`` (fetch a missing title). One row
+    per (kind, object_id); new information re-arms a done task.
+    """
+
+    __tablename__ = "reconcile_tasks"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    object_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default=TASK_PENDING)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("kind", "object_id", name="uq_reconcile_tasks_kind_object"),
+        Index("ix_reconcile_tasks_status_due_at", "status", "due_at"),
+    )
+
+
+class ManagedSubscription(Base):
+    """A Dyte webhook subscription ensured by this service (``receiver subscribe`` / start-up).
+
+    ``webhook_id`` is Dyte's webhook id (the ``dyte-webhook-id`` header of its
+    deliveries); with SUBSCRIPTION_ENFORCE_WEBHOOK_ID only these ids are
+    accepted. ``events`` is a JSON array of event names; ``created_at`` is
+    Dyte's creation time (or when first recorded), ``last_ensured_at`` the
+    last time it was checked or fixed, both UTC.
+    """
+
+    __tablename__ = "managed_subscriptions"
+
+    webhook_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_ensured_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SessionAttendanceRefresh(Base):
+    """Marks a session whose ``session_attendance`` rows are current: they were computed after its last change.
+
+    Written only by :func:`receiver.reports.queries.refresh_session_attendance` (and
+    the report path), together with the rows, in one transaction. Deleted by
+    database triggers (migration ``0004``, :mod:`receiver.db.views`) on every
+    change of the session's ``participant_intervals`` rows and of its
+    ``sessions`` row's id, ``started_at`` or ``ended_at``, so a row here
+    always means "current". ``refreshed_at`` is UTC.
+    """
+
+    __tablename__ = "session_attendance_refreshes"
+
+    session_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SessionAttendance(Base):
+    """Precomputed attendance of an **ended** session: one row per person (the ``attendance_report`` numbers).
+
+    ``position`` is the row's place in the report order (first join, then
+    key), from 0. ``display_names``: the person's distinct names in join
+    order as a JSON array when there are several, NULL when there is at most
+    one (then it is ``display_name``). Seconds are seconds (3 decimals), the ratio a
+    fraction (4 decimals), times UTC. Only valid while the session has a
+    :class:`SessionAttendanceRefresh` row.
+    """
+
+    __tablename__ = "session_attendance"
+
+    session_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    participant_key: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str | None] = mapped_column(Text)
+    display_names: Mapped[str | None] = mapped_column(Text)
+    first_joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attended_seconds: Mapped[float] = mapped_column(Float)
+    join_count: Mapped[int] = mapped_column(Integer)
+    attendance_ratio: Mapped[float | None] = mapped_column(Float)
+    closed_at_session_end: Mapped[bool] = mapped_column(Boolean)
+    provenance: Mapped[str] = mapped_column(String(10))

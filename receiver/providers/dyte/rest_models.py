@@ -1,0 +1,458 @@
+"""Frozen pydantic models of Dyte v2 REST API objects, tolerant of the spec's oddities.
+
+Field names follow the snake_case REST objects of
+``shared/dyte/openapi-v2.yaml`` (components ``ActiveSession``,
+``ParticipantsList``, ``Recording``, ``LivestreamBase``, ``Meeting``,
+``Webhook``, ``PagingResponse.paging``). Every model:
+
+* ignores extra fields and accepts camelCase keys (as in webhook payloads)
+  when the snake_case key is absent;
+* treats a missing field, ``null``, ``""``, ``"null"`` and ``"undefined"`` as
+  ``None`` (or ``()`` / the documented default for non-optional fields);
+* reads numbers given as strings (``"12"``, ``"12.5"``);
+* reads both timestamp formats (``2022-12-13T06:57:09.736Z`` and
+  ``2023-01-25 04:51:35.903816Z``) into aware UTC datetimes via
+  :func:`receiver.timeparse.parse_optional_timestamp`;
+* never raises for a malformed timestamp, number or boolean: the field is
+  set to ``None`` and its name is recorded in ``invalid_fields`` (the spec's
+  own example carries ``'2023-02-01T10:50:36.846Z"'``).
+
+Only ``id`` is required (a non-empty string; numbers are stringified);
+without it validation raises :class:`pydantic.ValidationError`.
+
+Units: all datetimes are UTC; ``ApiParticipant.duration_minutes`` is in
+minutes (spec ``duration``); ``ApiRecording.recording_duration`` is in
+seconds and ``file_size`` in bytes; ``ApiSession.minutes_consumed`` is in
+minutes.
+
+Secrets (``ApiLivestream.stream_key`` and ``ingest_server``) are
+:class:`pydantic.SecretStr`: masked in ``repr`` and in
+``model_dump(mode="json")``; call ``.get_secret_value()`` deliberately.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import types
+import typing
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+
+from receiver.timeparse import TimestampError, parse_optional_timestamp
+
+__all__ = [
+    "DyteModel",
+    "ApiSession",
+    "ApiParticipant",
+    "ApiRecording",
+    "ApiLivestream",
+    "ApiMeeting",
+    "ApiWebhook",
+    "Page",
+]
+
+_NULLISH = {"", "null", "none", "undefined"}
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+class _Invalid(Exception):
+    """Internal: a present value that cannot be read as the field's type."""
+
+
+def _is_nullish(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in _NULLISH)
+
+
+def _snake(key: str) -> str:
+    return _CAMEL.sub(r"_\1", key).lower()
+
+
+def _to_number(value: object) -> float | int:
+    if isinstance(value, bool):
+        raise _Invalid
+    if isinstance(value, (int, float)):
+        number: float | int = value
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            number = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError as exc:
+                raise _Invalid from exc
+    else:
+        raise _Invalid
+    if isinstance(number, float) and not math.isfinite(number):
+        raise _Invalid
+    return number
+
+
+def _to_int(value: object) -> int:
+    number = _to_number(value)
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise _Invalid
+        return int(number)
+    return number
+
+
+def _to_float(value: object) -> float:
+    return float(_to_number(value))
+
+
+def _to_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+    raise _Invalid
+
+
+def _to_str(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise _Invalid
+
+
+def _to_str_tuple(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)):
+        return tuple(_to_str(item) for item in value if not _is_nullish(item))
+    raise _Invalid
+
+
+def _to_timestamp(value: object) -> datetime | None:
+    try:
+        return parse_optional_timestamp(value)
+    except TimestampError as exc:
+        raise _Invalid from exc
+
+
+def _to_secret(value: object) -> SecretStr:
+    if isinstance(value, SecretStr):
+        return value
+    return SecretStr(_to_str(value))
+
+
+_CONVERTERS = {
+    "datetime": _to_timestamp,
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
+    "str": _to_str,
+    "secret": _to_secret,
+    "strtuple": _to_str_tuple,
+}
+
+
+def _kind(annotation: Any) -> str | None:
+    """Map a field annotation (``X | None`` allowed) to a converter name."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            return None
+        annotation = args[0]
+        origin = typing.get_origin(annotation)
+    if origin is tuple:
+        return "strtuple" if typing.get_args(annotation)[:1] == (str,) else None
+    if annotation is datetime:
+        return "datetime"
+    if annotation is bool:
+        return "bool"
+    if annotation is int:
+        return "int"
+    if annotation is float:
+        return "float"
+    if annotation is str:
+        return "str"
+    if annotation is SecretStr:
+        return "secret"
+    return None
+
+
+class DyteModel(BaseModel):
+    """Base of the API models: frozen, extra fields ignored, lenient coercion (see module docstring).
+
+    Attributes:
+        invalid_fields: names of fields whose present value could not be
+            read (the field is then ``None``), in field order.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    # Source key -> field name, applied when the field's own key is absent.
+    _renames: ClassVar[dict[str, str]] = {}
+    # Values used when a non-optional field is absent or null.
+    _null_defaults: ClassVar[dict[str, Any]] = {}
+    _kinds_cache: ClassVar[dict[type, dict[str, str | None]]] = {}
+
+    invalid_fields: tuple[str, ...] = ()
+
+    @classmethod
+    def _field_kinds(cls) -> dict[str, str | None]:
+        kinds = DyteModel._kinds_cache.get(cls)
+        if kinds is None:
+            kinds = {
+                name: _kind(info.annotation) for name, info in cls.model_fields.items() if name != "invalid_fields"
+            }
+            DyteModel._kinds_cache[cls] = kinds
+        return kinds
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Hook for subclasses: adjust the raw mapping before coercion."""
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data  # pydantic reports the type error (or accepts a model)
+        raw: dict[str, Any] = {}
+        for key, value in data.items():
+            if isinstance(key, str):
+                raw.setdefault(key, value)
+        for key, value in list(raw.items()):
+            snake = _snake(key)
+            if snake != key:
+                raw.setdefault(snake, value)
+        for source, target in cls._renames.items():
+            if target not in raw and source in raw:
+                raw[target] = raw[source]
+        raw = cls._prepare(raw)
+
+        try:
+            invalid = list(_to_str_tuple(raw.get("invalid_fields") or ()))
+        except _Invalid:
+            invalid = []
+        out: dict[str, Any] = {}
+        for name, kind in cls._field_kinds().items():
+            if name not in raw:
+                if name in cls._null_defaults:
+                    out[name] = cls._null_defaults[name]
+                continue
+            value = raw[name]
+            if kind is None:
+                out[name] = value
+                continue
+            if _is_nullish(value):
+                if name != "id":  # a null id stays missing: pydantic rejects it
+                    out[name] = cls._null_defaults.get(name)
+                continue
+            try:
+                out[name] = _CONVERTERS[kind](value)
+            except _Invalid:
+                if name == "id":
+                    out[name] = value  # let pydantic reject an unusable id
+                    continue
+                out[name] = cls._null_defaults.get(name)
+                if name not in invalid:
+                    invalid.append(name)
+        out["invalid_fields"] = tuple(invalid)
+        return out
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class ApiSession(DyteModel):
+    """A meeting session (spec ``ActiveSession``; ``GET /sessions``, ``GET /sessions/{session_id}``).
+
+    ``associated_id`` is the meeting id; ``status`` is ``LIVE`` or ``ENDED``
+    (upper-cased); ``minutes_consumed`` is in minutes; datetimes are UTC.
+    """
+
+    id: str
+    associated_id: str | None = None
+    meeting_display_name: str | None = None
+    type: str | None = None
+    status: str | None = None
+    live_participants: int | None = None
+    max_concurrent_participants: int | None = None
+    minutes_consumed: float | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if "status" in data:
+            data["status"] = _upper(data["status"])
+        return data
+
+    @property
+    def meeting_id(self) -> str | None:
+        """Alias of ``associated_id``."""
+        return self.associated_id
+
+
+class ApiParticipant(DyteModel):
+    """One participant of a session (spec ``ParticipantsList``; ``GET /sessions/{session_id}/participants``).
+
+    Peer identity: the spec's participant object has no ``peer_id`` field;
+    its ``id`` "maps to the corresponding peerId". So ``peer_id`` is the
+    object's ``peer_id`` (or ``peerId``) when present, else ``id``.
+
+    ``duration_minutes`` is the spec's ``duration``, in MINUTES (kept as is;
+    see :attr:`duration_seconds`). Datetimes are UTC.
+    """
+
+    _renames: ClassVar[dict[str, str]] = {"duration": "duration_minutes"}
+
+    id: str
+    peer_id: str | None = None
+    user_id: str | None = None
+    custom_participant_id: str | None = None
+    display_name: str | None = None
+    preset_name: str | None = None
+    joined_at: datetime | None = None
+    left_at: datetime | None = None
+    duration_minutes: float | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        # Deprecated webhook name for custom_participant_id (FACTS.md).
+        if _is_nullish(data.get("custom_participant_id")) and not _is_nullish(data.get("client_specific_id")):
+            data["custom_participant_id"] = data["client_specific_id"]
+        if _is_nullish(data.get("peer_id")):
+            data["peer_id"] = data.get("id")
+        return data
+
+    @property
+    def participant_key(self) -> str:
+        """Stable key for attendance: ``custom_participant_id``, else ``peer_id``, else ``id``."""
+        return self.custom_participant_id or self.peer_id or self.id
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """``duration_minutes * 60``, or ``None``."""
+        return None if self.duration_minutes is None else self.duration_minutes * 60.0
+
+
+class ApiRecording(DyteModel):
+    """A recording (spec ``Recording``; ``GET /recordings/{recording_id}``).
+
+    ``status`` is upper-cased (INVOKED, RECORDING, UPLOADING, UPLOADED,
+    ERRORED, PAUSED). ``meeting_id`` is not in the spec's ``Recording``
+    schema: it is read from ``meeting_id`` or from a nested ``meeting.id``
+    (as in ``GET /recordings``). ``file_size`` is in bytes,
+    ``recording_duration`` in seconds; datetimes (often space-separated with
+    microseconds) are UTC. ``download_url`` expires at ``download_url_expiry``.
+    """
+
+    id: str
+    meeting_id: str | None = None
+    session_id: str | None = None
+    status: str | None = None
+    invoked_time: datetime | None = None
+    started_time: datetime | None = None
+    stopped_time: datetime | None = None
+    download_url: str | None = None
+    download_url_expiry: datetime | None = None
+    audio_download_url: str | None = None
+    file_size: int | None = None
+    recording_duration: float | None = None
+    output_file_name: str | None = None
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if "status" in data:
+            data["status"] = _upper(data["status"])
+        meeting = data.get("meeting")
+        if _is_nullish(data.get("meeting_id")) and isinstance(meeting, Mapping) and meeting.get("id"):
+            data["meeting_id"] = meeting["id"]
+        return data
+
+
+class ApiLivestream(DyteModel):
+    """A livestream (spec ``LivestreamBase`` / ``data.livestream`` of ``GET /livestreams/{livestream_id}``).
+
+    ``status`` is upper-cased; REST statuses are LIVE, IDLE, ERRORED, INVOKED
+    (webhooks also send OFFLINE). ``session_id`` is filled only when the
+    object itself carries ``session_id``: the ``sessions`` listed beside a
+    livestream are livestream sessions, not meeting sessions.
+    ``stream_key`` and ``ingest_server`` (the RTMP ingest URL) are secrets,
+    held as :class:`~pydantic.SecretStr`. Datetimes are UTC.
+    """
+
+    id: str
+    meeting_id: str | None = None
+    session_id: str | None = None
+    name: str | None = None
+    status: str | None = None
+    playback_url: str | None = None
+    disabled: bool | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    stream_key: SecretStr | None = None
+    ingest_server: SecretStr | None = None
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if "status" in data:
+            data["status"] = _upper(data["status"])
+        if "id" not in data and not _is_nullish(data.get("stream_id")):
+            data["id"] = data["stream_id"]
+        return data
+
+
+class ApiMeeting(DyteModel):
+    """A meeting (spec ``Meeting``; ``GET /meetings/{meeting_id}``); ``status`` is ACTIVE or INACTIVE, datetimes UTC."""
+
+    id: str
+    title: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    status: str | None = None
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if "status" in data:
+            data["status"] = _upper(data["status"])
+        return data
+
+
+class ApiWebhook(DyteModel):
+    """A webhook subscription (spec ``Webhook``; ``/webhooks`` CRUD).
+
+    ``events`` is a tuple of event names (``()`` when absent); ``enabled``
+    defaults to ``True`` (the spec's create default) when absent or null.
+    Datetimes are UTC.
+    """
+
+    _null_defaults: ClassVar[dict[str, Any]] = {"events": (), "enabled": True}
+
+    id: str
+    name: str | None = None
+    url: str | None = None
+    events: tuple[str, ...] = ()
+    enabled: bool = True
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Page(DyteModel):
+    """The spec's ``paging`` object: ``total_count``, ``start_offset``, ``end_offset`` (1-based item offsets)."""
+
+    total_count: int | None = None
+    start_offset: int | None = None
+    end_offset: int | None = None

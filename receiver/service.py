@@ -1,0 +1,126 @@
+"""Composition root: builds the Dyte client, reconciler, worker and the full HTTP app from settings.
+
+Commands and the demo call these; modules below never read settings
+themselves beyond what they are handed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as OrmSession
+from starlette.applications import Starlette
+
+from receiver.db.engine import writer
+from receiver.db.models import Recording
+from receiver.processing.reconcile import Reconciler, apply_api_recording
+from receiver.processing.worker import Worker, default_worker_id
+from receiver.providers.base import ProviderClient
+from receiver.providers.errors import ProviderAPIError as DyteAPIError
+from receiver.providers.registry import build_client
+from receiver.reports.queries import ReportFilter
+from receiver.settings import Settings
+from receiver.web.app import create_app
+
+__all__ = ["build_dyte_client", "build_worker", "build_service_app", "refresh_expired_recordings"]
+
+log = structlog.get_logger("receiver.service")
+
+
+def build_dyte_client(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> ProviderClient | None:
+    """The configured provider's REST client (see :func:`receiver.providers.registry.build_client`)."""
+    return build_client(settings, transport=transport)
+
+
+def build_worker(settings: Settings, engine: Engine, *, transport: httpx.AsyncBaseTransport | None = None) -> Worker:
+    """A worker, with a reconciler when reconciliation is enabled and credentials are set."""
+    worker_id = default_worker_id()
+    reconciler = None
+    if settings.reconcile_enabled:
+        client = build_dyte_client(settings, transport=transport)
+        if client is not None:
+            reconciler = Reconciler(
+                engine,
+                client,
+                worker_id=worker_id,
+                stale_session_seconds=settings.stale_session_seconds,
+                # A claimed task outlives a dead worker only for this long; one task
+                # makes at most a few REST calls, each bounded by the client timeout.
+                lease_seconds=max(settings.worker_lease_seconds, 6 * settings.dyte_api_timeout_seconds),
+                batch_size=10,
+            )
+        else:
+            log.warning("reconciliation_disabled", reason="DYTE_ORG_ID and DYTE_API_KEY are not both set")
+    return Worker(settings, engine, reconciler=reconciler, worker_id=worker_id)
+
+
+def build_service_app(
+    settings: Settings, *, run_worker: bool, dyte_transport: Any = None, on_started: Callable[[], None] | None = None
+) -> Starlette:
+    """The full service: webhook endpoint, health, metrics, the reports API (/api) and pages (/ui).
+
+    Also ensures the Dyte webhook subscription in the background (unless
+    SUBSCRIPTION_ENSURE_ON_START is false or PUBLIC_URL/credentials are
+    missing) and, with SUBSCRIPTION_ENFORCE_WEBHOOK_ID, refuses deliveries
+    of unmanaged webhooks (see :mod:`receiver.subscriptions.ensure`).
+    ``dyte_transport`` is the httpx transport of every Dyte client (tests).
+    """
+    from receiver.subscriptions.ensure import SubscriptionWiring
+    from receiver.web.api import analyst_routes
+
+    wiring = SubscriptionWiring(settings, transport=dyte_transport)
+    app = create_app(
+        settings,
+        run_worker=run_worker,
+        extra_routes=analyst_routes(settings),
+        dyte_transport=dyte_transport,
+        allowed_webhook_ids=wiring.allowed_webhook_ids,
+        background_tasks=wiring.background_tasks,
+        on_started=on_started,
+        worker_factory=lambda engine: build_worker(settings, engine, transport=dyte_transport),
+        refresh_expired_recordings=lambda engine, flt: refresh_expired_recordings(
+            settings, engine, flt, transport=dyte_transport
+        ),
+    )
+    wiring.attach(app)
+    return app
+
+
+async def refresh_expired_recordings(
+    settings: Settings,
+    engine: Engine,
+    flt: ReportFilter | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Re-fetch recordings whose download URL has expired (GET /recordings/{id}); returns how many were refreshed."""
+    now = now or datetime.now(UTC)
+    client = build_dyte_client(settings, transport=transport)
+    if client is None:
+        return 0
+    conditions = [Recording.download_url_expires_at.is_not(None), Recording.download_url_expires_at <= now]
+    if flt is not None and flt.meeting_id:
+        conditions.append(Recording.meeting_id == flt.meeting_id)
+    with OrmSession(engine) as db:
+        ids = list(db.execute(select(Recording.recording_id).where(*conditions)).scalars())
+    refreshed = 0
+    async with client:
+        for recording_id in ids:
+            try:
+                api = await client.get_recording(recording_id)
+            except DyteAPIError as exc:
+                log.warning("recording_refresh_failed", recording_id=recording_id, error=type(exc).__name__)
+                continue
+            with OrmSession(writer(engine)) as db, db.begin():
+                apply_api_recording(db, api, datetime.now(UTC))
+            refreshed += 1
+    return refreshed

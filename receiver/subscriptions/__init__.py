@@ -1,0 +1,6 @@
+"""The service's webhook subscription: ensured at start-up and by
+``receiver subscribe`` (exactly one webhook pointing at us), with the lock
+that makes replicas agree and the table of managed webhook ids.
+
+May import: providers, db and the shared top-level modules.
+"""

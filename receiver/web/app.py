@@ -1,0 +1,184 @@
+"""The ASGI application: ``create_app(settings)``.
+
+Routes: ``POST /webhooks/dyte`` (see :mod:`receiver.ingest.endpoint`), ``GET /healthz``,
+``GET /readyz``, ``GET /metrics``. Engine, key store and the group committer
+are created in the lifespan, never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from receiver import metrics
+from receiver.db.engine import make_engine
+from receiver.errors import HTTPError
+from receiver.ingest.endpoint import receive_dyte_webhook
+from receiver.ingest.inbox import GroupCommitter
+from receiver.logging_setup import flush_logs
+from receiver.providers.dyte.keys import WebhookKeyStore
+from receiver.request_log import RequestLogMiddleware, annotate_request
+from receiver.responses import http_error_response
+from receiver.settings import Settings
+from receiver.web.health import HealthState
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger("receiver.web.app")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """The one handler of :class:`receiver.errors.HTTPError` (a client's mistake: never a 500)."""
+    assert isinstance(exc, HTTPError)
+    if request.url.path.startswith("/webhooks/"):
+        metrics.REJECTED.labels(status=str(exc.status_code)).inc()
+    annotate_request(request, error=exc.error, detail=exc.detail)
+    return http_error_response(exc)
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: 200 while the process serves requests."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: 200 when the database answers and is at the migration head; 503 otherwise."""
+    ready, detail = await asyncio.to_thread(request.app.state.health.check)
+    detail["status"] = "ready" if ready else "not_ready"
+    return JSONResponse(detail, status_code=200 if ready else 503)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus exposition of :mod:`receiver.metrics` (queue gauges refreshed on scrape)."""
+    refresh = request.app.state.refresh_queue_metrics
+    if refresh is not None:
+        try:
+            await asyncio.to_thread(refresh)
+        except Exception:  # a scrape must not fail because the database is down
+            log.warning("queue_metrics_unavailable")
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def make_committer(engine: Engine) -> GroupCommitter:
+    """The receive path's inbox writer for ``engine``'s database (group commit, acknowledged after commit).
+
+    PostgreSQL: :class:`receiver.ingest.postgres.PostgresGroupCommitter`
+    (asyncpg); SQLite: :class:`receiver.ingest.sqlite.SqliteGroupCommitter`.
+    """
+    if engine.dialect.name == "postgresql":
+        from receiver.ingest.postgres import PostgresGroupCommitter
+
+        return PostgresGroupCommitter(engine.url)
+    from receiver.ingest.sqlite import SqliteGroupCommitter
+
+    return SqliteGroupCommitter(engine)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    key_store: WebhookKeyStore | None = None,
+    run_worker: bool = False,
+    extra_routes: list[Any] | None = None,
+    allowed_webhook_ids: Callable[[], set[str]] | None = None,
+    dyte_transport: Any = None,
+    background_tasks: list[Callable[[Starlette], Awaitable[None]]] | None = None,
+    worker_factory: Callable[[Engine], Any] | None = None,
+    refresh_expired_recordings: Callable[[Engine, Any], Awaitable[int]] | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> Starlette:
+    """Build the application.
+
+    Args:
+        settings: service settings.
+        engine: an existing engine (tests); otherwise one is made from DATABASE_URL.
+        key_store: trusted keys (tests inject one); otherwise built from settings.
+        run_worker: also run the event worker in a background thread
+            (``receiver serve`` on the embedded SQLite database).
+        extra_routes: more routes (reports API, pages) mounted by the caller.
+        allowed_webhook_ids: when given, deliveries whose dyte-webhook-id is
+            not in its result get 403.
+        dyte_transport: httpx transport for the in-process worker's Dyte
+            client (tests point it at the sandbox).
+        worker_factory: builds the in-process worker from the engine
+            (required with ``run_worker``; the composition root passes it).
+        refresh_expired_recordings: ``await f(engine, report_filter)``
+            refreshes expired download links (the composition root passes it).
+        on_started: called once start-up is complete (the entry point's
+            process-wide tuning: see :func:`receiver.cli.main.tune_process`).
+        background_tasks: coroutines ``f(app)`` started after start-up and
+            cancelled at shutdown (e.g. ensuring the webhook subscription);
+            they must not block readiness.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own_engine = engine is None
+        app.state.engine = engine or make_engine(settings.database_url)
+        app.state.key_store = key_store or WebhookKeyStore(
+            settings.webhook_public_key_pems(),
+            settings.dyte_webhook_keys_url,
+            refresh_seconds=settings.dyte_webhook_keys_refresh_seconds,
+        )
+        app.state.health = HealthState(app.state.engine)
+        app.state.health.subscription = app.state.subscription_state
+        app.state.committer = make_committer(app.state.engine)
+        await app.state.committer.start()
+        from receiver.processing.queue import refresh_queue_metrics
+
+        app.state.refresh_queue_metrics = lambda: refresh_queue_metrics(app.state.engine)
+        worker_runner = None
+        if run_worker:
+            from receiver.processing.worker import BackgroundWorker
+
+            if worker_factory is None:
+                raise ValueError("create_app(run_worker=True) needs a worker_factory")
+            worker_runner = BackgroundWorker(worker_factory(app.state.engine))
+            worker_runner.start()
+        tasks = [asyncio.create_task(job(app)) for job in background_tasks or []]
+        if on_started is not None:
+            on_started()
+        log.info("receiver_started", database=app.state.engine.dialect.name, in_process_worker=run_worker)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if worker_runner is not None:
+                worker_runner.stop()
+            await app.state.committer.stop()
+            if own_engine:
+                app.state.engine.dispose()
+            log.info("receiver_stopped")
+            flush_logs()
+
+    routes: list[Any] = [
+        Route("/webhooks/dyte", receive_dyte_webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    routes.extend(extra_routes or [])
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPError: _http_error})
+    app.state.settings = settings
+    app.state.allowed_webhook_ids = allowed_webhook_ids
+    app.state.dyte_transport = dyte_transport
+    app.state.refresh_queue_metrics = None
+    app.state.refresh_expired_recordings = refresh_expired_recordings
+    # Background jobs (e.g. the subscription manager) write their state here; /readyz shows it.
+    app.state.subscription_state = {"state": "disabled"}
+    app.add_middleware(RequestLogMiddleware)
+    return app

@@ -1,0 +1,182 @@
+"""The inbox writers (group commit) on both databases: outcomes and counters when a batch mixes
+new deliveries, retries and conflicting reuses of an id, and 503-worthy failures.
+
+Concurrent submits land in one batch, which the HTTP tests (one request at a
+time) never produce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine, make_url
+
+from receiver.db.models import PARSE_OK, WebhookEvent
+from receiver.ingest.inbox import (
+    Delivery,
+    InboxUnavailable,
+    StoreOutcome,
+    classify_batch,
+    first_occurrences,
+)
+from receiver.web.app import make_committer
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def delivery(delivery_id: str, body: bytes) -> Delivery:
+    return Delivery(
+        delivery_id,
+        "hook",
+        "meeting.started",
+        body,
+        "raw",
+        NOW,
+        PARSE_OK,
+        meeting_id="m",
+        session_id="s",
+        occurred_at=NOW,
+    )
+
+
+async def submit_together(committer, deliveries: list[Delivery]) -> list[StoreOutcome]:
+    await committer.start()
+    try:
+        return list(await asyncio.gather(*(committer.submit(d) for d in deliveries)))
+    finally:
+        await committer.stop()
+
+
+def counters(engine: Engine) -> dict[str, tuple[int, int, bytes]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                WebhookEvent.delivery_id,
+                WebhookEvent.duplicate_count,
+                WebhookEvent.conflict_count,
+                WebhookEvent.raw_body,
+            )
+        ).all()
+    return {row[0]: (row[1], row[2], bytes(row[3])) for row in rows}
+
+
+def test_one_batch_of_new_retried_and_conflicting_deliveries(engine: Engine) -> None:
+    """Stored once each; a retry counts as duplicate, a different body under the same id as conflict; first body kept."""
+    asyncio.run(submit_together(make_committer(engine), [delivery("old", b'{"a":1}')]))
+    batch = [
+        delivery("new", b'{"n":1}'),
+        delivery("new", b'{"n":1}'),  # retry inside the batch
+        delivery("new", b'{"n":2}'),  # conflict inside the batch
+        delivery("old", b'{"a":1}'),  # retry of a stored one
+        delivery("old", b'{"a":2}'),  # conflict with a stored one
+        delivery("other", b'{"o":1}'),
+    ]
+    outcomes = asyncio.run(submit_together(make_committer(engine), batch))
+    assert outcomes == [
+        StoreOutcome.STORED,
+        StoreOutcome.DUPLICATE,
+        StoreOutcome.CONFLICT,
+        StoreOutcome.DUPLICATE,
+        StoreOutcome.CONFLICT,
+        StoreOutcome.STORED,
+    ]
+    assert counters(engine) == {
+        "old": (1, 1, b'{"a":1}'),
+        "new": (1, 1, b'{"n":1}'),
+        "other": (0, 0, b'{"o":1}'),
+    }
+
+
+def test_many_concurrent_submits_are_committed_in_few_batches(engine: Engine) -> None:
+    """500 concurrent deliveries: all stored, in far fewer transactions than deliveries."""
+    committer = make_committer(engine)
+    outcomes = asyncio.run(submit_together(committer, [delivery(f"d{i}", b"{}") for i in range(500)]))
+    assert outcomes == [StoreOutcome.STORED] * 500
+    assert len(counters(engine)) == 500
+    assert committer.rows == 500 and committer.batches < 50
+
+
+@pytest.mark.postgres
+def test_postgres_writer_fails_the_batch_when_the_server_is_unreachable(pg_url: str) -> None:
+    """Nothing listening: every waiter gets InboxUnavailable (-> 503) instead of hanging."""
+    from receiver.ingest.postgres import PostgresGroupCommitter
+
+    url = make_url(pg_url).set(port=1)  # nothing listens on port 1
+    committer = PostgresGroupCommitter(url, connect_timeout=2)
+    with pytest.raises(InboxUnavailable):
+        asyncio.run(submit_together(committer, [delivery("x", b"{}"), delivery("y", b"{}")]))
+
+
+def test_classify_batch_is_pure() -> None:
+    """Outcomes depend only on what was inserted and the stored digests."""
+    from receiver.ingest.inbox import body_digest
+
+    batch = [delivery("a", b"1"), delivery("a", b"1"), delivery("b", b"2"), delivery("b", b"3")]
+    result = classify_batch(batch, first_occurrences(batch), inserted={"a"}, stored_digests={"b": body_digest(b"3")})
+    assert result.outcomes == [
+        StoreOutcome.STORED,
+        StoreOutcome.DUPLICATE,
+        StoreOutcome.CONFLICT,
+        StoreOutcome.DUPLICATE,
+    ]
+    assert result.duplicates == {"a": 1, "b": 1} and result.conflicts == {"b": 1}
+
+
+def test_asyncpg_arguments_follow_the_database_url() -> None:
+    """Host, port, credentials, database, sslmode and libpq's unix-socket form carry over; an unknown sslmode is refused."""
+    from receiver.ingest.postgres import asyncpg_connect_kwargs
+
+    url = make_url("postgresql+psycopg://app:s3cret@db.internal:6543/receiver?sslmode=require")
+    kwargs = asyncpg_connect_kwargs(url, connect_timeout=5, command_timeout=10)
+    assert (kwargs["host"], kwargs["port"], kwargs["user"], kwargs["password"], kwargs["database"]) == (
+        "db.internal",
+        6543,
+        "app",
+        "s3cret",
+        "receiver",
+    )
+    assert kwargs["ssl"] == "require" and kwargs["server_settings"]["timezone"] == "UTC"
+    socket = asyncpg_connect_kwargs(
+        make_url("postgresql://app@/receiver?host=/run/postgresql"), connect_timeout=5, command_timeout=10
+    )
+    assert socket["host"] == "/run/postgresql" and "ssl" not in socket
+    with pytest.raises(ValueError, match="sslmode"):
+        asyncpg_connect_kwargs(make_url("postgresql://db/x?sslmode=bogus"), connect_timeout=5, command_timeout=10)
+
+
+def test_sqlite_writer_waits_for_a_held_write_lock_without_blocking_the_loop(sqlite_url: str) -> None:
+    """A worker holding SQLite's write lock: the batch waits in a thread (the loop keeps running), then commits."""
+    import sqlite3
+    import time
+
+    from receiver.db.engine import make_engine
+
+    engine = make_engine(sqlite_url)
+    holder = sqlite3.connect(make_url(sqlite_url).database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # what a worker transaction does
+
+    async def scenario() -> tuple[StoreOutcome, float]:
+        committer = make_committer(engine)
+        await committer.start()
+        try:
+            pending = asyncio.ensure_future(committer.submit(delivery("while-locked", b"{}")))
+            started = time.perf_counter()
+            for _ in range(20):  # the loop is free while the batch waits for the lock
+                await asyncio.sleep(0.01)
+            loop_ran_for = time.perf_counter() - started
+            assert not pending.done()
+            holder.execute("COMMIT")
+            return await asyncio.wait_for(pending, 10), loop_ran_for
+        finally:
+            await committer.stop()
+
+    try:
+        outcome, loop_ran_for = asyncio.run(scenario())
+    finally:
+        holder.close()
+    assert outcome is StoreOutcome.STORED and loop_ran_for < 1.0
+    assert "while-locked" in counters(engine)
+    engine.dispose()
