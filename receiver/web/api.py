@@ -1,7 +1,8 @@
 """The reports HTTP API under ``/api`` (JSON by default, CSV on request) and its OpenAPI 3 document.
 
-Endpoints (all ``GET`` but the retry; see :func:`openapi_document` for the
-full contract, served at ``GET /api/openapi.json``):
+Endpoints (all ``GET`` but the retry; see
+:func:`receiver.web.openapi.openapi_document` for the full contract, served at
+``GET /api/openapi.json``):
 
 * ``/api/sessions`` (``meeting_id``, ``since``, ``until``),
   ``/api/sessions/{session_id}``, ``/api/sessions/{session_id}/attendance``;
@@ -25,7 +26,8 @@ Conventions:
   CSV has no envelope. Both carry ``X-Total-Count``.
 * Times (``since``/``until``): ``YYYY-MM-DD`` or ISO 8601 (no offset = UTC);
   the window applies to the session start (recordings: recording start).
-* Errors: JSON ``{"error": code, "detail": text}``; bad parameters are 400,
+* Errors: JSON ``{"error": code, "detail": text}``; bad parameters are 400
+  (parsed and checked in :mod:`receiver.web.params`),
   never 500; so is an unknown query parameter (a misspelt filter must not
   silently return everything). An empty id or time filter (``meeting_id=``) means "no filter";
   ``limit``, ``offset``, ``format`` and ``status`` must be valid when present.
@@ -34,9 +36,7 @@ Conventions:
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -47,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from receiver.db.models import EVENT_IGNORED, EVENT_PROCESSING, EVENT_STATUSES, WebhookEvent
+from receiver.db.models import EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from receiver.errors import HTTPError
 from receiver.processing.queue import requeue_events
 from receiver.reports.formatting import cell, to_csv
@@ -63,8 +63,22 @@ from receiver.reports.queries import (
 )
 from receiver.responses import http_error_response
 from receiver.settings import Settings
-from receiver.timeparse import TimestampError, parse_timestamp
 from receiver.web.auth import TokenAuth, bearer_token
+from receiver.web.openapi import openapi_document
+from receiver.web.params import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    check_known_params,
+    event_id_param,
+    event_status_param,
+    int_param,
+    page_params,
+    parse_time_param,
+    path_text,
+    report_filter,
+    response_format,
+    text_param,
+)
 
 __all__ = [
     "ApiError",
@@ -76,19 +90,15 @@ __all__ = [
     "api_routes",
     "event_rows",
     "get_event",
-    "openapi_document",
-    "parse_time_param",
     "retry_event",
+    # Re-exported from receiver.web.openapi and receiver.web.params (receiver.web.pages imports them from here).
+    "openapi_document",
+    "int_param",
+    "parse_time_param",
+    "path_text",
+    "text_param",
 ]
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-MAX_OFFSET = 1_000_000_000
-#: Longest accepted filter or path identifier, characters.
-MAX_TEXT = 200
-#: Longest accepted ``since``/``until`` value, characters.
-MAX_TIME_TEXT = 64
-MAX_EVENT_ID = 2**63 - 1
 
 #: JSON attendance items: the report columns plus every display name the person used.
 ATTENDANCE_ITEM_COLUMNS: tuple[str, ...] = (*ATTENDANCE_COLUMNS, "display_names")
@@ -118,127 +128,11 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "conflict_count",
 )
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
 # An answer other than 200: the service's one HTTP error type.
 ApiError = HTTPError
-
-
-def _bad(detail: str) -> ApiError:
-    return ApiError(400, "bad_request", detail)
-
-
-# --------------------------------------------------------------------------
-# Parameters
-# --------------------------------------------------------------------------
-
-
-def _check_text(name: str, value: str) -> str:
-    if len(value) > MAX_TEXT:
-        raise _bad(f"{name}: longer than {MAX_TEXT} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise _bad(f"{name}: control characters are not allowed")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _bad(f"{name}: not valid UTF-8 text") from None
-    return value
-
-
-def text_param(request: Request, name: str) -> str | None:
-    """Query parameter ``name`` as text (None when absent or empty); 400 when too long or with control characters."""
-    value = request.query_params.get(name)
-    if value is None or value == "":
-        return None
-    return _check_text(name, value)
-
-
-def path_text(request: Request, name: str) -> str:
-    """Path parameter ``name`` as text; 400 when too long or with control characters."""
-    return _check_text(name, str(request.path_params[name]))
-
-
-def parse_time_param(name: str, value: str | None) -> datetime | None:
-    """A ``since``/``until`` value as an aware UTC datetime (``YYYY-MM-DD`` = midnight UTC); 400 when unreadable."""
-    if value is None or value == "":
-        return None
-    if len(value) > MAX_TIME_TEXT:
-        raise _bad(f"{name}: longer than {MAX_TIME_TEXT} characters")
-    _check_text(name, value)
-    text = value.strip()
-    if _DATE_ONLY.match(text):
-        text += "T00:00:00Z"
-    try:
-        return parse_timestamp(text)
-    except (TimestampError, ValueError, OverflowError):
-        raise _bad(f"{name}: not a date (YYYY-MM-DD) or ISO 8601 time: {value[:40]!r}") from None
-
-
-def int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
-    """Query parameter ``name`` as an integer in ``[minimum, maximum]``; 400 otherwise."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not _DIGITS.match(raw):
-        raise _bad(f"{name}: not a non-negative integer")
-    value = int(raw)
-    if value < minimum or value > maximum:
-        raise _bad(f"{name}: must be between {minimum} and {maximum}")
-    return value
-
-
-def page_params(request: Request) -> tuple[int, int]:
-    """``(limit, offset)`` from the query: limit 1..1000 (default 100), offset 0..1e9 (default 0)."""
-    return (
-        int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-        int_param(request, "offset", 0, 0, MAX_OFFSET),
-    )
-
-
-def _accept_prefers_csv(accept: str) -> bool:
-    """True when ``Accept`` ranks ``text/csv`` above ``application/json`` (q-values honoured, ties: first listed)."""
-    best: dict[str, tuple[float, int]] = {}
-    for position, part in enumerate(accept.split(",")):
-        media, *params = [p.strip() for p in part.split(";")]
-        quality = 1.0
-        for param in params:
-            key, _, val = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(val)
-                except ValueError:
-                    quality = 0.0
-        media = media.lower()
-        if media in ("text/csv", "application/json") and media not in best:
-            best[media] = (quality, -position)
-    csv_rank = best.get("text/csv")
-    if csv_rank is None or csv_rank[0] <= 0:
-        return False
-    json_rank = best.get("application/json")
-    return json_rank is None or csv_rank > json_rank
-
-
-def response_format(request: Request) -> str:
-    """``json`` or ``csv``: ``?format=`` when given (400 if unknown), else from ``Accept``."""
-    fmt = request.query_params.get("format")
-    if fmt is not None:
-        if fmt not in ("json", "csv"):
-            raise _bad("format: use json or csv")
-        return fmt
-    return "csv" if _accept_prefers_csv(request.headers.get("accept", "")) else "json"
-
-
-def _filter(request: Request, *names: str) -> ReportFilter:
-    values: dict[str, Any] = {}
-    for name in names:
-        if name in ("since", "until"):
-            values[name] = parse_time_param(name, request.query_params.get(name))
-        else:
-            values[name] = text_param(request, name)
-    return ReportFilter(**values)
 
 
 # --------------------------------------------------------------------------
@@ -342,28 +236,7 @@ def _one_session(engine: Engine, session_id: str) -> dict[str, Any]:
     return rows[0]
 
 
-def _event_id(request: Request) -> int:
-    raw = str(request.path_params["event_id"])
-    if not _DIGITS.match(raw):
-        raise _bad("event_id: not a positive integer")
-    value = int(raw)
-    if value < 1 or value > MAX_EVENT_ID:
-        raise _bad(f"event_id: must be between 1 and {MAX_EVENT_ID}")
-    return value
-
-
-# --------------------------------------------------------------------------
-# Endpoints
-# --------------------------------------------------------------------------
-
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def check_known_params(request: Request, known: frozenset[str]) -> None:
-    """400 when the query has a parameter outside ``known`` (a misspelt filter must not silently match everything)."""
-    unknown = sorted(set(request.query_params.keys()) - known)
-    if unknown:
-        raise _bad(f"unknown query parameter {unknown[0][:40]!r}; use {', '.join(sorted(known)) or 'none'}")
 
 
 def _guarded(auth: TokenAuth, handler: Handler, params: Sequence[str] = ()) -> Handler:
@@ -397,7 +270,7 @@ async def list_sessions(request: Request) -> Response:
     """GET /api/sessions: sessions ordered by start (oldest first)."""
     fmt = response_format(request)
     limit, offset = page_params(request)
-    flt = _filter(request, "meeting_id", "since", "until")
+    flt = report_filter(request, "meeting_id", "since", "until")
     rows = await run_in_threadpool(sessions_report, _engine(request), flt)
     return _listing(
         request, rows[offset : offset + limit], len(rows), limit, offset, SESSION_COLUMNS, SESSION_COLUMNS, fmt
@@ -440,7 +313,7 @@ async def list_attendance(request: Request) -> Response:
     """GET /api/attendance: attendance rows across sessions."""
     fmt = response_format(request)
     limit, offset = page_params(request)
-    flt = _filter(request, "meeting_id", "since", "until", "participant")
+    flt = report_filter(request, "meeting_id", "since", "until", "participant")
     rows, total = await run_in_threadpool(
         functools.partial(attendance_page, _engine(request), flt, limit=limit, offset=offset)
     )
@@ -460,7 +333,7 @@ async def list_recordings(request: Request) -> Response:
     """GET /api/recordings: the recording index, newest first."""
     fmt = response_format(request)
     limit, offset = page_params(request)
-    flt = _filter(request, "meeting_id", "session_id")
+    flt = report_filter(request, "meeting_id", "session_id")
     await refresh_expired_links(request, flt)
     rows = await run_in_threadpool(recordings_report, _engine(request), flt)
     return _listing(
@@ -472,9 +345,7 @@ async def list_events(request: Request) -> Response:
     """GET /api/events: stored webhook events, newest first, without raw bodies."""
     fmt = response_format(request)
     limit, offset = page_params(request)
-    status = request.query_params.get("status")
-    if status is not None and status not in EVENT_STATUSES:
-        raise _bad(f"status: use one of {', '.join(EVENT_STATUSES)}")
+    status = event_status_param(request)
     session_id = text_param(request, "session_id")
     rows, total = await run_in_threadpool(
         functools.partial(
@@ -486,7 +357,7 @@ async def list_events(request: Request) -> Response:
 
 async def retry(request: Request) -> Response:
     """POST /api/events/{event_id}/retry: requeue one event."""
-    event_id = _event_id(request)
+    event_id = event_id_param(request)
     event = await run_in_threadpool(retry_event, _engine(request), event_id)
     return _json({"requeued": True, "event": {c: cell(event.get(c)) for c in EVENT_COLUMNS}})
 
@@ -525,357 +396,3 @@ def analyst_routes(settings: Settings) -> list[BaseRoute]:
     from receiver.web.pages import page_routes  # pages builds on this module's queries
 
     return [*api_routes(settings), *page_routes(settings)]
-
-
-# --------------------------------------------------------------------------
-# OpenAPI 3 document
-# --------------------------------------------------------------------------
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "nullable": True}
-
-
-_STR = {"type": "string"}
-_TIME = {"type": "string", "format": "date-time"}
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
-_BOOL = {"type": "boolean"}
-
-
-def _object(properties: dict[str, dict[str, Any]], description: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": description,
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-
-
-def _schemas() -> dict[str, Any]:
-    session = _object(
-        {
-            "session_id": _STR,
-            "meeting_id": _nullable(_STR),
-            "meeting_title": _nullable(_STR),
-            "started_at": _nullable(_TIME),
-            "ended_at": _nullable(_TIME),
-            "duration_seconds": _nullable({**_NUM, "description": "ended_at - started_at, seconds"}),
-            "end_reason": _nullable(_STR),
-            "status": {**_STR, "description": "live or ended"},
-            "participants": {**_INT, "minimum": 0, "description": "distinct people (participant keys)"},
-            "peers": {**_INT, "minimum": 0, "description": "connections (a person can have several)"},
-            "peak_concurrency": {**_INT, "minimum": 0, "description": "most peers connected at once"},
-            "reconciled": {**_BOOL, "description": "the Dyte REST API confirmed the session"},
-        },
-        "One session (one live run of a meeting). Times are UTC.",
-    )
-    attendance = _object(
-        {
-            "session_id": _STR,
-            "meeting_id": _nullable(_STR),
-            "participant_key": {**_STR, "description": "custom participant id, else peer id"},
-            "display_name": _nullable({**_STR, "description": "latest display name"}),
-            "first_joined_at": _nullable(_TIME),
-            "last_left_at": _nullable(_TIME),
-            "attended_seconds": {**_NUM, "minimum": 0, "description": "union of the person's intervals, seconds"},
-            "join_count": {**_INT, "minimum": 0, "description": "peers (joins) of the person"},
-            "attendance_ratio": _nullable({**_NUM, "description": "attended_seconds / session duration"}),
-            "closed_at_session_end": {
-                **_BOOL,
-                "description": "an interval had no leave and was closed at the session end",
-            },
-            "provenance": {"type": "string", "enum": ["webhook", "api", "both"]},
-            "session_reconciled": _BOOL,
-            "display_names": {"type": "array", "items": _STR, "description": "every display name used (JSON only)"},
-        },
-        "One person in one session.",
-    )
-    recording = _object(
-        {
-            "recording_id": _STR,
-            "meeting_id": _nullable(_STR),
-            "session_id": _nullable(_STR),
-            "status": {**_STR, "description": "INVOKED, RECORDING, PAUSED, UPLOADING, UPLOADED or ERRORED"},
-            "started_at": _nullable(_TIME),
-            "stopped_at": _nullable(_TIME),
-            "duration_seconds": _nullable(_NUM),
-            "file_size_bytes": _nullable(_INT),
-            "output_file_name": _nullable(_STR),
-            "download_url": _nullable(
-                {**_STR, "description": "pre-signed link; stops working at download_url_expires_at"}
-            ),
-            "download_url_expires_at": _nullable(_TIME),
-            "audio_download_url": _nullable(_STR),
-        },
-        "One recording (newest known state).",
-    )
-    event = _object(
-        {
-            "id": {**_INT, "minimum": 1},
-            "delivery_id": {**_STR, "description": "dyte-uuid header (idempotency key)"},
-            "webhook_id": _nullable(_STR),
-            "event_name": _nullable(_STR),
-            "received_at": _TIME,
-            "occurred_at": _nullable(_TIME),
-            "meeting_id": _nullable(_STR),
-            "session_id": _nullable(_STR),
-            "signature_scheme": _STR,
-            "body_sha256": {**_STR, "description": "hex SHA-256 of the stored body (the body itself is never served)"},
-            "parse_status": {"type": "string", "enum": ["ok", "unknown_event", "invalid"]},
-            "parse_error": _nullable(_STR),
-            "status": {"type": "string", "enum": list(EVENT_STATUSES)},
-            "attempts": {**_INT, "minimum": 0},
-            "last_error": _nullable(_STR),
-            "next_attempt_at": _nullable(_TIME),
-            "locked_by": _nullable(_STR),
-            "locked_until": _nullable(_TIME),
-            "processed_at": _nullable(_TIME),
-            "duplicate_count": {**_INT, "minimum": 0},
-            "conflict_count": {**_INT, "minimum": 0},
-        },
-        "One stored webhook delivery and its processing state (no raw body).",
-    )
-
-    def page(item: str) -> dict[str, Any]:
-        return _object(
-            {
-                "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
-                "total": {**_INT, "minimum": 0, "description": "rows matching the filters, all pages"},
-                "limit": {**_INT, "minimum": 1, "maximum": MAX_LIMIT},
-                "offset": {**_INT, "minimum": 0},
-            },
-            f"One page of {item} rows.",
-        )
-
-    return {
-        "Session": session,
-        "AttendanceRow": attendance,
-        "Recording": recording,
-        "Event": event,
-        "SessionPage": page("Session"),
-        "AttendancePage": page("AttendanceRow"),
-        "RecordingPage": page("Recording"),
-        "EventPage": page("Event"),
-        "RetryResult": _object(
-            {"requeued": {"type": "boolean", "enum": [True]}, "event": {"$ref": "#/components/schemas/Event"}},
-            "The requeued event, now pending.",
-        ),
-        "Error": _object(
-            {
-                "error": {
-                    **_STR,
-                    "description": "short code: bad_request, unauthorized, not_found, conflict, not_configured",
-                },
-                "detail": _STR,
-            },
-            "An error.",
-        ),
-    }
-
-
-def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or {"type": "string", "maxLength": MAX_TEXT},
-    }
-
-
-_TEXT_SCHEMA = {"type": "string", "maxLength": MAX_TEXT, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
-_PARAMETERS: dict[str, Any] = {
-    "limit": _query(
-        "limit",
-        "Rows per page (1..1000).",
-        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-    ),
-    "offset": _query("offset", "Rows to skip.", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
-    "format": _query(
-        "format",
-        "json (default) or csv; wins over the Accept header (Accept: text/csv also gives CSV).",
-        {"type": "string", "enum": ["json", "csv"]},
-    ),
-    "meeting_id": _query("meeting_id", "Only this meeting. Empty: no filter.", _TEXT_SCHEMA),
-    "session_id_q": _query("session_id", "Only this session. Empty: no filter.", _TEXT_SCHEMA),
-    "participant": _query(
-        "participant", "Only this participant key (custom participant id, else peer id).", _TEXT_SCHEMA
-    ),
-    "since": _query(
-        "since",
-        "Sessions started at or after this time: YYYY-MM-DD or ISO 8601 (no offset = UTC).",
-        {"type": "string", "maxLength": MAX_TIME_TEXT},
-    ),
-    "until": _query(
-        "until",
-        "Sessions started before this time: YYYY-MM-DD or ISO 8601 (no offset = UTC).",
-        {"type": "string", "maxLength": MAX_TIME_TEXT},
-    ),
-    "status": _query(
-        "status", "Only events in this processing state.", {"type": "string", "enum": list(EVENT_STATUSES)}
-    ),
-    "session_id": {
-        "name": "session_id",
-        "in": "path",
-        "required": True,
-        "description": "Dyte session id.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": "^[^\\x00-\\x1f\\x7f/]+$"},
-    },
-    "event_id": {
-        "name": "event_id",
-        "in": "path",
-        "required": True,
-        "description": "Stored event id (webhook_events.id).",
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_EVENT_ID},
-    },
-}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/parameters/{name}"}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-_TOTAL_HEADER = {
-    "X-Total-Count": {
-        "description": "Rows matching the filters, all pages.",
-        "schema": {"type": "integer", "minimum": 0},
-    }
-}
-_COMMON_ERRORS = {
-    "400": _error("A query or path parameter is invalid, or the query has an unknown parameter."),
-    "401": {
-        **_error("Missing or wrong bearer token."),
-        "headers": {"WWW-Authenticate": {"description": "Bearer challenge.", "schema": {"type": "string"}}},
-    },
-    "503": _error("API_TOKENS is not configured: the API is disabled."),
-}
-
-
-def _list_operation(summary: str, page: str, params: list[str], csv_note: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "operationId": summary.lower().replace(" ", "_"),
-            "parameters": [_ref(p) for p in params] + [_ref("limit"), _ref("offset"), _ref("format")],
-            "responses": {
-                "200": {
-                    "description": f"One page. JSON: the {page} envelope. CSV ({csv_note}): header row and the page's rows, no envelope.",
-                    "headers": _TOTAL_HEADER,
-                    "content": {
-                        "application/json": {"schema": {"$ref": f"#/components/schemas/{page}"}},
-                        "text/csv": {"schema": {"type": "string"}},
-                    },
-                },
-                **_COMMON_ERRORS,
-            },
-        }
-    }
-
-
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0.3 description of every ``/api`` endpoint, its parameters, answers and the bearer scheme."""
-    not_found = _error("No such object.")
-    paths: dict[str, Any] = {
-        "/api/sessions": _list_operation(
-            "List sessions", "SessionPage", ["meeting_id", "since", "until"], "columns of Session"
-        ),
-        "/api/sessions/{session_id}": {
-            "get": {
-                "summary": "Get session",
-                "operationId": "get_session",
-                "parameters": [_ref("session_id"), _ref("format")],
-                "responses": {
-                    "200": {
-                        "description": "The session (CSV: header and one row).",
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Session"}},
-                            "text/csv": {"schema": {"type": "string"}},
-                        },
-                    },
-                    "404": not_found,
-                    **_COMMON_ERRORS,
-                },
-            }
-        },
-        "/api/sessions/{session_id}/attendance": {
-            "get": {
-                **_list_operation(
-                    "Session attendance", "AttendancePage", [], "columns of AttendanceRow but display_names"
-                )["get"],
-                "operationId": "session_attendance",
-                "parameters": [_ref("session_id"), _ref("limit"), _ref("offset"), _ref("format")],
-            }
-        },
-        "/api/attendance": _list_operation(
-            "List attendance",
-            "AttendancePage",
-            ["meeting_id", "since", "until", "participant"],
-            "columns of AttendanceRow but display_names",
-        ),
-        "/api/recordings": _list_operation(
-            "List recordings", "RecordingPage", ["meeting_id", "session_id_q"], "columns of Recording"
-        ),
-        "/api/events": _list_operation("List events", "EventPage", ["status", "session_id_q"], "columns of Event"),
-        "/api/events/{event_id}/retry": {
-            "post": {
-                "summary": "Retry event",
-                "operationId": "retry_event",
-                "description": "Requeue one stored event: status back to pending, attempts reset to 0, error cleared.",
-                "parameters": [_ref("event_id")],
-                "responses": {
-                    "200": {
-                        "description": "Requeued.",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RetryResult"}}},
-                    },
-                    "404": not_found,
-                    "409": _error("The event is being processed, or was ignored (nothing to apply)."),
-                    **_COMMON_ERRORS,
-                },
-            }
-        },
-        "/api/openapi.json": {
-            "get": {
-                "summary": "OpenAPI document",
-                "operationId": "openapi_document",
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "This document.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
-            }
-        },
-    }
-    # The list "session attendance" operation has its own 404.
-    paths["/api/sessions/{session_id}/attendance"]["get"]["responses"] = {
-        **paths["/api/sessions/{session_id}/attendance"]["get"]["responses"],
-        "404": not_found,
-    }
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "receiver reports API",
-            "version": "1",
-            "description": "Attendance, sessions, recordings and the webhook event log of the Dyte webhook receiver. "
-            "Times are ISO 8601 UTC; durations are seconds. JSON by default; CSV with ?format=csv or Accept: text/csv.",
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A token of API_TOKENS."}
-            },
-            "parameters": _PARAMETERS,
-            "schemas": _schemas(),
-        },
-        "security": [{"bearerAuth": []}],
-    }

@@ -38,8 +38,9 @@ from receiver.processing.apply import apply_event
 from receiver.providers.dyte.events import parse_event
 from receiver.reports.queries import ATTENDANCE_COLUMNS, SESSION_COLUMNS
 from receiver.settings import Settings
-from receiver.web.api import analyst_routes, openapi_document
+from receiver.web.api import analyst_routes
 from receiver.web.app import create_app
+from receiver.web.openapi import openapi_document
 
 TOKEN = "test-token-1"
 OTHER_TOKEN = "second-token"

@@ -1,0 +1,189 @@
+"""Request parameters of the reports API (``/api``) and pages (``/ui``): parsing and checks.
+
+Owns the limits of every query and path parameter (text length, page size,
+offsets, event ids), their parsing into Python values (aware UTC datetimes,
+bounded integers, :class:`receiver.reports.queries.ReportFilter`), the
+response format negotiation (``?format=`` / ``Accept``) and the unknown
+parameter check. Every bad value raises a 400
+:class:`receiver.errors.HTTPError` (``bad_request``), never a 500.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from receiver.db.models import EVENT_STATUSES
+from receiver.errors import HTTPError
+from receiver.reports.queries import ReportFilter
+from receiver.timeparse import TimestampError, parse_timestamp
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_EVENT_ID",
+    "MAX_LIMIT",
+    "MAX_OFFSET",
+    "MAX_TEXT",
+    "MAX_TIME_TEXT",
+    "check_known_params",
+    "event_id_param",
+    "event_status_param",
+    "int_param",
+    "page_params",
+    "parse_time_param",
+    "path_text",
+    "report_filter",
+    "response_format",
+    "text_param",
+]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_OFFSET = 1_000_000_000
+#: Longest accepted filter or path identifier, characters.
+MAX_TEXT = 200
+#: Longest accepted ``since``/``until`` value, characters.
+MAX_TIME_TEXT = 64
+MAX_EVENT_ID = 2**63 - 1
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+
+
+def _bad(detail: str) -> HTTPError:
+    return HTTPError(400, "bad_request", detail)
+
+
+def _check_text(name: str, value: str) -> str:
+    if len(value) > MAX_TEXT:
+        raise _bad(f"{name}: longer than {MAX_TEXT} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise _bad(f"{name}: control characters are not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad(f"{name}: not valid UTF-8 text") from None
+    return value
+
+
+def text_param(request: Request, name: str) -> str | None:
+    """Query parameter ``name`` as text (None when absent or empty); 400 when too long or with control characters."""
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    return _check_text(name, value)
+
+
+def path_text(request: Request, name: str) -> str:
+    """Path parameter ``name`` as text; 400 when too long or with control characters."""
+    return _check_text(name, str(request.path_params[name]))
+
+
+def parse_time_param(name: str, value: str | None) -> datetime | None:
+    """A ``since``/``until`` value as an aware UTC datetime (``YYYY-MM-DD`` = midnight UTC); 400 when unreadable."""
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_TIME_TEXT:
+        raise _bad(f"{name}: longer than {MAX_TIME_TEXT} characters")
+    _check_text(name, value)
+    text = value.strip()
+    if _DATE_ONLY.match(text):
+        text += "T00:00:00Z"
+    try:
+        return parse_timestamp(text)
+    except (TimestampError, ValueError, OverflowError):
+        raise _bad(f"{name}: not a date (YYYY-MM-DD) or ISO 8601 time: {value[:40]!r}") from None
+
+
+def int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
+    """Query parameter ``name`` as an integer in ``[minimum, maximum]``; 400 otherwise."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not _DIGITS.match(raw):
+        raise _bad(f"{name}: not a non-negative integer")
+    value = int(raw)
+    if value < minimum or value > maximum:
+        raise _bad(f"{name}: must be between {minimum} and {maximum}")
+    return value
+
+
+def page_params(request: Request) -> tuple[int, int]:
+    """``(limit, offset)`` from the query: limit 1..1000 (default 100), offset 0..1e9 (default 0)."""
+    return (
+        int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        int_param(request, "offset", 0, 0, MAX_OFFSET),
+    )
+
+
+def _accept_prefers_csv(accept: str) -> bool:
+    """True when ``Accept`` ranks ``text/csv`` above ``application/json`` (q-values honoured, ties: first listed)."""
+    best: dict[str, tuple[float, int]] = {}
+    for position, part in enumerate(accept.split(",")):
+        media, *params = [p.strip() for p in part.split(";")]
+        quality = 1.0
+        for param in params:
+            key, _, val = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(val)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        if media in ("text/csv", "application/json") and media not in best:
+            best[media] = (quality, -position)
+    csv_rank = best.get("text/csv")
+    if csv_rank is None or csv_rank[0] <= 0:
+        return False
+    json_rank = best.get("application/json")
+    return json_rank is None or csv_rank > json_rank
+
+
+def response_format(request: Request) -> str:
+    """``json`` or ``csv``: ``?format=`` when given (400 if unknown), else from ``Accept``."""
+    fmt = request.query_params.get("format")
+    if fmt is not None:
+        if fmt not in ("json", "csv"):
+            raise _bad("format: use json or csv")
+        return fmt
+    return "csv" if _accept_prefers_csv(request.headers.get("accept", "")) else "json"
+
+
+def report_filter(request: Request, *names: str) -> ReportFilter:
+    """The :class:`ReportFilter` of query parameters ``names`` (``since``/``until`` as times, the rest as text)."""
+    values: dict[str, Any] = {}
+    for name in names:
+        if name in ("since", "until"):
+            values[name] = parse_time_param(name, request.query_params.get(name))
+        else:
+            values[name] = text_param(request, name)
+    return ReportFilter(**values)
+
+
+def event_id_param(request: Request) -> int:
+    """Path parameter ``event_id`` as an integer in ``[1, 2**63 - 1]``; 400 otherwise."""
+    raw = str(request.path_params["event_id"])
+    if not _DIGITS.match(raw):
+        raise _bad("event_id: not a positive integer")
+    value = int(raw)
+    if value < 1 or value > MAX_EVENT_ID:
+        raise _bad(f"event_id: must be between 1 and {MAX_EVENT_ID}")
+    return value
+
+
+def check_known_params(request: Request, known: frozenset[str]) -> None:
+    """400 when the query has a parameter outside ``known`` (a misspelt filter must not silently match everything)."""
+    unknown = sorted(set(request.query_params.keys()) - known)
+    if unknown:
+        raise _bad(f"unknown query parameter {unknown[0][:40]!r}; use {', '.join(sorted(known)) or 'none'}")
+
+
+def event_status_param(request: Request) -> str | None:
+    """Query parameter ``status`` (an event processing state of ``EVENT_STATUSES``) or None when absent; 400 otherwise."""
+    status = request.query_params.get("status")
+    if status is not None and status not in EVENT_STATUSES:
+        raise _bad(f"status: use one of {', '.join(EVENT_STATUSES)}")
+    return status
