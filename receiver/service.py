@@ -70,10 +70,10 @@ def build_service_app(
     Also ensures the Dyte webhook subscription in the background (unless
     SUBSCRIPTION_ENSURE_ON_START is false or PUBLIC_URL/credentials are
     missing) and, with SUBSCRIPTION_ENFORCE_WEBHOOK_ID, refuses deliveries
-    of unmanaged webhooks (see :mod:`receiver.subscriptions.ensure`).
+    of unmanaged webhooks (see :mod:`receiver.subscriptions.wiring`).
     ``dyte_transport`` is the httpx transport of every Dyte client (tests).
     """
-    from receiver.subscriptions.ensure import SubscriptionWiring
+    from receiver.subscriptions.wiring import SubscriptionWiring
     from receiver.web.api import analyst_routes
 
     wiring = SubscriptionWiring(settings, transport=dyte_transport)

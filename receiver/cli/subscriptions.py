@@ -45,7 +45,8 @@ def subscribe(obj: Any, dry_run: bool, prune: bool) -> None:
     from receiver.cli.context import fail
     from receiver.providers.dyte.client import DyteAPIError, DyteAuthError
     from receiver.service import build_dyte_client
-    from receiver.subscriptions.ensure import SubscriptionError, SubscriptionSpec, ensure_subscription
+    from receiver.subscriptions.ensure import ensure_subscription
+    from receiver.subscriptions.spec import SubscriptionError, SubscriptionSpec
 
     settings = obj.settings
     try:
@@ -87,7 +88,7 @@ def subscriptions() -> None:
 
 def webhook_rows(hooks: list[Any], name: str, url: str | None) -> list[dict[str, Any]]:
     """One dict per webhook: id, name, url, events (list), enabled, created_at, ours (named ``name``), points_here (url equals ``url``; None when unknown)."""
-    from receiver.subscriptions.ensure import same_url
+    from receiver.subscriptions.spec import same_url
     from receiver.timeparse import to_iso
 
     rows = []
@@ -127,7 +128,7 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
     from receiver.cli.context import fail
     from receiver.providers.dyte.client import DyteAPIError, DyteAuthError
     from receiver.service import build_dyte_client
-    from receiver.subscriptions.ensure import (
+    from receiver.subscriptions.spec import (
         SubscriptionConfigError,
         missing_subscription_settings,
         webhook_url,

@@ -1,9 +1,10 @@
-"""The Dyte webhook subscription of this service: ensured by ``receiver subscribe`` and at start-up.
+"""The ensure algorithm: make the provider's webhooks match :class:`~receiver.subscriptions.spec.SubscriptionSpec`.
 
 Goal: exactly one Dyte webhook named SUBSCRIPTION_NAME points at
 ``PUBLIC_URL + /webhooks/dyte``, subscribed to SUBSCRIPTION_EVENTS and
 enabled. :func:`ensure_subscription` gets there with the fewest write calls
-(spec ``/webhooks`` CRUD, via :class:`~receiver.providers.dyte.client.DyteClient`):
+(spec ``/webhooks`` CRUD, via a :class:`~receiver.providers.base.ProviderClient`
+such as :class:`~receiver.providers.dyte.client.DyteClient`):
 
 * none of ours points at the URL: ``POST /webhooks``, then list again and
   delete our extras (create-then-dedupe; see below);
@@ -21,7 +22,7 @@ enabled. :func:`ensure_subscription` gets there with the fewest write calls
 rows of webhooks that no longer exist at Dyte are removed.
 
 Replicas starting together: the whole ensure runs under a lock
-(:func:`subscription_lock`: ``pg_try_advisory_lock`` polled on a dedicated
+(:func:`receiver.subscriptions.lock.subscription_lock`: ``pg_try_advisory_lock`` polled on a dedicated
 PostgreSQL connection; an exclusive ``flock`` on ``<database file>.subscriptions.lock``
 for SQLite, which is always on one host). Create-then-dedupe makes the
 result hold without the lock too (replicas on different databases): every
@@ -29,8 +30,9 @@ replica that created lists again and deletes all of ours at the URL but the
 oldest; the replica that lists last sees every creation, so exactly one
 survives.
 
-Start-up (:func:`subscription_background_task`, wired by
-:class:`SubscriptionWiring` in ``build_service_app``) retries with
+Start-up (:func:`receiver.subscriptions.wiring.subscription_background_task`,
+wired by :class:`~receiver.subscriptions.wiring.SubscriptionWiring` in
+``build_service_app``) retries with
 :class:`~receiver.retry.RetryPolicy` back-off and never blocks readiness;
 its state is in ``app.state.subscription_state`` (shown by ``/readyz``).
 """
@@ -38,171 +40,30 @@ its state is in ``app.state.subscription_state`` (shown by ``/readyz``).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import structlog
 from sqlalchemy import delete, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
-from starlette.applications import Starlette
 
 from receiver.db.models import ManagedSubscription
-from receiver.errors import ReceiverError
-from receiver.providers.dyte.client import (
-    DyteAuthError,
-    DyteClient,
-    DyteNotFound,
-    DyteRateLimited,
-    DyteResponseError,
-    DyteStatusError,
-)
+from receiver.providers.base import ProviderClient
 from receiver.providers.dyte.rest_models import ApiWebhook
-from receiver.retry import RetryPolicy
-from receiver.settings import ALL_EVENTS, Settings
+from receiver.providers.errors import ProviderNotFound
+from receiver.subscriptions.lock import LOCK_TIMEOUT_SECONDS, subscription_lock
+from receiver.subscriptions.spec import SubscriptionError, SubscriptionSpec, same_url
 
-__all__ = [
-    "WEBHOOK_PATH",
-    "SubscriptionError",
-    "SubscriptionConfigError",
-    "SubscriptionLockTimeout",
-    "SubscriptionSpec",
-    "Action",
-    "EnsureResult",
-    "webhook_url",
-    "same_url",
-    "missing_subscription_settings",
-    "subscription_disabled_reason",
-    "ensure_subscription",
-    "subscription_lock",
-    "managed_webhook_ids",
-    "ManagedWebhookIds",
-    "subscription_background_task",
-    "SubscriptionWiring",
-]
+__all__ = ["Action", "EnsureResult", "ensure_subscription"]
 
-log = structlog.get_logger("receiver.subscriptions.ensure")
-
-#: Path of the webhook endpoint, appended to PUBLIC_URL.
-WEBHOOK_PATH = "/webhooks/dyte"
-#: Seconds to wait for another replica's ensure before giving up (the attempt then fails and is retried).
-LOCK_TIMEOUT_SECONDS = 60.0
-#: Seconds between two tries of a busy lock.
-LOCK_POLL_SECONDS = 0.1
-#: Key of the PostgreSQL session-level advisory lock (64-bit, derived from a fixed name).
-PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"receiver.subscriptions.ensure").digest()[:8], "big", signed=True)
-#: Seconds the webhook-id cache of :class:`ManagedWebhookIds` is trusted before re-reading the table.
-WEBHOOK_IDS_MAX_AGE_SECONDS = 5.0
-#: Characters of an error kept in ``subscription_state["last_error"]``.
-ERROR_CHARS = 300
+log = structlog.get_logger(__name__)
 
 _WRITE_KINDS = frozenset({"create", "update", "delete_duplicate", "prune"})
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class SubscriptionError(ReceiverError):
-    """Ensuring the subscription failed for a reason other than a Dyte API error."""
-
-
-class SubscriptionConfigError(SubscriptionError):
-    """PUBLIC_URL, DYTE_ORG_ID or DYTE_API_KEY missing, or PUBLIC_URL not an absolute http(s) URL."""
-
-
-class SubscriptionLockTimeout(SubscriptionError):
-    """Another replica held the subscription lock for longer than the timeout (seconds)."""
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-def webhook_url(public_url: str) -> str:
-    """The delivery URL for PUBLIC_URL: ``PUBLIC_URL + /webhooks/dyte`` (not doubled if already there).
-
-    Raises:
-        SubscriptionConfigError: ``public_url`` is not an absolute http(s) URL.
-    """
-    base = (public_url or "").strip().rstrip("/")
-    try:
-        parsed = httpx.URL(base)
-    except Exception:  # httpx.InvalidURL and friends
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise SubscriptionConfigError(
-            f"PUBLIC_URL must be an absolute http(s) URL such as https://hooks.example.com, got {public_url!r}"
-        )
-    return base if base.endswith(WEBHOOK_PATH) else base + WEBHOOK_PATH
-
-
-def same_url(a: str | None, b: str | None) -> bool:
-    """True when two webhook URLs are the same endpoint (scheme/host case, default port, trailing ``/`` ignored)."""
-    if not a or not b:
-        return False
-
-    def key(value: str) -> tuple[Any, ...]:
-        try:
-            u = httpx.URL(value.strip())
-        except Exception:
-            return (value.strip(),)
-        scheme = u.scheme.lower()
-        port = u.port or {"http": 80, "https": 443}.get(scheme)
-        return (scheme, u.host.lower(), port, u.path.rstrip("/") or "/", u.query)
-
-    return key(a) == key(b)
-
-
-def missing_subscription_settings(settings: Settings) -> list[str]:
-    """Names of the environment variables that must be set to manage the webhook and are not (in a fixed order)."""
-    missing = []
-    if not (settings.public_url or "").strip():
-        missing.append("PUBLIC_URL")
-    if not settings.dyte_org_id:
-        missing.append("DYTE_ORG_ID")
-    if settings.dyte_api_key is None or not settings.dyte_api_key.get_secret_value():
-        missing.append("DYTE_API_KEY")
-    return missing
-
-
-def subscription_disabled_reason(settings: Settings) -> str | None:
-    """Why ``receiver serve`` would not ensure the subscription at start-up, or None when it will."""
-    if not settings.subscription_ensure_on_start:
-        return "SUBSCRIPTION_ENSURE_ON_START is false"
-    missing = missing_subscription_settings(settings)
-    if missing:
-        return f"{', '.join(missing)} not set"
-    return None
-
-
-@dataclass(frozen=True)
-class SubscriptionSpec:
-    """What the managed webhook must look like: spec ``WebhookRequest`` fields ``name``, ``url``, ``events`` (enabled is always true)."""
-
-    name: str
-    url: str
-    events: tuple[str, ...]
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SubscriptionSpec:
-        """SUBSCRIPTION_NAME, PUBLIC_URL + /webhooks/dyte and SUBSCRIPTION_EVENTS.
-
-        Raises:
-            SubscriptionConfigError: PUBLIC_URL, DYTE_ORG_ID or DYTE_API_KEY is
-                missing (the message names them), or PUBLIC_URL is not a URL.
-        """
-        missing = missing_subscription_settings(settings)
-        if missing:
-            raise SubscriptionConfigError(f"set {', '.join(missing)} to manage the Dyte webhook subscription")
-        events = tuple(e for e in settings.subscription_events.split(",") if e) or ALL_EVENTS
-        return cls(name=settings.subscription_name, url=webhook_url(settings.public_url or ""), events=events)
 
 
 # --------------------------------------------------------------------------- results
@@ -291,100 +152,6 @@ class EnsureResult:
         return out
 
 
-# --------------------------------------------------------------------------- locking
-
-
-@asynccontextmanager
-async def subscription_lock(
-    engine: Engine, *, timeout_seconds: float = LOCK_TIMEOUT_SECONDS, poll_seconds: float = LOCK_POLL_SECONDS
-) -> AsyncIterator[None]:
-    """Hold the cross-replica subscription lock for the ``async with`` body.
-
-    PostgreSQL: session-level ``pg_try_advisory_lock(PG_LOCK_KEY)`` on a
-    dedicated connection, polled every ``poll_seconds``; unlocked at the end
-    (the connection is discarded if that fails, which ends the session and
-    the lock). SQLite: exclusive ``flock`` on ``<database file>.subscriptions.lock``
-    (released by the OS if the process dies). In-memory SQLite, other
-    databases or systems without ``fcntl``: no lock (create-then-dedupe still
-    leaves one webhook).
-
-    Raises:
-        SubscriptionLockTimeout: not acquired within ``timeout_seconds``.
-        sqlalchemy.exc.SQLAlchemyError: the database is unreachable.
-    """
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        async with _pg_lock(engine, timeout_seconds, poll_seconds):
-            yield
-        return
-    database = engine.url.database if dialect == "sqlite" else None
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        fcntl = None  # type: ignore[assignment]
-    if not database or database == ":memory:" or database.startswith("file:") or fcntl is None:
-        yield
-        return
-    fd = os.open(f"{database}.subscriptions.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise SubscriptionLockTimeout(
-                        f"another replica held the subscription lock for more than {timeout_seconds:g} s"
-                    ) from None
-                await asyncio.sleep(poll_seconds)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-@asynccontextmanager
-async def _pg_lock(engine: Engine, timeout_seconds: float, poll_seconds: float) -> AsyncIterator[None]:
-    from sqlalchemy import text
-
-    def try_lock(connection: Any) -> bool:
-        got = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": PG_LOCK_KEY}).scalar())
-        connection.commit()  # session-level lock: survives the end of the transaction
-        return got
-
-    def unlock(connection: Any) -> bool:
-        released = bool(connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PG_LOCK_KEY}).scalar())
-        connection.commit()
-        return released
-
-    connection = await asyncio.to_thread(engine.connect)
-    clean = False
-    try:
-        deadline = time.monotonic() + timeout_seconds
-        while not await asyncio.to_thread(try_lock, connection):
-            if time.monotonic() >= deadline:
-                clean = True
-                raise SubscriptionLockTimeout(
-                    f"another replica held the subscription lock for more than {timeout_seconds:g} s"
-                )
-            await asyncio.sleep(poll_seconds)
-        try:
-            yield
-        finally:
-            try:
-                clean = await asyncio.to_thread(unlock, connection)
-            except Exception:
-                log.warning("subscription_unlock_failed")
-    finally:
-        if not clean:
-            # Never hand a connection that may still hold the lock back to the pool.
-            connection.invalidate()
-        await asyncio.to_thread(connection.close)
-
-
 # --------------------------------------------------------------------------- ensure
 
 
@@ -398,11 +165,11 @@ def _check_schema(engine: Engine) -> None:
         raise SubscriptionError("the database has no managed_subscriptions table: run `receiver migrate`")
 
 
-async def _delete(client: DyteClient, webhook_id: str) -> bool:
+async def _delete(client: ProviderClient, webhook_id: str) -> bool:
     """DELETE a webhook; False when it was already gone (another replica deleted it)."""
     try:
         await client.delete_webhook(webhook_id)
-    except DyteNotFound:
+    except ProviderNotFound:
         return False
     return True
 
@@ -430,12 +197,13 @@ def _record(
         "last_ensured_at": now,
     }
     update = {k: values[k] for k in ("name", "url", "events", "last_ensured_at")}
+    statement: postgresql.Insert | sqlite.Insert
     if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        statement = postgresql.insert(ManagedSubscription).values(**values)
+        statement = statement.on_conflict_do_update(index_elements=["webhook_id"], set_=update)
     else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(ManagedSubscription).values(**values)
-    statement = statement.on_conflict_do_update(index_elements=["webhook_id"], set_=update)
+        statement = sqlite.insert(ManagedSubscription).values(**values)
+        statement = statement.on_conflict_do_update(index_elements=["webhook_id"], set_=update)
     with OrmSession(engine) as db, db.begin():
         db.execute(statement)
         known = set(db.execute(select(ManagedSubscription.webhook_id)).scalars())
@@ -445,7 +213,7 @@ def _record(
 
 
 async def ensure_subscription(
-    client: DyteClient,
+    client: ProviderClient,
     spec: SubscriptionSpec,
     *,
     engine: Engine | None = None,
@@ -476,8 +244,9 @@ async def ensure_subscription(
         lock_timeout_seconds: how long to wait for another replica, seconds.
 
     Raises:
-        DyteAPIError: any error of the client (DyteAuthError for bad
-            credentials, DyteTransportError when Dyte is unreachable, ...).
+        ProviderAPIError: any error of the client (ProviderAuthError for bad
+            credentials, ProviderTransportError when Dyte is unreachable, ...;
+            :mod:`receiver.providers.errors`).
         SubscriptionLockTimeout: the lock stayed busy.
         SubscriptionError: the database is not migrated.
         sqlalchemy.exc.SQLAlchemyError: the database failed.
@@ -494,7 +263,7 @@ async def ensure_subscription(
 
 
 async def _ensure(
-    client: DyteClient, spec: SubscriptionSpec, engine: Engine | None, *, dry_run: bool, prune: bool
+    client: ProviderClient, spec: SubscriptionSpec, engine: Engine | None, *, dry_run: bool, prune: bool
 ) -> EnsureResult:
     hooks = await client.list_webhooks()
     result = EnsureResult(spec=spec, webhook_id=None, dry_run=dry_run)
@@ -570,235 +339,3 @@ async def _ensure(
     if engine is not None and keeper is not None:
         await asyncio.to_thread(_record, engine, spec, keeper, present, datetime.now(UTC))
     return result
-
-
-# --------------------------------------------------------------------------- allowed webhook ids
-
-
-def managed_webhook_ids(engine: Engine) -> set[str]:
-    """Every webhook id in ``managed_subscriptions`` (raises SQLAlchemyError when the database fails)."""
-    with OrmSession(engine) as db:
-        return set(db.execute(select(ManagedSubscription.webhook_id)).scalars())
-
-
-class ManagedWebhookIds:
-    """The ``allowed_webhook_ids`` callable of :func:`receiver.web.app.create_app`: ids of managed subscriptions.
-
-    Calls return an in-memory set, re-read from ``managed_subscriptions`` at
-    most every ``max_age_seconds`` (a failed read keeps the previous set and
-    is retried after the same interval). :meth:`reload` re-reads at once
-    (done after every successful ensure).
-
-    Args:
-        engine: the database, or a zero-argument callable returning it
-            (the app's engine exists only once its lifespan started); may be
-            bound later with :meth:`bind`.
-        max_age_seconds: cache lifetime, seconds.
-        clock: monotonic clock, seconds (tests pass a fake).
-    """
-
-    def __init__(
-        self,
-        engine: Engine | Callable[[], Engine] | None = None,
-        *,
-        max_age_seconds: float = WEBHOOK_IDS_MAX_AGE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._engine = engine
-        self.max_age_seconds = max_age_seconds
-        self._clock = clock
-        self._ids: set[str] = set()
-        self._loaded_at: float | None = None
-
-    def bind(self, engine: Engine | Callable[[], Engine]) -> None:
-        """Set the database (or a callable returning it) to read from."""
-        self._engine = engine
-        self._loaded_at = None
-
-    def _resolve(self) -> Engine:
-        engine = self._engine
-        if engine is None:
-            raise RuntimeError("ManagedWebhookIds is not bound to a database")
-        return engine if isinstance(engine, Engine) else engine()
-
-    def reload(self) -> set[str]:
-        """Re-read the table now and return the new set (raises on database errors)."""
-        ids = managed_webhook_ids(self._resolve())
-        self._ids = ids
-        self._loaded_at = self._clock()
-        return ids
-
-    def __call__(self) -> set[str]:
-        """The managed webhook ids, refreshed when older than ``max_age_seconds``."""
-        now = self._clock()
-        if self._loaded_at is None or now - self._loaded_at >= self.max_age_seconds:
-            try:
-                self.reload()
-            except Exception as exc:  # keep serving the last known set
-                self._loaded_at = now
-                log.warning("managed_webhook_ids_unavailable", error=type(exc).__name__)
-        return self._ids
-
-
-# --------------------------------------------------------------------------- start-up
-
-
-def _is_permanent(exc: BaseException) -> bool:
-    """Errors a retry will not fix without an operator: bad credentials, other 4xx, malformed answers, config."""
-    if isinstance(exc, (DyteAuthError, DyteResponseError, SubscriptionConfigError)):
-        return True
-    if isinstance(exc, DyteStatusError) and not isinstance(exc, DyteRateLimited):
-        return exc.status_code < 500
-    return isinstance(exc, SubscriptionError) and not isinstance(exc, SubscriptionLockTimeout)
-
-
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return " ".join(text.split())[:ERROR_CHARS]
-
-
-def subscription_background_task(
-    settings: Settings,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    retry: RetryPolicy | None = None,
-    lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
-) -> Callable[[Starlette], Awaitable[None]]:
-    """A ``background_tasks`` job for :func:`receiver.web.app.create_app` that ensures the subscription.
-
-    The job runs :func:`ensure_subscription` (no pruning) on the app's engine
-    until it succeeds, sleeping ``retry.delay_seconds(attempt)`` after a
-    transient failure (Dyte unreachable, 5xx, 429, database or lock busy) and
-    ``retry.max_seconds`` after a permanent one (401/403, other 4xx,
-    malformed answer, not migrated). Default ``retry``: base
-    SUBSCRIPTION_RETRY_BASE_SECONDS, cap SUBSCRIPTION_RETRY_MAX_SECONDS,
-    jitter 0.5, unlimited attempts. Each attempt's Dyte calls get at most 2
-    tries of their own (the job is the outer retry).
-
-    It updates ``app.state.subscription_state`` in place (``/readyz`` shows
-    it): ``state`` (``ensuring`` -> ``ok``, or ``retrying``/``error`` while
-    failing; ``disabled`` when credentials or PUBLIC_URL are missing),
-    ``webhook_id``, ``last_error``, ``attempts``, ``url``,
-    ``next_retry_seconds``, ``action`` and ``ensured_at`` (ISO 8601 UTC); and
-    logs ``subscription_ensured`` / ``subscription_ensure_failed``. After
-    success it reloads ``app.state.allowed_webhook_ids`` when that is a
-    :class:`ManagedWebhookIds`. Readiness never waits for it.
-
-    Args:
-        settings: service settings (PUBLIC_URL, DYTE_*, SUBSCRIPTION_*).
-        transport: httpx transport for the Dyte client (tests: the sandbox).
-        retry: back-off between attempts (``max_attempts`` is ignored).
-        lock_timeout_seconds: wait for another replica's ensure, seconds.
-    """
-    base = settings.subscription_retry_base_seconds
-    policy = retry or RetryPolicy(
-        base_seconds=base, max_seconds=max(base, settings.subscription_retry_max_seconds), max_attempts=1 << 30
-    )
-    inner_base = min(0.5, policy.base_seconds)
-    inner_retry = RetryPolicy(base_seconds=inner_base, max_seconds=max(inner_base, 2.0), max_attempts=2)
-
-    async def ensure_subscription_job(app: Starlette) -> None:
-        from receiver.providers.registry import build_client as build_dyte_client
-
-        state: dict[str, Any] = app.state.subscription_state
-        try:
-            spec = SubscriptionSpec.from_settings(settings)
-        except SubscriptionConfigError as exc:
-            reason = _error_text(exc)
-            state.update(state="disabled" if missing_subscription_settings(settings) else "error", last_error=reason)
-            log.error("subscription_not_ensured", error=reason)
-            return
-        client = build_dyte_client(settings, transport=transport)
-        assert client is not None  # credentials checked by from_settings
-        client.retry = inner_retry
-        state.update(state="ensuring", url=spec.url, webhook_id=None, last_error=None, attempts=0)
-        log.info("subscription_ensuring", url=spec.url, name=spec.name, events=len(spec.events))
-        attempt = 0
-        try:
-            while True:
-                attempt += 1
-                state["attempts"] = attempt
-                try:
-                    result = await ensure_subscription(
-                        client, spec, engine=app.state.engine, lock_timeout_seconds=lock_timeout_seconds
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    permanent = _is_permanent(exc)
-                    delay = policy.max_seconds if permanent else policy.delay_seconds(attempt)
-                    state.update(
-                        state="error" if permanent else "retrying",
-                        last_error=_error_text(exc),
-                        next_retry_seconds=round(delay, 3),
-                    )
-                    log.warning(
-                        "subscription_ensure_failed",
-                        state=state["state"],
-                        error=state["last_error"],
-                        attempt=attempt,
-                        retry_in_seconds=round(delay, 3),
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                state.update(
-                    state="ok",
-                    webhook_id=result.webhook_id,
-                    last_error=None,
-                    next_retry_seconds=None,
-                    action=result.summary,
-                    ensured_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                )
-                log.info(
-                    "subscription_ensured",
-                    webhook_id=result.webhook_id,
-                    action=result.summary,
-                    writes=result.write_count,
-                    attempts=attempt,
-                )
-                allowed = getattr(app.state, "allowed_webhook_ids", None)
-                if isinstance(allowed, ManagedWebhookIds):
-                    try:
-                        await asyncio.to_thread(allowed.reload)
-                    except Exception as exc:
-                        log.warning("managed_webhook_ids_unavailable", error=type(exc).__name__)
-                return
-        finally:
-            await client.aclose()
-
-    return ensure_subscription_job
-
-
-class SubscriptionWiring:
-    """What ``build_service_app`` adds for the subscription: pass the attributes to ``create_app``, then :meth:`attach`.
-
-    Attributes:
-        allowed_webhook_ids: a :class:`ManagedWebhookIds` when
-            SUBSCRIPTION_ENFORCE_WEBHOOK_ID is true, else None.
-        background_tasks: ``[subscription_background_task(...)]``, or empty
-            when :func:`subscription_disabled_reason` gives a reason.
-        disabled_reason: that reason, or None.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.allowed_webhook_ids = ManagedWebhookIds() if settings.subscription_enforce_webhook_id else None
-        self.disabled_reason = subscription_disabled_reason(settings)
-        self.background_tasks: list[Callable[[Starlette], Awaitable[None]]] = (
-            [] if self.disabled_reason else [subscription_background_task(settings, transport=transport, retry=retry)]
-        )
-
-    def attach(self, app: Starlette) -> None:
-        """Bind the webhook-id cache to the app's engine and set the initial ``subscription_state``."""
-        if self.allowed_webhook_ids is not None:
-            self.allowed_webhook_ids.bind(lambda: app.state.engine)
-        state: dict[str, Any] = app.state.subscription_state
-        if self.disabled_reason:
-            state.update(state="disabled", reason=self.disabled_reason)
-        else:
-            state.update(state="ensuring", webhook_id=None, last_error=None, attempts=0)

@@ -26,13 +26,9 @@ from receiver.providers.dyte.signature import generate_private_key
 from receiver.sandbox import SandboxState, SandboxWebhook, World, create_sandbox_app
 from receiver.service import build_service_app
 from receiver.settings import ALL_EVENTS, Settings
-from receiver.subscriptions.ensure import (
-    ManagedWebhookIds,
-    SubscriptionSpec,
-    ensure_subscription,
-    same_url,
-    webhook_url,
-)
+from receiver.subscriptions.ensure import ensure_subscription
+from receiver.subscriptions.spec import SubscriptionSpec, same_url, webhook_url
+from receiver.subscriptions.wiring import ManagedWebhookIds
 
 PUBLIC_URL = "https://hooks.example.com"
 TARGET = PUBLIC_URL + "/webhooks/dyte"
@@ -479,7 +475,9 @@ def test_startup_bad_credentials_is_error_state(sandbox, settings):
     )
     with TestClient(app) as client:
         body = wait_for_state(client, "error")
-    assert "ProviderAuthError" in body["subscription"]["last_error"] and "wrong" not in body["subscription"]["last_error"]
+    assert (
+        "ProviderAuthError" in body["subscription"]["last_error"] and "wrong" not in body["subscription"]["last_error"]
+    )
 
 
 def test_enforce_webhook_id_refuses_unknown_subscriptions(sandbox, settings, signing_key):
