@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from test_views import EXPECTED_ATTENDANCE, Script, rows_of, script_meetings, sort_rows, ts
 
-import receiver.reports.queries as reports
+import receiver.reports.precomputed as precomputed
 from receiver.db.engine import writer
 from receiver.db.models import ParticipantInterval, Session, SessionAttendance, SessionAttendanceRefresh
 from receiver.reports.queries import (
@@ -204,7 +204,7 @@ def test_irrelevant_session_updates_do_not_invalidate(scripted: Engine) -> None:
 def test_a_change_after_storing_in_the_same_refresh_invalidates(scripted: Engine) -> None:
     """Rows stored by a refresh are invalidated by any later write, even one in the very next transaction."""
     with writer(scripted).begin() as connection:
-        _, people, stored = reports._compute(connection, ["s-2"], AS_OF, store=True, now=AS_OF)
+        _, people, stored = precomputed._compute(connection, ["s-2"], AS_OF, store=True, now=AS_OF)
         assert stored == 1 and people["s-2"][0].attended_seconds == 1800.0
         # A write in the same transaction after the rows were computed (as a worker's would be after the commit).
         connection.execute(
@@ -286,8 +286,8 @@ def test_org_wide_scan_streamed_in_small_chunks_reads_the_same_rows(
     expected = [computed(scripted, flt) for flt in filters]
     report(scripted)
     assert stored_sessions(scripted) == {"s-1": 5, "s-2": 1}
-    monkeypatch.setattr(reports, "_FEW_SESSIONS", 0)
-    monkeypatch.setattr(reports, "_STREAM_ROWS", 2)
+    monkeypatch.setattr(precomputed, "_FEW_SESSIONS", 0)
+    monkeypatch.setattr(precomputed, "_STREAM_ROWS", 2)
     assert [report(scripted, flt) for flt in filters] == expected
     with scripted.begin() as connection:  # same values, new row version (no trigger: stored rows stay current)
         connection.execute(
@@ -306,7 +306,7 @@ def test_pages_are_slices_of_the_report_whatever_is_stored(
     """Every page (API paging) equals the same slice of the whole report, with the whole report's total: when nothing
     is stored yet, when some sessions are stored and others stale or live, and when all ended ones are stored."""
     if one_scan:
-        monkeypatch.setattr(reports, "_FEW_SESSIONS", 0)
+        monkeypatch.setattr(precomputed, "_FEW_SESSIONS", 0)
     filters = [None, ReportFilter(participant="bob"), ReportFilter(meeting_id="m-1"), ReportFilter(session_id="nope")]
 
     def check_pages() -> None:
@@ -370,7 +370,7 @@ def test_report_survives_a_failed_store(scripted: Engine, monkeypatch: pytest.Mo
     def failing(*_args: Any, **_kwargs: Any) -> None:
         raise OperationalError("INSERT", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(reports, "_store", failing)
+    monkeypatch.setattr(precomputed, "_store", failing)
     assert report(scripted) == expected
     assert stored_sessions(scripted) == {}
 

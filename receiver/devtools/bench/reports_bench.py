@@ -305,11 +305,11 @@ def _report_sql(engine: Engine) -> str:
 def _stored_sql(engine: Engine) -> str:
     """The stored-rows query of ``attendance_report`` for one current session, as SQL text with a :sid parameter."""
     from receiver.db.models import SessionAttendance
-    from receiver.reports.queries import _SUMMARY_COLUMNS, pg_stored_rows_sql
+    from receiver.reports.precomputed import SUMMARY_COLUMNS, pg_stored_rows_sql
 
     if engine.dialect.name == "postgresql":  # run on psycopg's own cursor: %(ids)s is a text array
         return pg_stored_rows_sql(by_session=True, participant=False).replace("%(ids)s", "ARRAY[:sid]")
-    statement = select(*_SUMMARY_COLUMNS, SessionAttendance.position).where(
+    statement = select(*SUMMARY_COLUMNS, SessionAttendance.position).where(
         SessionAttendance.session_id.in_(["__SID__"])
     )
     compiled = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
