@@ -355,7 +355,7 @@ class SessionAttendanceRefresh(Base):
 
     Written only by :func:`receiver.reports.queries.refresh_session_attendance` (and
     the report path), together with the rows, in one transaction. Deleted by
-    database triggers (migration ``0004``, :mod:`receiver.db.views`) on every
+    database triggers (migration ``0004``, :mod:`receiver.db.triggers`) on every
     change of the session's ``participant_intervals`` rows and of its
     ``sessions`` row's id, ``started_at`` or ``ended_at``, so a row here
     always means "current". ``refreshed_at`` is UTC.

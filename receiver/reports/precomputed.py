@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from receiver.db.engine import writer
 from receiver.db.models import Session, SessionAttendance, SessionAttendanceRefresh
-from receiver.db.views import ADVISORY_LOCK_CLASS
+from receiver.db.triggers import ADVISORY_LOCK_CLASS
 from receiver.reports.attendance import PersonAttendance, person_attendance
 from receiver.reports.intervals import CHUNK, interval_rows, sessions_by_id
 from receiver.reports.rows import ReportFilter, gc_paused, session_end
@@ -143,7 +143,7 @@ def _lock_sessions(connection: Connection, session_ids: Sequence[str]) -> set[st
     """Take the refresh locks of the sessions that are free; returns their ids.
 
     PostgreSQL: each session's advisory lock (class
-    :data:`receiver.db.views.ADVISORY_LOCK_CLASS`), exclusive, until the
+    :data:`receiver.db.triggers.ADVISORY_LOCK_CLASS`), exclusive, until the
     transaction ends, without waiting: a session whose intervals or bounds
     an uncommitted transaction changed (its trigger holds the lock shared)
     is skipped, and a change made after we took it waits until we commit and
