@@ -272,7 +272,9 @@ def ratelimit_command(**kwargs) -> None:
 
 
 def _add_chaos() -> None:
-    from receiver.devtools.chaos import chaos_command
+    # The submodule, not the package: importing receiver.devtools.chaos imports this package first,
+    # so the chaos package is still initialising when this runs.
+    from receiver.devtools.chaos.command import chaos_command
 
     bench.add_command(chaos_command, name="chaos")
 
