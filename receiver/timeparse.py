@@ -8,7 +8,9 @@ Dyte sends two timestamp formats (see ``shared/dyte/FACTS.md``):
   (recording fields, download URL expiries).
 
 The REST API also returns ``null``, the string ``"null"`` or an empty string
-where a timestamp is absent. Every function here is pure.
+where a timestamp is absent; :func:`is_nullish` is that rule, shared by every
+Dyte field (:mod:`receiver.providers.dyte.coercion`). Every function here is
+pure.
 """
 
 from __future__ import annotations
@@ -18,15 +20,22 @@ from datetime import UTC, datetime
 
 from receiver.errors import ReceiverError
 
-__all__ = ["TimestampError", "parse_timestamp", "parse_optional_timestamp", "to_iso"]
+__all__ = ["NULL_TEXTS", "TimestampError", "is_nullish", "parse_timestamp", "parse_optional_timestamp", "to_iso"]
 
-_NULLISH = {"", "null", "none", "undefined"}
+#: Texts that mean "absent" where Dyte sends a value (compared stripped and lower-cased): the REST API
+#: and webhook payloads send ``null``, ``"null"``, ``""`` and ``"undefined"`` for missing fields (FACTS.md).
+NULL_TEXTS = frozenset({"", "null", "none", "undefined"})
 # Characters that may legitimately appear in a Dyte timestamp.
 _ALLOWED = re.compile(r"^[0-9T:\-+. Zz]+$")
 
 
 class TimestampError(ReceiverError, ValueError):
     """A value that should be a timestamp cannot be read as one."""
+
+
+def is_nullish(value: object) -> bool:
+    """True for ``None`` and for a string in :data:`NULL_TEXTS` (surrounding spaces and case ignored)."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in NULL_TEXTS)
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -55,7 +64,7 @@ def parse_timestamp(value: object) -> datetime:
     if not isinstance(value, str):
         raise TimestampError(f"not a timestamp: {value!r}")
     text = value.strip()
-    if text.lower() in _NULLISH:
+    if text.lower() in NULL_TEXTS:
         raise TimestampError("empty timestamp")
     if not _ALLOWED.match(text):
         raise TimestampError(f"malformed timestamp: {value!r}")
@@ -81,7 +90,7 @@ def parse_optional_timestamp(value: object) -> datetime | None:
     Raises:
         TimestampError: the value is present but malformed.
     """
-    if value is None or (isinstance(value, str) and value.strip().lower() in _NULLISH):
+    if is_nullish(value):
         return None
     return parse_timestamp(value)
 

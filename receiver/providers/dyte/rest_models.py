@@ -11,11 +11,13 @@ Field names follow the snake_case REST objects of
   ``None`` (or ``()`` / the documented default for non-optional fields);
 * reads numbers given as strings (``"12"``, ``"12.5"``);
 * reads both timestamp formats (``2022-12-13T06:57:09.736Z`` and
-  ``2023-01-25 04:51:35.903816Z``) into aware UTC datetimes via
-  :func:`receiver.timeparse.parse_optional_timestamp`;
+  ``2023-01-25 04:51:35.903816Z``) into aware UTC datetimes;
 * never raises for a malformed timestamp, number or boolean: the field is
   set to ``None`` and its name is recorded in ``invalid_fields`` (the spec's
   own example carries ``'2023-02-01T10:50:36.846Z"'``).
+
+The value rules are those of the webhook models too, in one place:
+:mod:`receiver.providers.dyte.coercion` (its lenient converters).
 
 Only ``id`` is required (a non-empty string; numbers are stringified);
 without it validation raises :class:`pydantic.ValidationError`.
@@ -32,17 +34,14 @@ Secrets (``ApiLivestream.stream_key`` and ``ingest_server``) are
 
 from __future__ import annotations
 
-import math
 import re
-import types
-import typing
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
-from receiver.timeparse import TimestampError, parse_optional_timestamp
+from receiver.providers.dyte.coercion import CoercionError, Converter, converter_for, is_nullish, to_str_tuple
 
 __all__ = [
     "DyteModel",
@@ -55,134 +54,11 @@ __all__ = [
     "Page",
 ]
 
-_NULLISH = {"", "null", "none", "undefined"}
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
-
-
-class _Invalid(Exception):
-    """Internal: a present value that cannot be read as the field's type."""
-
-
-def _is_nullish(value: object) -> bool:
-    return value is None or (isinstance(value, str) and value.strip().lower() in _NULLISH)
 
 
 def _snake(key: str) -> str:
     return _CAMEL.sub(r"_\1", key).lower()
-
-
-def _to_number(value: object) -> float | int:
-    if isinstance(value, bool):
-        raise _Invalid
-    if isinstance(value, (int, float)):
-        number: float | int = value
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            number = int(text)
-        except ValueError:
-            try:
-                number = float(text)
-            except ValueError as exc:
-                raise _Invalid from exc
-    else:
-        raise _Invalid
-    if isinstance(number, float) and not math.isfinite(number):
-        raise _Invalid
-    return number
-
-
-def _to_int(value: object) -> int:
-    number = _to_number(value)
-    if isinstance(number, float):
-        if not number.is_integer():
-            raise _Invalid
-        return int(number)
-    return number
-
-
-def _to_float(value: object) -> float:
-    return float(_to_number(value))
-
-
-def _to_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no"):
-            return False
-    raise _Invalid
-
-
-def _to_str(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise _Invalid
-
-
-def _to_str_tuple(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, (list, tuple)):
-        return tuple(_to_str(item) for item in value if not _is_nullish(item))
-    raise _Invalid
-
-
-def _to_timestamp(value: object) -> datetime | None:
-    try:
-        return parse_optional_timestamp(value)
-    except TimestampError as exc:
-        raise _Invalid from exc
-
-
-def _to_secret(value: object) -> SecretStr:
-    if isinstance(value, SecretStr):
-        return value
-    return SecretStr(_to_str(value))
-
-
-_CONVERTERS = {
-    "datetime": _to_timestamp,
-    "int": _to_int,
-    "float": _to_float,
-    "bool": _to_bool,
-    "str": _to_str,
-    "secret": _to_secret,
-    "strtuple": _to_str_tuple,
-}
-
-
-def _kind(annotation: Any) -> str | None:
-    """Map a field annotation (``X | None`` allowed) to a converter name."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) != 1:
-            return None
-        annotation = args[0]
-        origin = typing.get_origin(annotation)
-    if origin is tuple:
-        return "strtuple" if typing.get_args(annotation)[:1] == (str,) else None
-    if annotation is datetime:
-        return "datetime"
-    if annotation is bool:
-        return "bool"
-    if annotation is int:
-        return "int"
-    if annotation is float:
-        return "float"
-    if annotation is str:
-        return "str"
-    if annotation is SecretStr:
-        return "secret"
-    return None
 
 
 class DyteModel(BaseModel):
@@ -199,19 +75,22 @@ class DyteModel(BaseModel):
     _renames: ClassVar[dict[str, str]] = {}
     # Values used when a non-optional field is absent or null.
     _null_defaults: ClassVar[dict[str, Any]] = {}
-    _kinds_cache: ClassVar[dict[type, dict[str, str | None]]] = {}
+    _converters_cache: ClassVar[dict[type, dict[str, Converter | None]]] = {}
 
     invalid_fields: tuple[str, ...] = ()
 
     @classmethod
-    def _field_kinds(cls) -> dict[str, str | None]:
-        kinds = DyteModel._kinds_cache.get(cls)
-        if kinds is None:
-            kinds = {
-                name: _kind(info.annotation) for name, info in cls.model_fields.items() if name != "invalid_fields"
+    def _field_converters(cls) -> dict[str, Converter | None]:
+        """Field name -> its lenient converter (None: passed to pydantic as is), built once per class."""
+        converters = DyteModel._converters_cache.get(cls)
+        if converters is None:
+            converters = {
+                name: converter_for(info.annotation)
+                for name, info in cls.model_fields.items()
+                if name != "invalid_fields"
             }
-            DyteModel._kinds_cache[cls] = kinds
-        return kinds
+            DyteModel._converters_cache[cls] = converters
+        return converters
 
     @classmethod
     def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -237,26 +116,26 @@ class DyteModel(BaseModel):
         raw = cls._prepare(raw)
 
         try:
-            invalid = list(_to_str_tuple(raw.get("invalid_fields") or ()))
-        except _Invalid:
+            invalid = list(to_str_tuple(raw.get("invalid_fields") or ()))
+        except CoercionError:
             invalid = []
         out: dict[str, Any] = {}
-        for name, kind in cls._field_kinds().items():
+        for name, convert in cls._field_converters().items():
             if name not in raw:
                 if name in cls._null_defaults:
                     out[name] = cls._null_defaults[name]
                 continue
             value = raw[name]
-            if kind is None:
+            if convert is None:
                 out[name] = value
                 continue
-            if _is_nullish(value):
+            if is_nullish(value):
                 if name != "id":  # a null id stays missing: pydantic rejects it
                     out[name] = cls._null_defaults.get(name)
                 continue
             try:
-                out[name] = _CONVERTERS[kind](value)
-            except _Invalid:
+                out[name] = convert(value)
+            except CoercionError:
                 if name == "id":
                     out[name] = value  # let pydantic reject an unusable id
                     continue
@@ -331,9 +210,9 @@ class ApiParticipant(DyteModel):
     @classmethod
     def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
         # Deprecated webhook name for custom_participant_id (FACTS.md).
-        if _is_nullish(data.get("custom_participant_id")) and not _is_nullish(data.get("client_specific_id")):
+        if is_nullish(data.get("custom_participant_id")) and not is_nullish(data.get("client_specific_id")):
             data["custom_participant_id"] = data["client_specific_id"]
-        if _is_nullish(data.get("peer_id")):
+        if is_nullish(data.get("peer_id")):
             data["peer_id"] = data.get("id")
         return data
 
@@ -378,7 +257,7 @@ class ApiRecording(DyteModel):
         if "status" in data:
             data["status"] = _upper(data["status"])
         meeting = data.get("meeting")
-        if _is_nullish(data.get("meeting_id")) and isinstance(meeting, Mapping) and meeting.get("id"):
+        if is_nullish(data.get("meeting_id")) and isinstance(meeting, Mapping) and meeting.get("id"):
             data["meeting_id"] = meeting["id"]
         return data
 
@@ -410,7 +289,7 @@ class ApiLivestream(DyteModel):
     def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
         if "status" in data:
             data["status"] = _upper(data["status"])
-        if "id" not in data and not _is_nullish(data.get("stream_id")):
+        if "id" not in data and not is_nullish(data.get("stream_id")):
             data["id"] = data["stream_id"]
         return data
 
