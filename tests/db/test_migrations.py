@@ -1,24 +1,183 @@
-"""Alembic migrations: an empty database upgraded to head matches the models exactly; 0004 goes down and up."""
+"""Alembic migrations, on SQLite and PostgreSQL.
+
+* An empty database migrated to head matches the models exactly, and the
+  views and triggers the (frozen) migrations created are exactly what
+  :mod:`receiver.db.views` generates today: code and head cannot drift apart.
+* Every revision goes down and up again to the same schema; base and head
+  round-trip.
+* 0004 goes down and up with data; its SQL renders offline.
+"""
 
 from __future__ import annotations
 
+import ast
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import Connection, Engine
 
-from receiver.db.engine import alembic_config, current_revision, head_revision, make_engine, migrate
+from receiver.db.engine import MIGRATIONS_DIR, alembic_config, current_revision, head_revision, make_engine, migrate
 from receiver.db.models import Base
+from receiver.db.views import VIEW_NAMES, create_change_triggers, create_views
 
 
-def test_upgraded_database_matches_the_models(db_url):
-    """No table, column, index or constraint differs between head and receiver.db.models (SQLite and PostgreSQL)."""
-    engine = make_engine(db_url)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no tables): a SQLite file, or a scratch PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    from conftest import PG_ADMIN_URL, postgres_unavailable_reason
+
+    reason = postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    name = f"receiver_migrations_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _model_diff(connection: Connection) -> list:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return compare_metadata(context, Base.metadata)
+
+
+def _programmed_objects(connection: Connection) -> dict[str, dict[str, str]]:
+    """Views, triggers and (PostgreSQL) functions of the database, by name, with their definitions.
+
+    SQLite keeps the creating statement verbatim (``sqlite_master.sql``), so
+    equal definitions mean byte-equal SQL. PostgreSQL gives its canonical
+    form (``pg_get_viewdef``, ``pg_get_triggerdef``) and a function's body
+    verbatim (``pg_get_functiondef``).
+    """
+    if connection.dialect.name == "sqlite":
+        rows = connection.execute(text("SELECT type, name, sql FROM sqlite_master WHERE type IN ('view', 'trigger')"))
+        objects: dict[str, dict[str, str]] = {"view": {}, "trigger": {}, "function": {}}
+        for kind, name, sql in rows:
+            objects[kind][name] = sql
+        return objects
+    queries = {
+        "view": "SELECT viewname, definition FROM pg_views WHERE schemaname = current_schema()",
+        "trigger": (
+            "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+        ),
+        "function": (
+            "SELECT proname, pg_get_functiondef(oid) FROM pg_proc WHERE pronamespace = current_schema()::regnamespace"
+        ),
+    }
+    return {kind: dict(connection.execute(text(query)).all()) for kind, query in queries.items()}
+
+
+def _schema(engine: Engine) -> dict[str, object]:
+    """Tables (columns, indexes, unique constraints) and programmed objects: what a migration must restore.
+
+    ``alembic_version`` is left out (it exists from the first upgrade on).
+    """
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diff = compare_metadata(context, Base.metadata)
-    engine.dispose()
-    assert diff == []
+        inspector = inspect(connection)
+        tables = {
+            table: (
+                [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+                sorted(i["name"] for i in inspector.get_indexes(table)),
+                sorted(u["name"] or "" for u in inspector.get_unique_constraints(table)),
+            )
+            for table in inspector.get_table_names()
+            if table != "alembic_version"
+        }
+        return {"tables": tables, **_programmed_objects(connection)}
+
+
+def test_migrated_from_empty_matches_the_models_and_the_views_code(empty_url):
+    """`migrate` on an empty database: no schema difference from the models; views and triggers equal today's code.
+
+    The migrations carry frozen copies of the view and trigger SQL; this fails
+    as soon as receiver.db.views generates something the head revision does not
+    create (ship a new revision with the new SQL).
+    """
+    migrate(empty_url)
+    engine = make_engine(empty_url)
+    try:
+        with engine.connect() as connection:
+            assert _model_diff(connection) == []
+            migrated = _programmed_objects(connection)
+            assert set(migrated["view"]) == set(VIEW_NAMES)
+            assert len(migrated["trigger"]) >= 6
+            connection.rollback()
+            with connection.begin() as transaction:  # regenerate from the code in place, read, roll back
+                create_change_triggers(connection)
+                create_views(connection)
+                generated = _programmed_objects(connection)
+                transaction.rollback()
+        assert migrated == generated
+    finally:
+        engine.dispose()
+
+
+def _revisions() -> list[str]:
+    """Revision ids from base to head."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def test_every_revision_downgrades_and_upgrades_to_the_same_schema(empty_url):
+    """Stairway: each revision up, one step down (the schema before it), up again (the same schema).
+
+    Then head down to base leaves no table but ``alembic_version`` (empty), and base up to head
+    gives the head schema again, equal to the models.
+    """
+    cfg = alembic_config(empty_url)
+    engine = make_engine(empty_url)
+    try:
+        before = _schema(engine)
+        for revision in _revisions():
+            command.upgrade(cfg, revision)
+            after = _schema(engine)
+            command.downgrade(cfg, "-1")
+            assert _schema(engine) == before, f"downgrade of {revision}"
+            command.upgrade(cfg, revision)
+            assert _schema(engine) == after, f"upgrade of {revision} after its downgrade"
+            before = after
+        head = before
+        command.downgrade(cfg, "base")
+        base = _schema(engine)
+        assert base["tables"] == {}
+        assert base["view"] == base["trigger"] == base["function"] == {}
+        assert current_revision(engine) is None
+        command.upgrade(cfg, "head")
+        assert current_revision(engine) == head_revision()
+        assert _schema(engine) == head
+        with engine.connect() as connection:
+            assert _model_diff(connection) == []
+    finally:
+        engine.dispose()
+
+
+def test_revisions_carry_their_own_sql():
+    """No revision imports the live view/trigger generator (an old revision must not change with the code)."""
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+        assert not {name for name in imported if name.startswith(("receiver.db.views", "receiver.views"))}, path.name
 
 
 def test_fresh_database_reaches_head(tmp_path):
