@@ -22,6 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from receiver.db.engine import MIGRATIONS_DIR, alembic_config, current_revision, head_revision, make_engine, migrate
 from receiver.db.models import Base
@@ -84,7 +85,7 @@ def _programmed_objects(connection: Connection) -> dict[str, dict[str, str]]:
 
 
 def _schema(engine: Engine) -> dict[str, object]:
-    """Tables (columns, indexes, unique constraints) and programmed objects: what a migration must restore.
+    """Tables (columns, indexes, unique constraints), programmed objects, privileges: what a migration must restore.
 
     ``alembic_version`` is left out (it exists from the first upgrade on).
     """
@@ -99,7 +100,36 @@ def _schema(engine: Engine) -> dict[str, object]:
             for table in inspector.get_table_names()
             if table != "alembic_version"
         }
-        return {"tables": tables, **_programmed_objects(connection)}
+        return {"tables": tables, **_programmed_objects(connection), "privileges": _privileges(connection)}
+
+
+def _privileges(connection: Connection) -> list[tuple[str, ...]]:
+    """PostgreSQL effective grants ``(kind, object, grantee, privilege)``, sorted; empty on SQLite.
+
+    Relations of the schema, the schema, the database and the default
+    privileges. Effective: a NULL access list counts as the built-in default
+    (a GRANT then REVOKE leaves an explicit list that means the same).
+    """
+    if connection.dialect.name != "postgresql":
+        return []
+    query = """
+        SELECT 'relation', c.relname, a.grantee::regrole::text, a.privilege_type
+        FROM pg_class c, aclexplode(COALESCE(c.relacl, acldefault('r', c.relowner))) a
+        WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'v', 'S')
+            AND c.relname <> 'alembic_version'
+        UNION ALL
+        SELECT 'schema', n.nspname, a.grantee::regrole::text, a.privilege_type
+        FROM pg_namespace n, aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a
+        WHERE n.nspname = current_schema()
+        UNION ALL
+        SELECT 'database', d.datname, a.grantee::regrole::text, a.privilege_type
+        FROM pg_database d, aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a
+        WHERE d.datname = current_database()
+        UNION ALL
+        SELECT 'default', d.defaclobjtype::text, a.grantee::regrole::text, a.privilege_type
+        FROM pg_default_acl d, aclexplode(d.defaclacl) a
+    """
+    return sorted(tuple(row) for row in connection.execute(text(query)))
 
 
 def test_migrated_from_empty_matches_the_models_and_the_views_code(empty_url):
@@ -250,3 +280,66 @@ def test_migration_0004_offline_sql(capsys):
         down = capsys.readouterr().out
         assert "DROP TABLE session_attendance" in down and "DROP TRIGGER IF EXISTS" in down
         assert "CREATE VIEW attendance" in down and "session_attendance a" not in down
+
+
+def test_migrations_render_offline_for_both_dialects(capsys):
+    """`alembic upgrade base:head --sql` and the downgrade render without a database (PostgreSQL grants only there)."""
+    for url in ("sqlite:///offline.db", "postgresql://nobody@127.0.0.1:1/offline"):
+        command.upgrade(alembic_config(url), "base:head", sql=True)
+        up = capsys.readouterr().out
+        assert up.count("CREATE VIEW ") == 7  # five in 0003, attendance and daily_usage again in 0004
+        command.downgrade(alembic_config(url), "head:base", sql=True)
+        down = capsys.readouterr().out
+        assert "DROP TABLE webhook_events" in down
+        if url.startswith("postgresql"):
+            assert "CREATE ROLE receiver_analyst NOLOGIN" in up and "ALTER DEFAULT PRIVILEGES" in up
+            assert "REVOKE SELECT ON attendance_intervals" in down
+        else:
+            assert "receiver_analyst" not in up + down
+
+
+ANALYST_ROLE = "receiver_analyst"
+# Never readable by analysts (raw deliveries hold stream keys; operational state).
+PRIVATE_TABLES = {"webhook_events", "reconcile_tasks", "managed_subscriptions", "alembic_version"}
+
+
+def _analyst_can_read(connection: Connection, relation: str) -> bool:
+    return connection.execute(
+        text("SELECT has_table_privilege(:role, :relation, 'SELECT')"), {"role": ANALYST_ROLE, "relation": relation}
+    ).scalar_one()
+
+
+def test_analyst_role_reads_attendance_but_never_the_inbox(pg_url):
+    """After `migrate`: receiver_analyst (NOLOGIN) reads every view and table except the private ones.
+
+    Views a later revision recreates and tables it adds stay readable (default
+    privileges); webhook_events answers "permission denied" to the role.
+    """
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as connection:
+            role = connection.execute(
+                text("SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = :role"), {"role": ANALYST_ROLE}
+            ).one()
+            assert tuple(role) == (False, False)
+            inspector = inspect(connection)
+            relations = set(inspector.get_table_names()) | set(inspector.get_view_names())
+            assert PRIVATE_TABLES <= relations and set(VIEW_NAMES) <= relations
+            readable = {relation for relation in relations if _analyst_can_read(connection, relation)}
+            assert readable == relations - PRIVATE_TABLES
+
+            savepoint = connection.begin_nested()
+            connection.execute(text(f"SET LOCAL ROLE {ANALYST_ROLE}"))
+            assert connection.execute(text("SELECT count(*) FROM attendance")).scalar_one() == 0
+            with pytest.raises(DBAPIError, match="permission denied for table webhook_events"):
+                connection.execute(text("SELECT raw_body FROM webhook_events"))
+            savepoint.rollback()  # back to the migrating role (SET LOCAL undone)
+            assert connection.execute(text("SELECT current_user")).scalar_one() != ANALYST_ROLE
+
+            # What a later revision does, as the migrating role: recreate the views, add a table.
+            create_views(connection)
+            connection.execute(text("CREATE TABLE analyst_probe (id integer)"))
+            assert _analyst_can_read(connection, "attendance") and _analyst_can_read(connection, "analyst_probe")
+            connection.rollback()
+    finally:
+        engine.dispose()
