@@ -1,23 +1,37 @@
 -- Read-only analyst access to the receiver's PostgreSQL database.
 --
--- Gives the group role receiver_analyst SELECT on the analyst views and the
--- attendance tables documented in docs/schema.md, and nothing else. Not on
--- webhook_events: its raw bodies are byte-exact Dyte deliveries and
--- livestream events carry stream keys (secrets). Not on the operational
--- tables either (reconcile_tasks, managed_subscriptions, alembic_version).
+-- `receiver migrate` DOES THIS ALREADY: migration 0006
+-- (migrations/versions/0006_analyst_default_privileges.py) creates the group
+-- role receiver_analyst (NOLOGIN) when it is missing, grants SELECT on the
+-- analyst views and tables below plus the default privileges of step 4, and
+-- revokes the private tables of step 5. You need this script only for:
+--
+--   * sections 6 and 7 at the end (login users, hiding download URLs),
+--     which stay manual;
+--   * re-asserting the exact grant list after manual changes (it is
+--     idempotent and agrees with the migration);
+--   * a migrating role without CREATEROLE: the migration then stops with a
+--     hint; an administrator creates the role (step 1 below, or just
+--     `CREATE ROLE receiver_analyst NOLOGIN;`) and `receiver migrate` runs
+--     again.
+--
+-- What is granted: SELECT on the analyst views and the attendance tables
+-- documented in docs/schema.md, and nothing else. Not on webhook_events: its
+-- raw bodies are byte-exact Dyte deliveries and livestream events carry
+-- stream keys (secrets). Not on the operational tables either
+-- (reconcile_tasks, managed_subscriptions, alembic_version).
 --
 -- Run it connected to the receiver database AS THE ROLE THAT RUNS THE
--- MIGRATIONS (the owner of the tables and views), after `receiver migrate`:
+-- MIGRATIONS (the owner of the tables and views):
 --
 --     psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f deploy/postgres/analyst-role.sql
 --
--- It is idempotent: re-run it after every migration. Migrations that change
--- a view drop and recreate it (receiver/views.py create_views), which drops
--- its grants; the default privileges below re-grant SELECT on objects the
--- migration role creates in schema public, and this script re-asserts the
--- exact list (and the revokes) on each run. Because those default
--- privileges cover every new table, review new tables in a migration for
--- secrets and add them to the REVOKE list below.
+-- Migrations that change a view drop and recreate it, which drops its
+-- grants; the default privileges of step 4 re-grant SELECT on objects the
+-- migration role creates in schema public. Because those default
+-- privileges cover every new table, a migration that adds a table holding
+-- secrets must revoke it (as 0006 does for webhook_events); add it to the
+-- REVOKE list below too.
 --
 -- Note: download_url / audio_download_url (recordings, session_artifacts)
 -- are pre-signed URLs that work until their expiry for whoever holds them.
