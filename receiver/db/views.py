@@ -1,6 +1,8 @@
 """Stable SQL views for analysts, identical on SQLite and PostgreSQL (docs/schema.md).
 
-Five views, created by migration ``0003`` (:func:`create_views`):
+Five views. Migrations ``0003`` and ``0004`` carry this SQL frozen as it was
+when they were written; a test keeps the head migration equal to
+:func:`create_views`:
 
 * ``attendance_intervals`` - one row per peer interval, as counted;
 * ``attendance`` - one row per person per session, the numbers of
