@@ -209,12 +209,15 @@ def reconcile_retry(obj: Context, dead: bool) -> None:
 @click.option("--until", help="UTC date or ISO 8601 time: sessions started before it (default: now).")
 @click.pass_obj
 def backfill(obj: Context, since: str, until: str | None) -> None:
-    """Walk GET /sessions (all pages) in a time window and reconcile each session. Idempotent."""
+    """Walk the provider's GET /sessions (all pages) in a time window and reconcile each session. Idempotent."""
+    from receiver.errors import ConfigurationError
     from receiver.processing.backfill import run_backfill
 
     settings = obj.settings
-    if not settings.api_credentials_set:
-        fail("backfill needs DYTE_ORG_ID and DYTE_API_KEY")
+    try:
+        settings.require_api_credentials("receiver backfill")
+    except ConfigurationError as exc:
+        fail(str(exc))
     start, end = parse_cli_time(since), parse_cli_time(until) or datetime.now(UTC)
     summary = asyncio.run(run_backfill(settings, obj.engine, start, end, console=Console(stderr=True)))
     click.echo(
