@@ -23,8 +23,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from receiver.errors import ReceiverError
+from receiver.providers.base import WebhookScheme
 
 __all__ = [
+    "DYTE_WEBHOOK_SCHEME",
     "SignatureError",
     "verify_signature",
     "sign_body",
@@ -36,6 +38,14 @@ __all__ = [
     "compact_json",
     "public_keys_from_document",
 ]
+
+#: The headers of a Dyte delivery (FACTS.md, "Delivery").
+DYTE_WEBHOOK_SCHEME = WebhookScheme(
+    name="dyte",
+    signature_header="dyte-signature",
+    delivery_id_header="dyte-uuid",
+    webhook_id_header="dyte-webhook-id",
+)
 
 # Largest signature we will even try to decode: 16384-bit RSA is 2 KiB.
 _MAX_SIGNATURE_CHARS = 4096
@@ -63,13 +73,13 @@ def compact_json(parsed: Any) -> bytes:
 
 def _decode_signature(header: str | None) -> bytes:
     if header is None or not header.strip():
-        raise SignatureError("missing dyte-signature header")
+        raise SignatureError("missing signature header (dyte-signature or rtk-signature)")
     if len(header) > _MAX_SIGNATURE_CHARS:
-        raise SignatureError("dyte-signature header too long")
+        raise SignatureError("signature header too long")
     try:
         return base64.b64decode(header.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise SignatureError("dyte-signature is not valid base64") from exc
+        raise SignatureError("signature header is not valid base64") from exc
 
 
 def _matches(key: rsa.RSAPublicKey, signature: bytes, message: bytes) -> bool:
