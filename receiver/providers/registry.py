@@ -22,14 +22,17 @@ from receiver import metrics
 from receiver.errors import ConfigurationError
 from receiver.providers.base import ProviderClient, WebhookScheme
 from receiver.providers.dyte.client import DyteClient
+from receiver.providers.dyte.keys import FetchDocument, WebhookKeyStore, http_fetch_document
 from receiver.providers.dyte.signature import DYTE_WEBHOOK_SCHEME
 from receiver.providers.realtimekit.client import RealtimeKitClient
 from receiver.providers.realtimekit.signature import RTK_WEBHOOK_SCHEME
+from receiver.providers.webhook_keys import ProviderKeyStores
 from receiver.settings import Settings
 
 __all__ = [
     "build_client",
     "require_client",
+    "build_key_store",
     "record_call",
     "WEBHOOK_SCHEMES",
     "WEBHOOK_PATHS",
@@ -109,3 +112,36 @@ def require_client(
     client = build_client(settings, transport=transport)
     assert client is not None
     return client
+
+
+def build_key_store(settings: Settings, *, fetch: FetchDocument = http_fetch_document) -> ProviderKeyStores:
+    """The webhook keys to trust (rules in :mod:`receiver.providers.webhook_keys`).
+
+    DYTE_WEBHOOK_PUBLIC_KEY set: one store of those PEM blocks for both header
+    families, no document. Otherwise one fetching store per key document
+    (DYTE_WEBHOOK_KEYS_URL for ``dyte-*`` deliveries, REALTIMEKIT_WEBHOOK_KEYS_URL
+    for ``rtk-*``; the chosen provider's first; one store when both URLs are
+    equal), each refreshed at most once per DYTE_WEBHOOK_KEYS_REFRESH_SECONDS.
+    ``fetch`` replaces the network (tests).
+
+    Raises:
+        ValueError: DYTE_WEBHOOK_PUBLIC_KEY is neither PEM text nor a readable
+            file, or holds something other than an RSA public key (at start-up,
+            not at the first delivery).
+    """
+    pems = settings.webhook_public_key_pems()
+    if pems:
+        configured = WebhookKeyStore(pems, None)
+        return ProviderKeyStores({name: configured for name in WEBHOOK_SCHEMES})
+    urls = {"dyte": settings.dyte_webhook_keys_url, "realtimekit": settings.realtimekit_webhook_keys_url}
+    order = [settings.provider, *(name for name in urls if name != settings.provider)]
+    by_url: dict[str, WebhookKeyStore] = {}
+    stores: dict[str, WebhookKeyStore] = {}
+    for name in order:
+        url = urls[name]
+        if url not in by_url:
+            by_url[url] = WebhookKeyStore(
+                [], url, refresh_seconds=settings.dyte_webhook_keys_refresh_seconds, fetch=fetch
+            )
+        stores[name] = by_url[url]
+    return ProviderKeyStores(stores)

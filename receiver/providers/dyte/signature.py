@@ -29,6 +29,7 @@ __all__ = [
     "DYTE_WEBHOOK_SCHEME",
     "SignatureError",
     "verify_signature",
+    "decode_signature",
     "sign_body",
     "load_public_key",
     "load_private_key",
@@ -71,7 +72,15 @@ def compact_json(parsed: Any) -> bytes:
         return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
 
 
-def _decode_signature(header: str | None) -> bytes:
+def decode_signature(header: str | None) -> bytes:
+    """The raw signature bytes of a ``dyte-signature`` / ``rtk-signature`` header value (base64).
+
+    Checks only the form (no key is needed), so a caller can refuse a
+    missing or garbled header before fetching any key document.
+
+    Raises:
+        SignatureError: the header is missing, empty, too long or not base64.
+    """
     if header is None or not header.strip():
         raise SignatureError("missing signature header (dyte-signature or rtk-signature)")
     if len(header) > _MAX_SIGNATURE_CHARS:
@@ -112,7 +121,7 @@ def verify_signature(
     Raises:
         SignatureError: missing or malformed header, no keys, or no match.
     """
-    signature = _decode_signature(signature_header)
+    signature = decode_signature(signature_header)
     if not public_keys:
         raise SignatureError("no webhook public key is configured or could be fetched")
     for key in public_keys:
