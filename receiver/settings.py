@@ -173,20 +173,19 @@ class Settings(BaseSettings):
         Dyte: DYTE_ORG_ID, DYTE_API_KEY. RealtimeKit: REALTIMEKIT_ACCOUNT_ID,
         REALTIMEKIT_APP_ID, REALTIMEKIT_API_TOKEN. Empty when the client can be built.
         """
-        if self.provider == "realtimekit":
-            wanted = {
-                "REALTIMEKIT_ACCOUNT_ID": self.realtimekit_account_id,
-                "REALTIMEKIT_APP_ID": self.realtimekit_app_id,
-                "REALTIMEKIT_API_TOKEN": self.realtimekit_api_token,
-            }
-        else:
-            wanted = {"DYTE_ORG_ID": self.dyte_org_id, "DYTE_API_KEY": self.dyte_api_key}
         missing = []
-        for name, value in wanted.items():
+        for name in self.api_setting_names():
+            value = getattr(self, name.lower())
             text = value.get_secret_value() if isinstance(value, SecretStr) else value
             if not (text or "").strip():
                 missing.append(name)
         return missing
+
+    def api_setting_names(self) -> list[str]:
+        """The environment variables holding the chosen provider's REST credentials (for messages)."""
+        if self.provider == "realtimekit":
+            return ["REALTIMEKIT_ACCOUNT_ID", "REALTIMEKIT_APP_ID", "REALTIMEKIT_API_TOKEN"]
+        return ["DYTE_ORG_ID", "DYTE_API_KEY"]
 
     @property
     def api_credentials_set(self) -> bool:
