@@ -73,3 +73,16 @@ def test_backfill_without_credentials_exits_1_with_one_line_naming_them(monkeypa
     monkeypatch.setenv("PROVIDER", "dyte")
     dyte = CliRunner().invoke(cli, ["backfill", "--since", "2026-01-01"])
     assert dyte.exit_code == 1 and "set DYTE_ORG_ID, DYTE_API_KEY" in dyte.output
+
+
+def test_the_realtimekit_token_is_registered_for_log_redaction(monkeypatch):
+    """The CLI registers REALTIMEKIT_API_TOKEN like DYTE_API_KEY: any log value holding it is masked."""
+    from receiver.redaction import redact_value
+
+    token = "cf-token-PLANTED-55aa17"
+    monkeypatch.setenv("PROVIDER", "realtimekit")
+    monkeypatch.setenv("REALTIMEKIT_API_TOKEN", token)
+    result = CliRunner().invoke(cli, ["backfill", "--since", "2026-01-01"])
+    assert result.exit_code == 1 and token not in result.output
+    masked = redact_value({"error": f"upstream said Bearer {token}", "url": "https://x"})
+    assert token not in str(masked) and masked["url"] == "https://x"
