@@ -48,13 +48,11 @@ class ProviderKeyStores:
         if not stores:
             raise ValueError("ProviderKeyStores needs at least one key store")
         self.stores = dict(stores)
+        # Computed once: the receive path asks for every delivery.
+        self._everyone = self._ordered(None)
+        self._orders = {name: self._ordered(name) for name in self.stores}
 
-    def sources_for(self, provider: str | None) -> list[WebhookKeyStore]:
-        """The key stores to try for a delivery carrying ``provider``'s headers: its own first, then the others'.
-
-        Each distinct store appears once; an unknown or None ``provider``
-        gives every store in configuration order.
-        """
+    def _ordered(self, provider: str | None) -> list[WebhookKeyStore]:
         ordered: list[WebhookKeyStore] = []
         first = self.stores.get(provider) if provider is not None else None
         for store in ([first] if first is not None else []) + list(self.stores.values()):
@@ -62,7 +60,17 @@ class ProviderKeyStores:
                 ordered.append(store)
         return ordered
 
+    def sources_for(self, provider: str | None) -> list[WebhookKeyStore]:
+        """The key stores to try for a delivery carrying ``provider``'s headers: its own first, then the others'.
+
+        Each distinct store appears once; an unknown or None ``provider``
+        gives every store in configuration order. The list is shared: do not modify it.
+        """
+        if provider is None:
+            return self._everyone
+        return self._orders.get(provider, self._everyone)
+
     @property
     def fetch_count(self) -> int:
         """Key document fetches so far, over every distinct store."""
-        return sum(store.fetch_count for store in self.sources_for(None))
+        return sum(store.fetch_count for store in self._everyone)
