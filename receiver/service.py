@@ -1,4 +1,4 @@
-"""Composition root: builds the Dyte client, reconciler, worker and the full HTTP app from settings.
+"""Composition root: builds the provider's REST client, reconciler, worker and the full HTTP app from settings.
 
 Commands and the demo call these; modules below never read settings
 themselves beyond what they are handed.
@@ -36,7 +36,10 @@ log = structlog.get_logger("receiver.service")
 def build_dyte_client(
     settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> ProviderClient | None:
-    """The configured provider's REST client (see :func:`receiver.providers.registry.build_client`)."""
+    """The configured provider's REST client: Dyte or RealtimeKit per PROVIDER, None without credentials.
+
+    The name is historical; see :func:`receiver.providers.registry.build_client`.
+    """
     return build_client(settings, transport=transport)
 
 
@@ -54,11 +57,12 @@ def build_worker(settings: Settings, engine: Engine, *, transport: httpx.AsyncBa
                 stale_session_seconds=settings.stale_session_seconds,
                 # A claimed task outlives a dead worker only for this long; one task
                 # makes at most a few REST calls, each bounded by the client timeout.
-                lease_seconds=max(settings.worker_lease_seconds, 6 * settings.dyte_api_timeout_seconds),
+                lease_seconds=max(settings.worker_lease_seconds, 6 * settings.api_timeout_seconds),
                 batch_size=10,
             )
         else:
-            log.warning("reconciliation_disabled", reason="DYTE_ORG_ID and DYTE_API_KEY are not both set")
+            missing = ", ".join(settings.missing_api_settings())
+            log.warning("reconciliation_disabled", provider=settings.provider, reason=f"{missing} not set")
     return Worker(settings, engine, reconciler=reconciler, worker_id=worker_id)
 
 
@@ -67,11 +71,12 @@ def build_service_app(
 ) -> Starlette:
     """The full service: webhook endpoint, health, metrics, the reports API (/api) and pages (/ui).
 
-    Also ensures the Dyte webhook subscription in the background (unless
-    SUBSCRIPTION_ENSURE_ON_START is false or PUBLIC_URL/credentials are
-    missing) and, with SUBSCRIPTION_ENFORCE_WEBHOOK_ID, refuses deliveries
-    of unmanaged webhooks (see :mod:`receiver.subscriptions.wiring`).
-    ``dyte_transport`` is the httpx transport of every Dyte client (tests).
+    Deliveries are taken on ``/webhooks/dyte`` and ``/webhooks/realtimekit``.
+    Also ensures the provider's webhook subscription in the background
+    (unless SUBSCRIPTION_ENSURE_ON_START is false or PUBLIC_URL/credentials
+    are missing) and, with SUBSCRIPTION_ENFORCE_WEBHOOK_ID, refuses
+    deliveries of unmanaged webhooks (see :mod:`receiver.subscriptions.wiring`).
+    ``dyte_transport`` is the httpx transport of every provider client (tests).
     """
     from receiver.subscriptions.wiring import SubscriptionWiring
     from receiver.web.api import analyst_routes

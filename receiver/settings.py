@@ -9,16 +9,31 @@ field. Nothing is read at import time: call :func:`load_settings`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from receiver.enums import EventType
+from receiver.errors import ConfigurationError
 
-__all__ = ["Settings", "load_settings", "ALL_EVENTS", "settings_reference_markdown", "update_readme_table"]
+__all__ = [
+    "Settings",
+    "load_settings",
+    "ALL_EVENTS",
+    "PROVIDERS",
+    "PROVIDER_LABELS",
+    "settings_reference_markdown",
+    "update_readme_table",
+]
 
 #: Every Dyte webhook event (the v2 spec enum): the default subscription.
 ALL_EVENTS: tuple[str, ...] = tuple(name.value for name in EventType)
+
+#: The values of PROVIDER.
+PROVIDERS: tuple[str, ...] = ("dyte", "realtimekit")
+#: How each provider is named in messages.
+PROVIDER_LABELS: dict[str, str] = {"dyte": "Dyte", "realtimekit": "RealtimeKit"}
 
 
 class Settings(BaseSettings):
@@ -31,11 +46,18 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Default: SQLite file receiver.db in the working directory. "
         "PostgreSQL: postgresql+psycopg://user@host:5432/db",
     )
+    provider: Literal["dyte", "realtimekit"] = Field(
+        "dyte",
+        description="Meeting platform whose REST API the service calls (reconciliation, backfill, webhook "
+        "subscription): dyte (HTTP Basic DYTE_ORG_ID:DYTE_API_KEY) or realtimekit (Cloudflare RealtimeKit, "
+        "Bearer REALTIMEKIT_API_TOKEN). Deliveries of both platforms are accepted either way.",
+    )
     dyte_webhook_public_key: str | None = Field(
         None,
-        description="Dyte's webhook public key: PEM text, or a path to a PEM file. Several keys "
-        "(during a rotation): concatenate the PEM blocks. When unset, the key is fetched from "
-        "DYTE_WEBHOOK_KEYS_URL.",
+        description="Webhook public key(s) to trust instead of the published key documents: PEM text, or a "
+        "path to a PEM file. Several keys (a rotation, or Dyte's and RealtimeKit's during a move): concatenate "
+        "the PEM blocks. When unset, keys are fetched from DYTE_WEBHOOK_KEYS_URL (dyte-* deliveries) and "
+        "REALTIMEKIT_WEBHOOK_KEYS_URL (rtk-* deliveries).",
     )
     dyte_webhook_keys_url: str = Field(
         "https://api.dyte.io/.well-known/webhooks.json",
@@ -52,10 +74,38 @@ class Settings(BaseSettings):
         2000, ge=1, description="Client-side cap on Dyte REST calls per minute (Dyte's limit: 2000/min per IP)."
     )
     dyte_api_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one Dyte REST call, seconds.")
+    realtimekit_account_id: str | None = Field(
+        None, description="Cloudflare account id of the RealtimeKit app (PROVIDER=realtimekit)."
+    )
+    realtimekit_app_id: str | None = Field(None, description="RealtimeKit app id (PROVIDER=realtimekit).")
+    realtimekit_api_token: SecretStr | None = Field(
+        None,
+        description="Cloudflare API token with RealtimeKit permissions, sent as Authorization: Bearer "
+        "(PROVIDER=realtimekit). Never logged.",
+    )
+    realtimekit_api_base_url: str = Field(
+        "https://api.cloudflare.com/client/v4",
+        description="Cloudflare API base URL; RealtimeKit resources are under "
+        "/accounts/REALTIMEKIT_ACCOUNT_ID/realtime/kit/REALTIMEKIT_APP_ID/.",
+    )
+    realtimekit_webhook_keys_url: str = Field(
+        "https://api.realtime.cloudflare.com/.well-known/webhooks.json",
+        description="Where RealtimeKit publishes its webhook public key; used for rtk-* deliveries when no "
+        "key is configured (cached, re-fetched like DYTE_WEBHOOK_KEYS_URL).",
+    )
+    realtimekit_api_calls_per_five_minutes: int = Field(
+        1200,
+        ge=1,
+        description="Client-side cap on RealtimeKit REST calls per five minutes (Cloudflare's API limit: "
+        "1200 per five minutes per user or token, shared with every other use of the token).",
+    )
+    realtimekit_api_timeout_seconds: float = Field(
+        10.0, gt=0, description="Timeout of one RealtimeKit REST call, seconds."
+    )
     public_url: str | None = Field(
         None,
-        description="Public base URL of this service, e.g. https://hooks.example.com; "
-        "webhook subscriptions point at PUBLIC_URL + /webhooks/dyte.",
+        description="Public base URL of this service, e.g. https://hooks.example.com; the managed webhook "
+        "subscription points at PUBLIC_URL + /webhooks/dyte (PROVIDER=dyte) or /webhooks/realtimekit.",
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted webhook body, bytes (413 above).")
     reconcile_delay_seconds: float = Field(
@@ -67,7 +117,9 @@ class Settings(BaseSettings):
         description="A session with no event for this long and no meeting.ended is reconciled by the sweep.",
     )
     reconcile_enabled: bool = Field(
-        True, description="Reconcile with the Dyte REST API (needs DYTE_ORG_ID and DYTE_API_KEY)."
+        True,
+        description="Reconcile with the provider's REST API (needs DYTE_ORG_ID and DYTE_API_KEY, or with "
+        "PROVIDER=realtimekit REALTIMEKIT_ACCOUNT_ID, REALTIMEKIT_APP_ID and REALTIMEKIT_API_TOKEN).",
     )
     worker_max_attempts: int = Field(8, ge=1, description="Processing attempts before an event is dead.")
     worker_lease_seconds: float = Field(60.0, gt=0, description="How long a claimed event stays with a worker.")
@@ -88,6 +140,15 @@ class Settings(BaseSettings):
         "(0: after every line). Buffering saves a write per request; a killed process loses at most this much.",
     )
 
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _check_provider(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in PROVIDERS:
+                raise ValueError(f"PROVIDER must be one of {', '.join(PROVIDERS)}, got {value!r}")
+        return value
+
     @field_validator("log_format")
     @classmethod
     def _check_log_format(cls, value: str) -> str:
@@ -102,9 +163,59 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     @property
+    def provider_label(self) -> str:
+        """The chosen provider's name for messages: ``Dyte`` or ``RealtimeKit``."""
+        return PROVIDER_LABELS[self.provider]
+
+    def missing_api_settings(self) -> list[str]:
+        """Environment variables the chosen provider's REST client needs and that are unset (fixed order).
+
+        Dyte: DYTE_ORG_ID, DYTE_API_KEY. RealtimeKit: REALTIMEKIT_ACCOUNT_ID,
+        REALTIMEKIT_APP_ID, REALTIMEKIT_API_TOKEN. Empty when the client can be built.
+        """
+        missing = []
+        for name in self.api_setting_names():
+            value = getattr(self, name.lower())
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if not (text or "").strip():
+                missing.append(name)
+        return missing
+
+    def api_setting_names(self) -> list[str]:
+        """The environment variables holding the chosen provider's REST credentials (for messages)."""
+        if self.provider == "realtimekit":
+            return ["REALTIMEKIT_ACCOUNT_ID", "REALTIMEKIT_APP_ID", "REALTIMEKIT_API_TOKEN"]
+        return ["DYTE_ORG_ID", "DYTE_API_KEY"]
+
+    @property
     def api_credentials_set(self) -> bool:
-        """True when both DYTE_ORG_ID and DYTE_API_KEY are configured."""
-        return bool(self.dyte_org_id and self.dyte_api_key and self.dyte_api_key.get_secret_value())
+        """True when the chosen provider's REST credentials are all configured (see :meth:`missing_api_settings`)."""
+        return not self.missing_api_settings()
+
+    def require_api_credentials(self, purpose: str) -> None:
+        """Raise unless the chosen provider's REST credentials are complete.
+
+        Args:
+            purpose: what needs them, e.g. ``"receiver backfill"``; starts the message.
+
+        Raises:
+            ConfigurationError: one line naming the unset variables and the provider, e.g.
+                ``receiver backfill needs the RealtimeKit REST API (PROVIDER=realtimekit): set
+                REALTIMEKIT_APP_ID, REALTIMEKIT_API_TOKEN``.
+        """
+        missing = self.missing_api_settings()
+        if missing:
+            raise ConfigurationError(
+                f"{purpose} needs the {self.provider_label} REST API (PROVIDER={self.provider}): "
+                f"set {', '.join(missing)}"
+            )
+
+    @property
+    def api_timeout_seconds(self) -> float:
+        """Timeout of one REST call to the chosen provider, seconds."""
+        if self.provider == "realtimekit":
+            return self.realtimekit_api_timeout_seconds
+        return self.dyte_api_timeout_seconds
 
     def webhook_public_key_pems(self) -> list[str]:
         """PEM blocks from DYTE_WEBHOOK_PUBLIC_KEY (text, or a file path). Empty when unset.
@@ -138,7 +249,7 @@ class Settings(BaseSettings):
     subscription_name: str = Field(
         "receiver",
         min_length=1,
-        description="Name of the Dyte webhook this service creates and manages; webhooks with this "
+        description="Name of the webhook this service creates and manages at the provider; webhooks with this "
         "name are considered ours (`receiver subscribe --prune` only ever deletes those).",
     )
     subscription_events: str = Field(
@@ -148,12 +259,13 @@ class Settings(BaseSettings):
     subscription_ensure_on_start: bool = Field(
         True,
         description="`receiver serve` ensures the webhook subscription at start-up, in the background, "
-        "when PUBLIC_URL, DYTE_ORG_ID and DYTE_API_KEY are set.",
+        "when PUBLIC_URL and the chosen provider's credentials are set.",
     )
     subscription_enforce_webhook_id: bool = Field(
         False,
-        description="Answer 403 to deliveries whose dyte-webhook-id is not a subscription managed by "
-        "this service (table managed_subscriptions).",
+        description="Answer 403 to deliveries whose dyte-webhook-id / rtk-webhook-id is not a subscription "
+        "managed by this service (table managed_subscriptions). Keep it off while moving from Dyte to "
+        "RealtimeKit (README).",
     )
     subscription_retry_base_seconds: float = Field(
         2.0, gt=0, description="First back-off delay, seconds, when ensuring the subscription at start-up fails."

@@ -40,6 +40,8 @@ _ENV_PREFIXES = (
     "API_",
     "SUBSCRIPTION",
     "STALE_",
+    "PROVIDER",
+    "REALTIMEKIT_",
 )
 
 

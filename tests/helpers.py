@@ -21,13 +21,15 @@ def compact(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def signed_headers(body: bytes, key, *, delivery_id: str | None = None, webhook_id: str = "wh-test") -> dict[str, str]:
-    """Headers of a Dyte delivery of ``body`` signed with ``key``."""
+def signed_headers(
+    body: bytes, key, *, delivery_id: str | None = None, webhook_id: str = "wh-test", prefix: str = "dyte"
+) -> dict[str, str]:
+    """Headers of a delivery of ``body`` signed with ``key``: Dyte's (``prefix="dyte"``) or RealtimeKit's (``"rtk"``)."""
     return {
         "content-type": "application/json",
-        "dyte-signature": sign_body(body, key),
-        "dyte-uuid": delivery_id or str(uuid.uuid4()),
-        "dyte-webhook-id": webhook_id,
+        f"{prefix}-signature": sign_body(body, key),
+        f"{prefix}-uuid": delivery_id or str(uuid.uuid4()),
+        f"{prefix}-webhook-id": webhook_id,
     }
 
 

@@ -209,12 +209,15 @@ def reconcile_retry(obj: Context, dead: bool) -> None:
 @click.option("--until", help="UTC date or ISO 8601 time: sessions started before it (default: now).")
 @click.pass_obj
 def backfill(obj: Context, since: str, until: str | None) -> None:
-    """Walk GET /sessions (all pages) in a time window and reconcile each session. Idempotent."""
+    """Walk the provider's GET /sessions (all pages) in a time window and reconcile each session. Idempotent."""
+    from receiver.errors import ConfigurationError
     from receiver.processing.backfill import run_backfill
 
     settings = obj.settings
-    if not settings.api_credentials_set:
-        fail("backfill needs DYTE_ORG_ID and DYTE_API_KEY")
+    try:
+        settings.require_api_credentials("receiver backfill")
+    except ConfigurationError as exc:
+        fail(str(exc))
     start, end = parse_cli_time(since), parse_cli_time(until) or datetime.now(UTC)
     summary = asyncio.run(run_backfill(settings, obj.engine, start, end, console=Console(stderr=True)))
     click.echo(
@@ -242,15 +245,23 @@ def backfill(obj: Context, since: str, until: str | None) -> None:
     "--reorder", default=0.3, show_default=True, type=click.FloatRange(0, 1), help="Share delivered late, out of order."
 )
 @click.option("--seed", default=7, show_default=True, type=int)
-def demo(demo_db: str, drop: float, duplicate: float, reorder: float, seed: int) -> None:
+@click.option(
+    "--provider",
+    type=click.Choice(["dyte", "realtimekit"], case_sensitive=False),
+    default="dyte",
+    show_default=True,
+    help="Platform the sandbox plays: dyte, or realtimekit (rtk-* webhooks to /webhooks/realtimekit, "
+    "Cloudflare REST paths with a Bearer token).",
+)
+def demo(demo_db: str, drop: float, duplicate: float, reorder: float, seed: int, provider: str) -> None:
     """Play a scripted meeting through the whole service and print what it built.
 
-    A local Dyte sandbox (REST API + signing key) posts a scripted meeting's
-    webhooks as signed HTTP requests to the receiver, dropping, duplicating
-    and reordering some (the second session's meeting.ended is always lost);
-    the worker stores, processes and reconciles them with the sandbox's REST
-    API; the attendance report and recording index are printed and checked
-    against the sandbox's ground truth.
+    A local sandbox of the provider (REST API + signing key) posts a scripted
+    meeting's webhooks as signed HTTP requests to the receiver, dropping,
+    duplicating and reordering some (the second session's meeting.ended is
+    always lost); the worker stores, processes and reconciles them with the
+    sandbox's REST API; the attendance report and recording index are
+    printed and checked against the sandbox's ground truth.
     """
     from receiver.sandbox.demo import run_demo
 
@@ -260,6 +271,8 @@ def demo(demo_db: str, drop: float, duplicate: float, reorder: float, seed: int)
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
-    ok = run_demo(demo_db, drop=drop, duplicate=duplicate, reorder=reorder, seed=seed, console=console)
+    ok = run_demo(
+        demo_db, drop=drop, duplicate=duplicate, reorder=reorder, seed=seed, console=console, provider=provider.lower()
+    )
     if not ok:
         raise SystemExit(1)

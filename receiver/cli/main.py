@@ -77,8 +77,9 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
     from receiver.logging_setup import configure_logging, register_secret
 
     configure_logging(settings.log_format, settings.log_level)
-    if settings.dyte_api_key is not None:
-        register_secret(settings.dyte_api_key.get_secret_value())
+    for secret in (settings.dyte_api_key, settings.realtimekit_api_token):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
     ctx.obj = Context(settings)
 
 

@@ -23,9 +23,25 @@ def _transport(obj: Any) -> Any:
     return getattr(obj, "dyte_transport", None)
 
 
+def _api_error(settings: Any, exc: Exception) -> str:
+    """The provider error as one line, starting with the provider's name once."""
+    text = " ".join(str(exc).split())
+    label = settings.provider_label
+    return text if text.startswith(f"{label} API") else f"{label} API: {text}"
+
+
+def _refused(settings: Any, status_code: int) -> str:
+    """One line for a 401/403 of the chosen provider, naming the settings to check."""
+    names = settings.api_setting_names()
+    return (
+        f"{settings.provider_label} refused the credentials (HTTP {status_code}): "
+        f"check {', '.join(names[:-1])} and {names[-1]}"
+    )
+
+
 @click.command()
 @click.option(
-    "--dry-run", is_flag=True, help="Only show what would change; write nothing (at Dyte or in the database)."
+    "--dry-run", is_flag=True, help="Only show what would change; write nothing (at the provider or in the database)."
 )
 @click.option(
     "--prune",
@@ -34,11 +50,14 @@ def _transport(obj: Any) -> Any:
 )
 @click.pass_obj
 def subscribe(obj: Any, dry_run: bool, prune: bool) -> None:
-    """Ensure exactly one Dyte webhook points at PUBLIC_URL/webhooks/dyte, with SUBSCRIPTION_EVENTS, enabled.
+    """Ensure exactly one webhook points at PUBLIC_URL/webhooks/dyte (or /webhooks/realtimekit), enabled.
 
-    Creates it when missing, fixes its events or enabled flag when they
-    differ, deletes duplicates (keeping the oldest), and leaves a correct one
-    untouched. Needs PUBLIC_URL, DYTE_ORG_ID and DYTE_API_KEY.
+    At the provider chosen by PROVIDER: creates it when missing, fixes its
+    events (SUBSCRIPTION_EVENTS) or enabled flag when they differ, deletes
+    duplicates (keeping the oldest), and leaves a correct one untouched.
+    Needs PUBLIC_URL and DYTE_ORG_ID, DYTE_API_KEY (PROVIDER=dyte) or
+    REALTIMEKIT_ACCOUNT_ID, REALTIMEKIT_APP_ID, REALTIMEKIT_API_TOKEN
+    (PROVIDER=realtimekit).
     """
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -66,10 +85,10 @@ def subscribe(obj: Any, dry_run: bool, prune: bool) -> None:
     try:
         result = asyncio.run(run())
     except DyteAuthError as exc:
-        fail(f"Dyte refused the credentials (HTTP {exc.status_code}): check DYTE_ORG_ID and DYTE_API_KEY")
+        fail(_refused(settings, exc.status_code))
         return
     except DyteAPIError as exc:
-        fail(f"Dyte API: {exc}")
+        fail(_api_error(settings, exc))
         return
     except SubscriptionError as exc:
         fail(str(exc))
@@ -83,7 +102,7 @@ def subscribe(obj: Any, dry_run: bool, prune: bool) -> None:
 
 @click.group()
 def subscriptions() -> None:
-    """Dyte webhook subscriptions of the organization."""
+    """Webhook subscriptions at the provider (Dyte or RealtimeKit, per PROVIDER)."""
 
 
 def webhook_rows(hooks: list[Any], name: str, url: str | None) -> list[dict[str, Any]]:
@@ -119,14 +138,16 @@ def _events_cell(events: list[str]) -> str:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_obj
 def subscriptions_list(obj: Any, fmt: str) -> None:
-    """List the organization's Dyte webhooks (GET /webhooks): id, name, url, events, enabled; ours marked.
+    """List the provider's webhooks (GET /webhooks): id, name, url, events, enabled; ours marked.
 
     "Ours" are webhooks named SUBSCRIPTION_NAME; "here" marks the one
-    pointing at PUBLIC_URL/webhooks/dyte (when PUBLIC_URL is set). Needs
-    DYTE_ORG_ID and DYTE_API_KEY.
+    pointing at PUBLIC_URL/webhooks/dyte (PROVIDER=dyte) or
+    PUBLIC_URL/webhooks/realtimekit (when PUBLIC_URL is set). Needs the
+    provider's credentials.
     """
     from receiver.cli.context import fail
     from receiver.providers.dyte.client import DyteAPIError, DyteAuthError
+    from receiver.providers.registry import webhook_path
     from receiver.service import build_dyte_client
     from receiver.subscriptions.spec import (
         SubscriptionConfigError,
@@ -137,12 +158,12 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
     settings = obj.settings
     missing = [m for m in missing_subscription_settings(settings) if m != "PUBLIC_URL"]
     if missing:
-        fail(f"set {', '.join(missing)} to list the Dyte webhook subscriptions")
+        fail(f"set {', '.join(missing)} to list the {settings.provider_label} webhook subscriptions")
         return
     url = None
     if settings.public_url:
         try:
-            url = webhook_url(settings.public_url)
+            url = webhook_url(settings.public_url, webhook_path(settings.provider))
         except SubscriptionConfigError as exc:
             fail(str(exc))
             return
@@ -156,10 +177,10 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
     try:
         hooks = asyncio.run(run())
     except DyteAuthError as exc:
-        fail(f"Dyte refused the credentials (HTTP {exc.status_code}): check DYTE_ORG_ID and DYTE_API_KEY")
+        fail(_refused(settings, exc.status_code))
         return
     except DyteAPIError as exc:
-        fail(f"Dyte API: {exc}")
+        fail(_api_error(settings, exc))
         return
     rows = webhook_rows(hooks, settings.subscription_name, url)
     if fmt == "json":
@@ -169,7 +190,7 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Dyte webhooks (ours: named {settings.subscription_name!r})")
+    table = Table(title=f"{settings.provider_label} webhooks (ours: named {settings.subscription_name!r})")
     for column in ("ours", "id", "name", "url", "events", "enabled"):
         table.add_column(column, overflow="fold")
     for row in rows:

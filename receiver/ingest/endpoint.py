@@ -1,4 +1,12 @@
-"""``POST /webhooks/dyte``: check, verify, persist, answer. No processing here.
+"""``POST /webhooks/dyte`` and ``POST /webhooks/realtimekit``: check, verify, persist, answer. No processing here.
+
+Both routes accept both header families (``dyte-*`` and ``rtk-*``: Dyte and
+Cloudflare RealtimeKit sign and identify deliveries the same way, FACTS.md),
+so an organisation moving from one platform to the other loses nothing
+whichever URL each webhook points at. A route only decides which family
+wins when a delivery carries both. The signature is checked against the
+key of the platform whose headers the delivery carries first, then the
+other's (:mod:`receiver.providers.webhook_keys`).
 
 Order of checks (cheap first), each with its documented answer:
 
@@ -10,21 +18,23 @@ body larger than MAX_BODY_BYTES (streamed)  413     no
 body is not JSON (or not UTF-8)             400     only if its signature is
                                                     valid (flagged ``invalid``)
 signature missing/garbled/no key matches    401     no
-dyte-webhook-id not ours (if enforced)      403     no
+webhook id not ours (if enforced)           403     no
 database unreachable                        503     no (Dyte retries)
 authentic, known event, valid               200     yes, ``pending``
 authentic, unknown event or invalid fields  200     yes, ``ignored`` + reason
-same dyte-uuid again, same body             200     no new row (duplicate)
-same dyte-uuid, different body              200     no; first kept, flagged
+same dyte-uuid/rtk-uuid again, same body    200     no new row (duplicate)
+same dyte-uuid/rtk-uuid, different body     200     no; first kept, flagged
 ==========================================  ======  ==========================
 
-Retries: Dyte retries any non-2xx up to 5 times (FACTS.md), so only a
-client's own mistakes get 4xx; a database outage gets 503.
+Retries: both platforms retry any non-2xx up to 5 times (FACTS.md), so only
+a client's own mistakes get 4xx; a database outage gets 503.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,20 +46,48 @@ from receiver import metrics
 from receiver.db.models import PARSE_INVALID, PARSE_OK, PARSE_UNKNOWN_EVENT
 from receiver.errors import HTTPError
 from receiver.ingest.inbox import Delivery, InboxUnavailable, StoreOutcome, body_digest
+from receiver.providers.base import WebhookScheme
 from receiver.providers.dyte.events import EventParseError, UnknownEventError, event_name_of, parse_event
-from receiver.providers.dyte.signature import SignatureError, verify_signature
+from receiver.providers.dyte.signature import SignatureError, decode_signature, verify_signature
+from receiver.providers.registry import WEBHOOK_SCHEMES
 from receiver.request_log import annotate_request
 from receiver.responses import FastJSONResponse
 
-__all__ = ["ClientError", "receive_dyte_webhook", "read_body_limited"]
+__all__ = [
+    "ClientError",
+    "webhook_endpoint",
+    "receive_dyte_webhook",
+    "receive_realtimekit_webhook",
+    "read_body_limited",
+]
 
 log = structlog.get_logger("receiver.ingest.endpoint")
 
-# Header names: Dyte's, and RealtimeKit's equivalents (FACTS.md), as ASGI
-# gives them (lower-case bytes).
-SIGNATURE_HEADERS = (b"dyte-signature", b"rtk-signature")
-UUID_HEADERS = (b"dyte-uuid", b"rtk-uuid")
-WEBHOOK_ID_HEADERS = (b"dyte-webhook-id", b"rtk-webhook-id")
+
+@dataclass(frozen=True)
+class _Family:
+    """One provider's header names as ASGI gives them (lower-case bytes)."""
+
+    scheme: WebhookScheme
+    signature: bytes
+    uuid: bytes
+    webhook_id: bytes
+
+
+def _family(scheme: WebhookScheme) -> _Family:
+    return _Family(
+        scheme,
+        scheme.signature_header.encode(),
+        scheme.delivery_id_header.encode(),
+        scheme.webhook_id_header.encode(),
+    )
+
+
+# Per route: its own family first, then the others (Dyte's and RealtimeKit's, FACTS.md).
+_FAMILIES: dict[str, tuple[_Family, ...]] = {
+    name: tuple(_family(s) for s in sorted(WEBHOOK_SCHEMES.values(), key=lambda s: s.name != name))
+    for name in WEBHOOK_SCHEMES
+}
 
 # Column widths of ``webhook_events`` (receiver.db.models). A longer value, a NUL
 # (PostgreSQL text cannot hold one) or a lone surrogate (not encodable as
@@ -142,32 +180,51 @@ def _decode_json(raw: bytes) -> tuple[Any, str | None]:
         return None, f"malformed JSON: {exc.args[0] if exc.args else exc}"[:200]
 
 
-async def _verify(request: Request, headers: dict[bytes, bytes], raw: bytes, parsed: Any) -> str:
-    key_store = request.app.state.key_store
-    header = _first_header(headers, SIGNATURE_HEADERS)
-    keys = await key_store.keys()
-    try:
-        return verify_signature(raw, header, keys, parsed)
-    except SignatureError as first_error:
+def _signing_family(headers: dict[bytes, bytes], families: tuple[_Family, ...]) -> _Family:
+    """The family whose signature header the delivery carries (the route's own first); the route's when none."""
+    for family in families:
+        if headers.get(family.signature):
+            return family
+    return families[0]
+
+
+async def _verify(request: Request, headers: dict[bytes, bytes], family: _Family, raw: bytes, parsed: Any) -> str:
+    """Check the signature (raw body, then compact JSON); returns what it covered: ``raw`` or ``compact``.
+
+    A missing or garbled header is refused before any key document is
+    fetched. Then each key store (the family's platform first) is tried;
+    after a failure a store re-fetches its document (rate-limited) and the
+    signature is checked again whenever its keys changed, also when another
+    request's fetch changed them while this one waited.
+
+    Raises:
+        SignatureError: the header is missing or garbled, or no trusted key matches.
+    """
+    header = _first_header(headers, (family.signature,))
+    decode_signature(header)
+    first_error: SignatureError | None = None
+    for store in request.app.state.key_store.sources_for(family.scheme.name):
+        keys = await store.keys()
+        try:
+            return verify_signature(raw, header, keys, parsed)
+        except SignatureError as exc:
+            first_error = first_error or exc
         # Rotation: the key document may have changed; fetch again (rate-limited).
-        # Verify again whenever the keys changed, also when another request's
-        # fetch did it while this one waited (then this refresh is refused).
-        if header:
-            await key_store.refresh_after_failure()
-            fresh = await key_store.keys()
-            if fresh != keys:
-                try:
-                    return verify_signature(raw, header, fresh, parsed)
-                except SignatureError:
-                    pass
-        raise first_error
+        await store.refresh_after_failure()
+        fresh = await store.keys()
+        if fresh != keys:
+            try:
+                return verify_signature(raw, header, fresh, parsed)
+            except SignatureError:
+                pass
+    raise first_error or SignatureError("no webhook key store is configured")
 
 
-def _delivery_id(headers: dict[bytes, bytes], raw: bytes) -> str:
-    value = _first_header(headers, UUID_HEADERS)
+def _delivery_id(headers: dict[bytes, bytes], raw: bytes, uuid_names: tuple[bytes, ...]) -> str:
+    value = _first_header(headers, uuid_names)
     if value and len(value) <= 200:
         return value.strip()
-    # No usable dyte-uuid: the body's digest still dedupes exact retries.
+    # No usable dyte-uuid / rtk-uuid: the body's digest still dedupes exact retries.
     return "sha256:" + body_digest(raw)
 
 
@@ -206,31 +263,69 @@ async def _store(request: Request, delivery: Delivery) -> StoreOutcome:
         raise ClientError(503, "database_unavailable", "could not store the delivery; retry later") from exc
 
 
-async def receive_dyte_webhook(request: Request) -> FastJSONResponse:
-    """Handle one Dyte delivery (see the module docstring for every outcome)."""
+Endpoint = Callable[[Request], Awaitable[FastJSONResponse]]
+
+
+def webhook_endpoint(provider: str) -> Endpoint:
+    """The handler of ``POST /webhooks/<provider>`` (see the module docstring for every outcome).
+
+    Every route accepts both header families; ``provider`` (``dyte`` or
+    ``realtimekit``) only decides which family is read first when a delivery
+    carries both. The delivery id and webhook id are read from the family
+    that signed it, falling back to the other family's header.
+
+    Raises:
+        KeyError: unknown provider.
+    """
+    families = _FAMILIES[provider]
+    # For each signing family: the uuid and webhook-id header names, that family's first.
+    lookups: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
+    for family in families:
+        ordered = (family, *(f for f in families if f is not family))
+        lookups[family.scheme.name] = (tuple(f.uuid for f in ordered), tuple(f.webhook_id for f in ordered))
+
+    async def receive_webhook(request: Request) -> FastJSONResponse:
+        return await _receive(request, families, lookups)
+
+    receive_webhook.__name__ = f"receive_{provider}_webhook"
+    receive_webhook.__doc__ = f"Handle one delivery posted to /webhooks/{provider} (dyte-* or rtk-* headers)."
+    return receive_webhook
+
+
+async def _receive(
+    request: Request,
+    families: tuple[_Family, ...],
+    lookups: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]],
+) -> FastJSONResponse:
     settings = request.app.state.settings
     headers = _header_map(request)
     _check_content_type(headers)
     declared = headers.get(b"content-length")
     raw = await read_body_limited(request, settings.max_body_bytes, declared.decode("latin-1") if declared else None)
     parsed, json_error = _decode_json(raw)
+    family = _signing_family(headers, families)
+    uuid_names, webhook_id_names = lookups[family.scheme.name]
     try:
-        scheme = await _verify(request, headers, raw, parsed if json_error is None else None)
+        scheme = await _verify(request, headers, family, raw, parsed if json_error is None else None)
     except SignatureError as exc:
         metrics.SIGNATURE_FAILURES.inc()
         if json_error is not None:
             raise ClientError(400, "malformed_json", json_error) from exc
         raise ClientError(401, "invalid_signature", str(exc)) from exc
 
-    webhook_id = _first_header(headers, WEBHOOK_ID_HEADERS)
+    webhook_id = _first_header(headers, webhook_id_names)
     allowed = request.app.state.allowed_webhook_ids
     if allowed is not None and webhook_id not in allowed():
-        raise ClientError(403, "unknown_subscription", "dyte-webhook-id is not a subscription of this service")
+        raise ClientError(
+            403,
+            "unknown_subscription",
+            f"{family.scheme.webhook_id_header} is not a subscription of this service",
+        )
     if not _storable(webhook_id, _MAX_WEBHOOK_ID_CHARS):
         webhook_id = None  # longer than any real subscription id: not kept (like an over-long dyte-uuid)
 
     received_at = datetime.now(UTC)
-    delivery_id = _delivery_id(headers, raw)
+    delivery_id = _delivery_id(headers, raw, uuid_names)
     if json_error is not None:
         fields: dict[str, Any] = {"event_name": None, "parse_status": PARSE_INVALID, "parse_error": json_error}
     else:
@@ -258,6 +353,7 @@ async def receive_dyte_webhook(request: Request) -> FastJSONResponse:
         session_id=delivery.session_id,
         outcome=outcome.value,
         parse_status=delivery.parse_status,
+        provider=family.scheme.name,
     )
     if json_error is not None:
         raise ClientError(400, "malformed_json", f"{json_error}; the signed body was kept as {delivery_id}")
@@ -265,3 +361,9 @@ async def receive_dyte_webhook(request: Request) -> FastJSONResponse:
     if delivery.parse_error:
         body["parse_error"] = delivery.parse_error
     return FastJSONResponse(body, status_code=200)
+
+
+#: ``POST /webhooks/dyte``: dyte-* headers first.
+receive_dyte_webhook = webhook_endpoint("dyte")
+#: ``POST /webhooks/realtimekit``: rtk-* headers first.
+receive_realtimekit_webhook = webhook_endpoint("realtimekit")

@@ -47,6 +47,7 @@ class ProviderStatusError(ProviderAPIError):
         body_excerpt: first ``BODY_EXCERPT_CHARS`` characters of the body,
             scrubbed of credentials (never any header).
         method, path: the request (path with ids, no query string).
+        provider_label: the provider's name in the message (``Dyte``, ``RealtimeKit``).
     """
 
     def __init__(
@@ -71,9 +72,10 @@ class ProviderRateLimited(ProviderStatusError):
         *,
         method: str = "",
         path: str = "",
+        provider: str = "Dyte",
         retry_after_seconds: float | None = None,
     ) -> None:
-        super().__init__(status_code, body_excerpt, method=method, path=path)
+        super().__init__(status_code, body_excerpt, method=method, path=path, provider=provider)
         self.retry_after_seconds = retry_after_seconds
 
 

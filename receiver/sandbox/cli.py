@@ -1,9 +1,10 @@
-"""``receiver sandbox``: run a local Dyte-compatible fake (REST API + signed webhooks)."""
+"""``receiver sandbox``: run a local Dyte or RealtimeKit fake (REST API + signed webhooks)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from receiver.sandbox.server import start_sandbox_in_thread
 from receiver.sandbox.webhooks import FaultPlan, deliver, events_for, for_webhook
 from receiver.sandbox.world import WEBHOOK_EVENTS, SandboxWebhook, World
 
-__all__ = ["sandbox_command", "start_sandbox_in_thread", "load_or_create_key"]
+__all__ = ["sandbox_command", "start_sandbox_in_thread", "load_or_create_key", "export_lines"]
 
 
 def load_or_create_key(path: Path | None):
@@ -38,6 +39,11 @@ def load_or_create_key(path: Path | None):
     return key
 
 
+def export_lines(environment: dict[str, str]) -> list[str]:
+    """``export NAME=value`` lines (values shell-quoted), one per variable, in the given order."""
+    return [f"export {name}={shlex.quote(value)}" for name, value in environment.items()]
+
+
 def _probability(ctx: click.Context, param: click.Parameter, value: float) -> float:
     if not 0.0 <= value <= 1.0:
         raise click.BadParameter("must be between 0 and 1")
@@ -45,6 +51,14 @@ def _probability(ctx: click.Context, param: click.Parameter, value: float) -> fl
 
 
 @click.command("sandbox")
+@click.option(
+    "--provider",
+    type=click.Choice(["dyte", "realtimekit"], case_sensitive=False),
+    default="dyte",
+    show_default=True,
+    help="API to speak: dyte (/v2, HTTP Basic, dyte-* webhook headers) or realtimekit (Cloudflare paths, "
+    "Bearer token, Cloudflare error envelope, rtk-* webhook headers).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8787, show_default=True, type=int, help="Port to listen on (0 = any free port).")
 @click.option(
@@ -80,9 +94,24 @@ def _probability(ctx: click.Context, param: click.Parameter, value: float) -> fl
     "--org-id",
     default="sandbox-org",
     show_default=True,
-    help="Organisation id: the HTTP Basic user name, also written into payloads.",
+    help="Dyte organisation id: the HTTP Basic user name, also written into payloads.",
 )
-@click.option("--api-key", default="sandbox-key", show_default=True, help="API key: the HTTP Basic password.")
+@click.option("--api-key", default="sandbox-key", show_default=True, help="Dyte API key: the HTTP Basic password.")
+@click.option(
+    "--account-id",
+    default="sandbox-account",
+    show_default=True,
+    help="RealtimeKit: the Cloudflare account id in the REST paths.",
+)
+@click.option(
+    "--app-id",
+    default="sandbox-app",
+    show_default=True,
+    help="RealtimeKit: the app id in the REST paths, also written into payloads.",
+)
+@click.option(
+    "--api-token", default="sandbox-token", show_default=True, help="RealtimeKit: the accepted Bearer API token."
+)
 @click.option(
     "--key-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -109,7 +138,7 @@ def _probability(ctx: click.Context, param: click.Parameter, value: float) -> fl
     show_default=True,
     type=float,
     callback=_probability,
-    help="Probability that a delivery is sent twice with the same dyte-uuid.",
+    help="Probability that a delivery is sent twice with the same dyte-uuid (rtk-uuid).",
 )
 @click.option(
     "--reorder",
@@ -180,6 +209,7 @@ def _probability(ctx: click.Context, param: click.Parameter, value: float) -> fl
     help="With --deliver-to: stop once the webhooks are delivered instead of serving until Ctrl-C.",
 )
 def sandbox_command(
+    provider: str,
     host: str,
     port: int,
     seed: int,
@@ -190,6 +220,9 @@ def sandbox_command(
     livestreams: bool,
     org_id: str,
     api_key: str,
+    account_id: str,
+    app_id: str,
+    api_token: str,
     key_file: Path | None,
     deliver_to: str | None,
     drop: float,
@@ -204,12 +237,18 @@ def sandbox_command(
     retry_after_seconds: int,
     exit_after_delivery: bool,
 ) -> None:
-    """Run a local Dyte-compatible fake: the v2 REST API, the webhook public key, and signed webhooks."""
+    """Run a local provider fake: its REST API, the webhook public key, and signed webhooks.
+
+    Prints the environment variables that point a receiver at it (PROVIDER,
+    the REST base URL, credentials, key document URLs) as `export` lines.
+    """
+    provider = provider.lower()
+    payload_org = app_id if provider == "realtimekit" else org_id
     try:
         world: World = (
-            demo_world(org_id=org_id)
+            demo_world(org_id=payload_org)
             if demo
-            else build_scenario(seed, sessions, participants, recordings, livestreams, org_id=org_id)
+            else build_scenario(seed, sessions, participants, recordings, livestreams, org_id=payload_org)
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -219,6 +258,10 @@ def sandbox_command(
         private_key=key,
         org_id=org_id,
         api_key=api_key,
+        provider=provider,
+        account_id=account_id,
+        app_id=app_id,
+        api_token=api_token,
         rest_faults=RestFaults(
             error_rate=error_rate,
             rate_limit_rate=rate_limit_rate,
@@ -245,9 +288,14 @@ def sandbox_command(
     base_url, stop = start_sandbox_in_thread(state, host, port)
     try:
         peers = len(world.all_peers())
-        click.echo(f"Dyte sandbox listening on {base_url}")
-        click.echo(f"  REST API base URL : {base_url}/v2")
-        click.echo(f"  org id / api key  : {org_id} / {api_key}   (HTTP Basic)")
+        dialect = state.dialect
+        click.echo(f"{dialect.label} sandbox listening on {base_url}")
+        click.echo(f"  REST API          : {base_url}{dialect.prefix(state)}")
+        if provider == "realtimekit":
+            click.echo(f"  account / app     : {account_id} / {app_id}")
+            click.echo(f"  API token         : {api_token}   (Authorization: Bearer)")
+        else:
+            click.echo(f"  org id / api key  : {org_id} / {api_key}   (HTTP Basic)")
         click.echo(f"  webhook public key: {base_url}/.well-known/webhooks.json")
         click.echo(
             f"  world             : {len(world.meetings)} meeting(s), {len(world.sessions)} session(s), "
@@ -255,12 +303,23 @@ def sandbox_command(
         )
         if key_file:
             click.echo(f"  signing key file  : {key_file}")
+        click.echo("Point a receiver at it:")
+        for line in export_lines(state.receiver_environment(base_url)):
+            click.echo(f"  {line}")
         if deliver_to and hook is not None:
             deliveries = for_webhook(events_for(world), hook)
             click.echo(f"Delivering {len(deliveries)} webhook(s) to {deliver_to} (webhook id {hook.id}) ...")
             faults = FaultPlan(drop=drop, duplicate=duplicate, reorder=reorder, delay_seconds=delay_seconds, seed=seed)
             stats = asyncio.run(
-                deliver(deliveries, deliver_to, key, faults=faults, concurrency=concurrency, webhook_id=hook.id)
+                deliver(
+                    deliveries,
+                    deliver_to,
+                    key,
+                    faults=faults,
+                    concurrency=concurrency,
+                    webhook_id=hook.id,
+                    header_prefix=dialect.header_prefix,
+                )
             )
             click.echo(
                 f"  sent={stats.sent} dropped={stats.dropped} duplicated={stats.duplicated} "

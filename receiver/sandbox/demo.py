@@ -14,6 +14,7 @@ from receiver.reports.queries import (
     sessions_report,
 )
 from receiver.sandbox import FaultPlan, demo_world
+from receiver.sandbox.dialects import dialect_for
 from receiver.sandbox.simulation import run_simulation
 
 __all__ = ["run_demo"]
@@ -22,8 +23,23 @@ _SHOWN_ATTENDANCE = [c for c in ATTENDANCE_COLUMNS if c not in ("meeting_id", "s
 _SHOWN_RECORDINGS = [c for c in RECORDING_COLUMNS if c not in ("meeting_id", "audio_download_url")]
 
 
-def run_demo(database_url: str, *, drop: float, duplicate: float, reorder: float, seed: int, console: Console) -> bool:
-    """Run the demo on ``database_url``; print reports; return True when they equal the ground truth."""
+def run_demo(
+    database_url: str,
+    *,
+    drop: float,
+    duplicate: float,
+    reorder: float,
+    seed: int,
+    console: Console,
+    provider: str = "dyte",
+) -> bool:
+    """Run the demo on ``database_url``; print reports; return True when they equal the ground truth.
+
+    ``provider``: the sandbox speaks Dyte v2 (``dyte``) or Cloudflare
+    RealtimeKit (``realtimekit``: ``rtk-*`` deliveries to /webhooks/realtimekit,
+    REST on the Cloudflare paths with a Bearer token), and the receiver runs
+    with that PROVIDER.
+    """
     configure_logging("console", "WARNING")
     world = demo_world()
     second_session = world.sessions[1].id
@@ -31,13 +47,14 @@ def run_demo(database_url: str, *, drop: float, duplicate: float, reorder: float
         drop=drop, duplicate=duplicate, reorder=reorder, seed=seed, always_drop={("meeting.ended", second_session)}
     )
     console.rule("[bold]receiver demo")
+    label = dialect_for(provider).label
     console.print(
-        f"Sandbox Dyte: 1 meeting, {len(world.sessions)} sessions, {sum(len(s.peers) for s in world.sessions)} peers, "
+        f"Sandbox {label}: 1 meeting, {len(world.sessions)} sessions, {sum(len(s.peers) for s in world.sessions)} peers, "
         f"{len(world.recordings)} recording, {len(world.livestreams)} livestream.\n"
         f"Faults: drop {drop:.0%}, duplicate {duplicate:.0%}, reorder {reorder:.0%}; meeting.ended of session 2 always dropped.\n"
         f"Database: {database_url}"
     )
-    result = run_simulation(world, database_url=database_url, faults=faults)
+    result = run_simulation(world, database_url=database_url, faults=faults, provider=provider)
     stats = result.delivery_stats
     console.print(
         f"\nWebhooks: {result.deliveries_planned} events, {stats.sent} POSTs signed with the sandbox key, "
@@ -45,7 +62,8 @@ def run_demo(database_url: str, *, drop: float, duplicate: float, reorder: float
         f"failed after retries: {stats.failed}."
     )
     console.print(
-        f"Worker: {result.worker.done} events applied, {result.worker.reconciled} reconciliations with the REST API "
+        f"Worker: {result.worker.done} events applied, {result.worker.reconciled} reconciliations with the "
+        f"{label} REST API "
         f"({result.rest_calls} REST calls)."
     )
     from receiver.db.engine import make_engine

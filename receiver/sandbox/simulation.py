@@ -1,11 +1,11 @@
 """Play a sandbox world through the real service, end to end, and check it against ground truth.
 
-Steps: start the Dyte sandbox (REST + key document) and the receiver (uvicorn,
-real HTTP) on loopback; POST the world's webhooks signed by the sandbox's key,
-with faults (drops, duplicates, reordering); run the worker until everything
-due is done (events, then REST reconciliation); compare the attendance report
-and the recording index with the world. Used by ``receiver demo``, the
-end-to-end tests and ``receiver bench chaos``.
+Steps: start the sandbox (Dyte or RealtimeKit: REST + key document) and the
+receiver (uvicorn, real HTTP) on loopback; POST the world's webhooks signed by
+the sandbox's key, with faults (drops, duplicates, reordering); run the worker
+until everything due is done (events, then REST reconciliation); compare the
+attendance report and the recording index with the world. Used by
+``receiver demo``, the end-to-end tests and ``receiver bench chaos``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from receiver.db.engine import make_engine, migrate
 from receiver.processing.worker import ProcessResult
 from receiver.providers.dyte.signature import generate_private_key
+from receiver.providers.registry import webhook_path
 from receiver.reports.queries import attendance_report, recordings_report
 from receiver.sandbox import (
     FaultPlan,
@@ -56,13 +57,11 @@ class SimulationResult:
 
 
 def simulation_settings(database_url: str, sandbox_url: str, state: SandboxState, **overrides: Any) -> Settings:
-    """Settings pointing the receiver at a sandbox: key document, REST API, credentials; no reconcile delay."""
-    values: dict[str, Any] = dict(
+    """Settings pointing the receiver at a sandbox (its provider, key document, REST API, credentials:
+    :meth:`SandboxState.receiver_environment`); no reconcile delay."""
+    values: dict[str, Any] = {name.lower(): value for name, value in state.receiver_environment(sandbox_url).items()}
+    values |= dict(
         database_url=database_url,
-        dyte_webhook_keys_url=f"{sandbox_url}/.well-known/webhooks.json",
-        dyte_api_base_url=f"{sandbox_url}/v2",
-        dyte_org_id=state.org_id,
-        dyte_api_key=state.api_key,
         reconcile_delay_seconds=0,
         stale_session_seconds=0,
         worker_poll_seconds=0.05,
@@ -92,14 +91,22 @@ def run_simulation(
     faults: FaultPlan | None = None,
     rest_faults: RestFaults | None = None,
     concurrency: int = 8,
+    provider: str = "dyte",
 ) -> SimulationResult:
     """Play ``world`` through sandbox -> HTTP -> inbox -> worker -> reconciliation; compare with truth.
 
-    ``database_url`` must be migratable (it is migrated here). Servers run on
-    127.0.0.1 free ports and are stopped before returning.
+    ``provider`` (``dyte`` or ``realtimekit``) is the sandbox's dialect and
+    the receiver's PROVIDER: RealtimeKit deliveries carry ``rtk-*`` headers
+    and go to ``/webhooks/realtimekit``, reconciliation uses the Cloudflare
+    paths with a Bearer token. ``database_url`` must be migratable (it is
+    migrated here). Servers run on 127.0.0.1 free ports and are stopped
+    before returning.
+
+    Raises:
+        ValueError: unknown provider.
     """
     key = generate_private_key()
-    state = SandboxState(world=world, private_key=key, rest_faults=rest_faults or RestFaults())
+    state = SandboxState(world=world, private_key=key, rest_faults=rest_faults or RestFaults(), provider=provider)
     sandbox_url, stop_sandbox = start_sandbox_in_thread(state)
     try:
         migrate(database_url)
@@ -110,7 +117,14 @@ def run_simulation(
         try:
             deliveries = events_for(world)
             stats = asyncio.run(
-                deliver(deliveries, f"{receiver_url}/webhooks/dyte", key, faults=faults, concurrency=concurrency)
+                deliver(
+                    deliveries,
+                    f"{receiver_url}{webhook_path(provider)}",
+                    key,
+                    faults=faults,
+                    concurrency=concurrency,
+                    header_prefix=state.dialect.header_prefix,
+                )
             )
         finally:
             stop_receiver()

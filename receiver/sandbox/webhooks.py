@@ -463,13 +463,14 @@ async def _post_with_retries(
     webhook_id: str,
     stats: DeliveryStats,
     retry_delay: float,
+    header_prefix: str,
 ) -> None:
     body = delivery.body()
     headers = {
         "content-type": "application/json",
-        "dyte-signature": sign_body(body, private_key),
-        "dyte-uuid": delivery.uuid,
-        "dyte-webhook-id": webhook_id,
+        f"{header_prefix}-signature": sign_body(body, private_key),
+        f"{header_prefix}-uuid": delivery.uuid,
+        f"{header_prefix}-webhook-id": webhook_id,
     }
     last: int | str = "error"
     for attempt in range(1 + MAX_RETRIES):
@@ -504,13 +505,16 @@ async def deliver(
     webhook_id: str = DEFAULT_WEBHOOK_ID,
     retry_delay: float = 0.0,
     timeout: float = 3.0,
+    header_prefix: str = "dyte",
 ) -> DeliveryStats:
-    """POST ``deliveries`` to ``receiver_url`` like Dyte, with ``faults`` applied.
+    """POST ``deliveries`` to ``receiver_url`` like Dyte (or RealtimeKit), with ``faults`` applied.
 
     Each request: body = :meth:`Delivery.body` (compact JSON bytes), headers
     ``content-type: application/json``, ``dyte-signature`` (RSA PKCS#1 v1.5
     SHA-256 over exactly those bytes, base64), ``dyte-uuid`` (the delivery's
-    uuid; a duplicate reuses it) and ``dyte-webhook-id``. A non-2xx answer, a
+    uuid; a duplicate reuses it) and ``dyte-webhook-id``; with
+    ``header_prefix="rtk"`` the same under RealtimeKit's names
+    (``rtk-signature``, ``rtk-uuid``, ``rtk-webhook-id``). A non-2xx answer, a
     timeout or a connection error is retried up to :data:`MAX_RETRIES` times
     (pausing ``retry_delay * 2**n`` seconds, 0 by default), then counted in
     ``failed_status``. At most ``concurrency`` requests are in flight, started
@@ -525,7 +529,9 @@ async def deliver(
 
     async def one(delivery: Delivery) -> None:
         async with semaphore:
-            await _post_with_retries(http, receiver_url, delivery, private_key, webhook_id, stats, retry_delay)
+            await _post_with_retries(
+                http, receiver_url, delivery, private_key, webhook_id, stats, retry_delay, header_prefix
+            )
 
     try:
         await asyncio.gather(*(one(d) for d in main))

@@ -51,8 +51,11 @@ class SubscriptionLockTimeout(SubscriptionError):
 # --------------------------------------------------------------------------- configuration
 
 
-def webhook_url(public_url: str) -> str:
-    """The delivery URL for PUBLIC_URL: ``PUBLIC_URL + /webhooks/dyte`` (not doubled if already there).
+def webhook_url(public_url: str, path: str = WEBHOOK_PATH) -> str:
+    """The delivery URL for PUBLIC_URL: ``PUBLIC_URL + path`` (not doubled if already there).
+
+    ``path`` is the provider's endpoint (:func:`receiver.providers.registry.webhook_path`):
+    ``/webhooks/dyte`` (the default) or ``/webhooks/realtimekit``.
 
     Raises:
         SubscriptionConfigError: ``public_url`` is not an absolute http(s) URL.
@@ -66,7 +69,7 @@ def webhook_url(public_url: str) -> str:
         raise SubscriptionConfigError(
             f"PUBLIC_URL must be an absolute http(s) URL such as https://hooks.example.com, got {public_url!r}"
         )
-    return base if base.endswith(WEBHOOK_PATH) else base + WEBHOOK_PATH
+    return base if base.endswith(path) else base + path
 
 
 def same_url(a: str | None, b: str | None) -> bool:
@@ -91,11 +94,7 @@ def missing_subscription_settings(settings: Settings) -> list[str]:
     missing = []
     if not (settings.public_url or "").strip():
         missing.append("PUBLIC_URL")
-    if not settings.dyte_org_id:
-        missing.append("DYTE_ORG_ID")
-    if settings.dyte_api_key is None or not settings.dyte_api_key.get_secret_value():
-        missing.append("DYTE_API_KEY")
-    return missing
+    return missing + settings.missing_api_settings()  # the chosen provider's (PROVIDER)
 
 
 def subscription_disabled_reason(settings: Settings) -> str | None:
@@ -118,14 +117,20 @@ class SubscriptionSpec:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SubscriptionSpec:
-        """SUBSCRIPTION_NAME, PUBLIC_URL + /webhooks/dyte and SUBSCRIPTION_EVENTS.
+        """SUBSCRIPTION_NAME, PUBLIC_URL + the provider's path (``/webhooks/dyte`` or
+        ``/webhooks/realtimekit``, per PROVIDER) and SUBSCRIPTION_EVENTS.
 
         Raises:
-            SubscriptionConfigError: PUBLIC_URL, DYTE_ORG_ID or DYTE_API_KEY is
-                missing (the message names them), or PUBLIC_URL is not a URL.
+            SubscriptionConfigError: PUBLIC_URL or the provider's credentials
+                are missing (the message names them), or PUBLIC_URL is not a URL.
         """
+        from receiver.providers.registry import webhook_path
+
         missing = missing_subscription_settings(settings)
         if missing:
-            raise SubscriptionConfigError(f"set {', '.join(missing)} to manage the Dyte webhook subscription")
+            raise SubscriptionConfigError(
+                f"set {', '.join(missing)} to manage the {settings.provider_label} webhook subscription"
+            )
         events = tuple(e for e in settings.subscription_events.split(",") if e) or ALL_EVENTS
-        return cls(name=settings.subscription_name, url=webhook_url(settings.public_url or ""), events=events)
+        url = webhook_url(settings.public_url or "", webhook_path(settings.provider))
+        return cls(name=settings.subscription_name, url=url, events=events)

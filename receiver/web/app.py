@@ -1,6 +1,7 @@
 """The ASGI application: ``create_app(settings)``.
 
-Routes: ``POST /webhooks/dyte`` (see :mod:`receiver.ingest.endpoint`), ``GET /healthz``,
+Routes: ``POST /webhooks/dyte`` and ``POST /webhooks/realtimekit`` (both take
+Dyte's and RealtimeKit's deliveries; see :mod:`receiver.ingest.endpoint`), ``GET /healthz``,
 ``GET /readyz``, ``GET /metrics``. Engine, key store and the group committer
 are created in the lifespan, never at import.
 """
@@ -23,10 +24,12 @@ from starlette.routing import Route
 from receiver import metrics
 from receiver.db.engine import make_engine
 from receiver.errors import HTTPError
-from receiver.ingest.endpoint import receive_dyte_webhook
+from receiver.ingest.endpoint import receive_dyte_webhook, receive_realtimekit_webhook
 from receiver.ingest.inbox import GroupCommitter
 from receiver.logging_setup import flush_logs
 from receiver.providers.dyte.keys import WebhookKeyStore
+from receiver.providers.registry import build_key_store
+from receiver.providers.webhook_keys import ProviderKeyStores
 from receiver.request_log import RequestLogMiddleware, annotate_request
 from receiver.responses import http_error_response
 from receiver.settings import Settings
@@ -88,7 +91,7 @@ def create_app(
     settings: Settings,
     *,
     engine: Engine | None = None,
-    key_store: WebhookKeyStore | None = None,
+    key_store: WebhookKeyStore | ProviderKeyStores | None = None,
     run_worker: bool = False,
     extra_routes: list[Any] | None = None,
     allowed_webhook_ids: Callable[[], set[str]] | None = None,
@@ -103,12 +106,14 @@ def create_app(
     Args:
         settings: service settings.
         engine: an existing engine (tests); otherwise one is made from DATABASE_URL.
-        key_store: trusted keys (tests inject one); otherwise built from settings.
+        key_store: trusted keys (tests inject one, used for both header
+            families); otherwise :func:`receiver.providers.registry.build_key_store`:
+            the configured keys, else Dyte's and RealtimeKit's key documents.
         run_worker: also run the event worker in a background thread
             (``receiver serve`` on the embedded SQLite database).
         extra_routes: more routes (reports API, pages) mounted by the caller.
-        allowed_webhook_ids: when given, deliveries whose dyte-webhook-id is
-            not in its result get 403.
+        allowed_webhook_ids: when given, deliveries whose dyte-webhook-id /
+            rtk-webhook-id is not in its result get 403.
         dyte_transport: httpx transport for the in-process worker's Dyte
             client (tests point it at the sandbox).
         worker_factory: builds the in-process worker from the engine
@@ -126,11 +131,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_engine = engine is None
         app.state.engine = engine or make_engine(settings.database_url)
-        app.state.key_store = key_store or WebhookKeyStore(
-            settings.webhook_public_key_pems(),
-            settings.dyte_webhook_keys_url,
-            refresh_seconds=settings.dyte_webhook_keys_refresh_seconds,
-        )
+        app.state.key_store = key_store or build_key_store(settings)
         app.state.health = HealthState(app.state.engine)
         app.state.health.subscription = app.state.subscription_state
         app.state.committer = make_committer(app.state.engine)
@@ -167,6 +168,7 @@ def create_app(
 
     routes: list[Any] = [
         Route("/webhooks/dyte", receive_dyte_webhook, methods=["POST"]),
+        Route("/webhooks/realtimekit", receive_realtimekit_webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

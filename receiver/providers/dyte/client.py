@@ -2,6 +2,10 @@
 
 Paths and response shapes follow ``shared/dyte/openapi-v2.yaml``; facts
 (auth, envelope, paging, rate limit) are in ``shared/dyte/FACTS.md``.
+Transport, rate limiting, retries, the envelope and paging are the shared
+machinery of :class:`receiver.providers.http.RestClient` (its docstring has
+the retry rules); this module holds only what is Dyte's: HTTP Basic
+``org_id:api_key``, the 2000 calls/min budget and one method per resource.
 
 Exceptions (every error raised by a :class:`DyteClient` method is one of these)::
 
@@ -15,35 +19,21 @@ Exceptions (every error raised by a :class:`DyteClient` method is one of these):
     │   └── DyteAuthError             401 / 403 (not retried)
     └── DyteResponseError             2xx answer that is not the expected JSON envelope/shape
 
-No message, log line or exception carries the API key or the
-``Authorization`` header; response excerpts are scrubbed of both.
-
-Retries (:meth:`DyteClient._request`): the shared :class:`RateLimiter` is
-acquired before every attempt; transport errors, timeouts, 5xx and 429 are
-retried per :class:`RetryPolicy` (429 waits ``retry-after`` seconds, capped at
-60 s, when the header is present); other 4xx are not. ``POST`` (not
-idempotent: a retried create could make duplicates) is only retried when the
-request was surely not processed: connect errors/timeouts, pool timeouts and
-429.
+They are the provider-neutral classes of :mod:`receiver.providers.errors`
+under Dyte names. No message, log line or exception carries the API key or
+the ``Authorization`` header; response excerpts are scrubbed of both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import collections
-import logging
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
-from urllib.parse import quote
+from datetime import datetime
+from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
 from receiver.providers.dyte.rest_models import (
     ApiLivestream,
@@ -52,8 +42,6 @@ from receiver.providers.dyte.rest_models import (
     ApiRecording,
     ApiSession,
     ApiWebhook,
-    DyteModel,
-    Page,
 )
 from receiver.providers.errors import (
     ProviderAPIError,
@@ -63,6 +51,15 @@ from receiver.providers.errors import (
     ProviderResponseError,
     ProviderStatusError,
     ProviderTransportError,
+)
+from receiver.providers.http import (
+    MAX_RETRY_AFTER_SECONDS,
+    WEBHOOK_PATCH_FIELDS,
+    ApiResult,
+    OnCall,
+    RestClient,
+    extract_list,
+    webhook_patch_body,
 )
 from receiver.providers.ratelimit import RateLimiter
 from receiver.retry import RetryPolicy
@@ -80,25 +77,10 @@ __all__ = [
     "ApiResult",
     "DEFAULT_BASE_URL",
     "MAX_RETRY_AFTER_SECONDS",
+    "WEBHOOK_PATCH_FIELDS",
 ]
 
-log = logging.getLogger(__name__)
-
 DEFAULT_BASE_URL = "https://api.dyte.io/v2"
-#: Longest ``retry-after`` honoured on a 429, in seconds.
-MAX_RETRY_AFTER_SECONDS = 60.0
-#: Characters of a response body kept in :class:`DyteStatusError`.
-BODY_EXCERPT_CHARS = 300
-#: Hard stop for a paginator whose server never signals the end.
-MAX_PAGES = 10_000
-#: Fields accepted by :meth:`DyteClient.update_webhook` (spec ``PatchWebhookRequest``).
-WEBHOOK_PATCH_FIELDS = frozenset({"name", "url", "events", "enabled"})
-
-_M = TypeVar("_M", bound=DyteModel)
-OnCall = Callable[[str, str, "int | str", float], object]
-
-
-# --------------------------------------------------------------------------- errors
 
 
 # The error classes are the provider-neutral ones of receiver.providers.errors;
@@ -112,69 +94,7 @@ DyteAuthError = ProviderAuthError
 DyteResponseError = ProviderResponseError
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-@dataclass(frozen=True)
-class ApiResult:
-    """An unwrapped envelope: ``data`` (any JSON value, ``None`` for an empty body) and its ``paging``, if any."""
-
-    data: Any
-    paging: Page | None
-    status_code: int
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``retry-after`` header (delta-seconds or HTTP-date), clamped to [0, MAX]; None if absent/garbled."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, seconds))
-
-
-def _extract_list(data: Any, list_key: str | None) -> list[Any]:
-    """The item list inside ``data``: ``list_key`` is ``None``/``"data"`` (bare array) or ``"sessions"``/``"data.sessions"``."""
-    key = list_key or ""
-    if key == "data":
-        key = ""
-    elif key.startswith("data."):
-        key = key[len("data.") :]
-    node = data
-    for part in filter(None, key.split(".")):
-        if node is None:
-            return []
-        if not isinstance(node, Mapping):
-            raise DyteResponseError(f"expected an object holding {list_key!r}, got {type(node).__name__}")
-        node = node.get(part)
-    if node is None:
-        return []
-    if not isinstance(node, list):
-        raise DyteResponseError(f"expected a list at {list_key!r}, got {type(node).__name__}")
-    return node
-
-
-def _item_identity(item: Any) -> Any:
-    return item.get("id") if isinstance(item, Mapping) else repr(item)
-
-
-# --------------------------------------------------------------------------- client
-
-
-class DyteClient:
+class DyteClient(RestClient):
     """Async Dyte v2 REST client around one long-lived :class:`httpx.AsyncClient`.
 
     Args:
@@ -196,13 +116,13 @@ class DyteClient:
 
     Attributes:
         calls_by_endpoint: ``Counter`` keyed by ``(method, path_template,
-            status)``, one count per attempt; ``status`` is the HTTP status
-            (int) or, when no answer came, the exception class name
-            (e.g. ``"ReadTimeout"``). Templates look like
-            ``"/sessions/{session_id}"``.
+            status)`` (see :class:`~receiver.providers.http.RestClient`).
 
     Use as ``async with DyteClient(...) as client:`` or call :meth:`aclose`.
     """
+
+    provider_name = "dyte"
+    provider_label = "Dyte"
 
     def __init__(
         self,
@@ -220,29 +140,23 @@ class DyteClient:
         on_call: OnCall | None = None,
         rng: Any = random,
     ) -> None:
-        if per_page < 1:
-            raise ValueError("per_page must be >= 1")
-        self.base_url = base_url.rstrip("/")
         self.org_id = org_id
-        self.provider_name = "dyte"
-        self.retry = retry
-        self.per_page = int(per_page)
+        token = base64.b64encode(f"{org_id}:{api_key}".encode()).decode("ascii")
         # A built limiter pairs the real monotonic clock with the real sleep:
         # an injected fake ``sleep`` would never advance ``time.monotonic``.
-        self.limiter = limiter if limiter is not None else RateLimiter(calls_per_minute)
-        self.on_call = on_call
-        self.calls_by_endpoint: collections.Counter[tuple[str, str, int | str]] = collections.Counter()
-        self._sleep = sleep
-        self._rng = rng
-        token = base64.b64encode(f"{org_id}:{api_key}".encode()).decode("ascii")
-        self._secrets = tuple(s for s in (api_key, token) if s)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
+        super().__init__(
+            base_url,
+            limiter=limiter if limiter is not None else RateLimiter(calls_per_minute),
             auth=httpx.BasicAuth(org_id, api_key),
+            secrets=(api_key, token),
             transport=transport,
-            timeout=httpx.Timeout(timeout_seconds),
-            headers={"Accept": "application/json", "User-Agent": "receiver-dyte-client/1"},
-            follow_redirects=False,
+            timeout_seconds=timeout_seconds,
+            retry=retry,
+            per_page=per_page,
+            sleep=sleep,
+            on_call=on_call,
+            rng=rng,
+            user_agent="receiver-dyte-client/1",
         )
 
     def __repr__(self) -> str:
@@ -250,211 +164,6 @@ class DyteClient:
 
     async def __aenter__(self) -> DyteClient:
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the underlying HTTP connection pool; the client is unusable afterwards."""
-        await self._http.aclose()
-
-    # ------------------------------------------------------------------ plumbing
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def _excerpt(self, response: httpx.Response) -> str:
-        try:
-            text = response.text
-        except Exception:  # undecodable body
-            text = repr(response.content[:BODY_EXCERPT_CHARS])
-        return self._scrub(" ".join(text[: BODY_EXCERPT_CHARS * 2].split())[:BODY_EXCERPT_CHARS])
-
-    def _record(self, method: str, template: str, outcome: int | str, seconds: float) -> None:
-        self.calls_by_endpoint[(method, template, outcome)] += 1
-        if self.on_call is not None:
-            try:
-                self.on_call(method, template, outcome, seconds)
-            except Exception:
-                log.exception("dyte on_call callback failed for %s %s", method, template)
-
-    async def _backoff(self, method: str, template: str, attempt: int, outcome: int | str, delay: float) -> None:
-        log.warning(
-            "dyte %s %s attempt %d/%d failed (%s); retrying in %.2fs",
-            method,
-            template,
-            attempt,
-            self.retry.max_attempts,
-            outcome,
-            delay,
-        )
-        await self._sleep(delay)
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        path_params: Mapping[str, str] | None = None,
-    ) -> ApiResult:
-        """Send one API call with rate limiting and retries, and unwrap the envelope.
-
-        ``path`` is a template such as ``"/sessions/{session_id}"``; ids come
-        in ``path_params`` and are percent-encoded (so ``/`` in an id cannot
-        change the route). The template is what ``calls_by_endpoint`` and
-        ``on_call`` see.
-
-        Returns:
-            :class:`ApiResult` with ``data`` and ``paging`` (top-level
-            ``paging``, or ``data.paging`` as in the participants example).
-
-        Raises:
-            DyteTransportError, DyteRateLimited, DyteStatusError (5xx after
-            retries, other 4xx), DyteNotFound, DyteAuthError,
-            DyteResponseError (see module docstring).
-        """
-        method = method.upper()
-        url = path.format(**{k: quote(str(v), safe="") for k, v in (path_params or {}).items()})
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        idempotent = method != "POST"
-        attempt = 0
-        while True:
-            attempt += 1
-            await self.limiter.acquire()
-            started = time.perf_counter()
-            try:
-                response = await self._http.request(method, url, params=query or None, json=json)
-            except httpx.TransportError as exc:
-                elapsed = time.perf_counter() - started
-                name = type(exc).__name__
-                self._record(method, path, name, elapsed)
-                unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-                if self.retry.exhausted(attempt) or not (idempotent or unsent):
-                    raise DyteTransportError(
-                        f"Dyte API {method} {url} failed after {attempt} attempt(s): {name}",
-                        method=method,
-                        path=url,
-                        cause=name,
-                    ) from exc
-                await self._backoff(method, path, attempt, name, self.retry.delay_seconds(attempt, self._rng))
-                continue
-            except httpx.HTTPError as exc:  # not a transport problem (e.g. invalid URL): not retried
-                name = type(exc).__name__
-                self._record(method, path, name, time.perf_counter() - started)
-                raise DyteTransportError(
-                    f"Dyte API {method} {url} failed: {name}", method=method, path=url, cause=name
-                ) from exc
-            elapsed = time.perf_counter() - started
-            status = response.status_code
-            self._record(method, path, status, elapsed)
-            if 200 <= status < 300:
-                return self._unwrap(method, url, response)
-
-            excerpt = self._excerpt(response)
-            delay: float | None = None
-            if status == 429:
-                retry_after = _parse_retry_after(response.headers.get("retry-after"))
-                error: DyteStatusError = DyteRateLimited(
-                    status, excerpt, method=method, path=url, retry_after_seconds=retry_after
-                )
-                retryable = True
-                delay = retry_after
-            elif status >= 500:
-                error = DyteStatusError(status, excerpt, method=method, path=url)
-                retryable = idempotent
-            elif status == 404:
-                raise DyteNotFound(status, excerpt, method=method, path=url)
-            elif status in (401, 403):
-                raise DyteAuthError(status, excerpt, method=method, path=url)
-            else:
-                raise DyteStatusError(status, excerpt, method=method, path=url)
-            if not retryable or self.retry.exhausted(attempt):
-                raise error
-            if delay is None:
-                delay = self.retry.delay_seconds(attempt, self._rng)
-            await self._backoff(method, path, attempt, status, delay)
-
-    def _unwrap(self, method: str, url: str, response: httpx.Response) -> ApiResult:
-        """Unwrap ``{"success": ..., "data": ..., "paging": ...}``; the one place that knows the envelope."""
-        if not response.content.strip():
-            return ApiResult(data=None, paging=None, status_code=response.status_code)
-        try:
-            body = response.json()
-        except ValueError:
-            raise DyteResponseError(
-                f"Dyte API {method} {url}: HTTP {response.status_code} body is not JSON: {self._excerpt(response)}"
-            ) from None
-        if not isinstance(body, Mapping) or ("data" not in body and "success" not in body):
-            raise DyteResponseError(f"Dyte API {method} {url}: answer is not an envelope: {self._excerpt(response)}")
-        if body.get("success") is False:
-            raise DyteResponseError(f"Dyte API {method} {url}: success=false: {self._excerpt(response)}")
-        data = body.get("data")
-        raw_paging = body.get("paging")
-        if raw_paging is None and isinstance(data, Mapping):
-            raw_paging = data.get("paging")
-        paging = Page.model_validate(raw_paging) if isinstance(raw_paging, Mapping) else None
-        return ApiResult(data=data, paging=paging, status_code=response.status_code)
-
-    def _model(self, model: type[_M], value: Any, what: str) -> _M:
-        if not isinstance(value, Mapping):
-            raise DyteResponseError(f"{what}: expected an object, got {type(value).__name__}")
-        try:
-            return model.model_validate(value)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}"
-                for e in exc.errors(include_input=False, include_url=False)
-            )
-            raise DyteResponseError(f"{what}: invalid {model.__name__}: {problems}") from None
-
-    async def _paginate(
-        self,
-        path: str,
-        list_key: str | None,
-        params: Mapping[str, Any] | None = None,
-        *,
-        path_params: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[Any]:
-        """Yield raw items of every page of ``GET path``, walking ``page_no`` from 1 with ``per_page``.
-
-        ``list_key`` locates the list: ``"data.sessions"`` / ``"sessions"``,
-        ``"data.participants"``, or ``"data"`` / ``None`` for a bare array.
-        Stops after a page shorter than ``per_page``, when
-        ``paging.end_offset >= paging.total_count``, on an empty page, when a
-        page repeats the previous one (server ignoring ``page_no``), or after
-        ``MAX_PAGES`` pages.
-        """
-        base = dict(params or {})
-        previous_ids: tuple[Any, ...] | None = None
-        for page_no in range(1, MAX_PAGES + 1):
-            result = await self._request(
-                "GET", path, params={**base, "page_no": page_no, "per_page": self.per_page}, path_params=path_params
-            )
-            items = _extract_list(result.data, list_key)
-            if not items:
-                return
-            ids = tuple(_item_identity(item) for item in items)
-            if ids == previous_ids:
-                log.warning("dyte GET %s: page %d repeats page %d; stopping", path, page_no, page_no - 1)
-                return
-            previous_ids = ids
-            for item in items:
-                yield item
-            if len(items) < self.per_page:
-                return
-            paging = result.paging
-            if (
-                paging is not None
-                and paging.total_count is not None
-                and paging.end_offset is not None
-                and paging.end_offset >= paging.total_count
-            ):
-                return
-        log.warning("dyte GET %s: stopped after %d pages", path, MAX_PAGES)
 
     # ------------------------------------------------------------------ sessions
 
@@ -527,7 +236,7 @@ class DyteClient:
     async def list_webhooks(self) -> list[ApiWebhook]:
         """``GET /webhooks`` -> ``data`` as a bare array (spec ``WebhooksListSuccessResponse``; not paginated)."""
         result = await self._request("GET", "/webhooks")
-        return [self._model(ApiWebhook, item, "GET /webhooks") for item in _extract_list(result.data, "data")]
+        return [self._model(ApiWebhook, item, "GET /webhooks") for item in extract_list(result.data, "data")]
 
     async def create_webhook(self, name: str, url: str, events: Iterable[str], enabled: bool = True) -> ApiWebhook:
         """``POST /webhooks`` with ``{name, url, events, enabled}`` (spec ``WebhookRequest``) -> the created webhook.
@@ -544,14 +253,7 @@ class DyteClient:
         Raises:
             TypeError: an unknown field name, or no field at all.
         """
-        unknown = set(fields) - WEBHOOK_PATCH_FIELDS
-        if unknown:
-            raise TypeError(f"update_webhook() got unexpected field(s): {', '.join(sorted(unknown))}")
-        if not fields:
-            raise TypeError("update_webhook() needs at least one of: " + ", ".join(sorted(WEBHOOK_PATCH_FIELDS)))
-        body = dict(fields)
-        if "events" in body and body["events"] is not None:
-            body["events"] = list(body["events"])
+        body = webhook_patch_body(fields)
         result = await self._request(
             "PATCH", "/webhooks/{webhook_id}", json=body, path_params={"webhook_id": webhook_id}
         )

@@ -1,10 +1,12 @@
-"""Trusted webhook public keys: configured ones, or Dyte's published key document.
+"""Trusted webhook public keys: configured ones, or one platform's published key document.
 
-Rule (FACTS.md, "Signature"): Dyte publishes its key at
-``/.well-known/webhooks.json``. When no key is configured the document is
-fetched on first use and cached; when a signature fails it is fetched again,
-at most once per ``refresh_seconds`` (default 60 s), so a key rotation is
-picked up without letting bad requests hammer Dyte.
+Rule (FACTS.md, "Signature"): Dyte and RealtimeKit each publish their key at
+``/.well-known/webhooks.json``; a :class:`WebhookKeyStore` serves one
+document (:mod:`receiver.providers.webhook_keys` combines the two). When no
+key is configured the document is fetched on first use and cached; when a
+signature fails it is fetched again, at most once per ``refresh_seconds``
+(default 60 s), so a key rotation is picked up without letting bad requests
+hammer the platform.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ class WebhookKeyStore:
         self._lock = asyncio.Lock()
         self.fetch_count = 0
         self.last_error: str | None = None
+
+    def sources_for(self, provider: str | None) -> list[WebhookKeyStore]:
+        """``[self]``: one store answers for every provider (the interface of
+        :class:`receiver.providers.webhook_keys.ProviderKeyStores`)."""
+        return [self]
 
     @property
     def uses_document(self) -> bool:

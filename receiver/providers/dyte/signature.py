@@ -23,10 +23,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from receiver.errors import ReceiverError
+from receiver.providers.base import WebhookScheme
 
 __all__ = [
+    "DYTE_WEBHOOK_SCHEME",
     "SignatureError",
     "verify_signature",
+    "decode_signature",
     "sign_body",
     "load_public_key",
     "load_private_key",
@@ -36,6 +39,14 @@ __all__ = [
     "compact_json",
     "public_keys_from_document",
 ]
+
+#: The headers of a Dyte delivery (FACTS.md, "Delivery").
+DYTE_WEBHOOK_SCHEME = WebhookScheme(
+    name="dyte",
+    signature_header="dyte-signature",
+    delivery_id_header="dyte-uuid",
+    webhook_id_header="dyte-webhook-id",
+)
 
 # Largest signature we will even try to decode: 16384-bit RSA is 2 KiB.
 _MAX_SIGNATURE_CHARS = 4096
@@ -61,15 +72,23 @@ def compact_json(parsed: Any) -> bytes:
         return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
 
 
-def _decode_signature(header: str | None) -> bytes:
+def decode_signature(header: str | None) -> bytes:
+    """The raw signature bytes of a ``dyte-signature`` / ``rtk-signature`` header value (base64).
+
+    Checks only the form (no key is needed), so a caller can refuse a
+    missing or garbled header before fetching any key document.
+
+    Raises:
+        SignatureError: the header is missing, empty, too long or not base64.
+    """
     if header is None or not header.strip():
-        raise SignatureError("missing dyte-signature header")
+        raise SignatureError("missing signature header (dyte-signature or rtk-signature)")
     if len(header) > _MAX_SIGNATURE_CHARS:
-        raise SignatureError("dyte-signature header too long")
+        raise SignatureError("signature header too long")
     try:
         return base64.b64decode(header.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise SignatureError("dyte-signature is not valid base64") from exc
+        raise SignatureError("signature header is not valid base64") from exc
 
 
 def _matches(key: rsa.RSAPublicKey, signature: bytes, message: bytes) -> bool:
@@ -102,7 +121,7 @@ def verify_signature(
     Raises:
         SignatureError: missing or malformed header, no keys, or no match.
     """
-    signature = _decode_signature(signature_header)
+    signature = decode_signature(signature_header)
     if not public_keys:
         raise SignatureError("no webhook public key is configured or could be fetched")
     for key in public_keys:
