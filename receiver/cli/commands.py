@@ -17,7 +17,9 @@ from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
-from receiver.cli.context import Context, fail, parse_cli_time
+from receiver.cli.context import UTC_TIME, Context, check_window, fail
+from receiver.cli.progress import Progress
+from receiver.cli.reports import wide_option
 from receiver.db.models import EVENT_DEAD, EVENT_FAILED, EVENT_STATUSES, WebhookEvent
 
 __all__ = ["events", "reconcile", "backfill", "demo"]
@@ -67,9 +69,12 @@ def events() -> None:
 @click.option("--event", "event_name", help="Only this event name, e.g. meeting.participantJoined.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@wide_option
 @click.pass_obj
-def events_list(obj: Context, status: tuple[str, ...], event_name: str | None, limit: int, fmt: str) -> None:
-    """List stored events, newest first."""
+def events_list(
+    obj: Context, status: tuple[str, ...], event_name: str | None, limit: int, fmt: str, wide: bool
+) -> None:
+    """List stored events, newest first (the queue's counts after a table)."""
     from receiver.processing.queue import queue_stats
     from receiver.reports.formatting import render
 
@@ -80,7 +85,7 @@ def events_list(obj: Context, status: tuple[str, ...], event_name: str | None, l
         query = query.where(WebhookEvent.event_name == event_name)
     with OrmSession(obj.engine) as db:
         rows = [_event_summary(r) for r in db.execute(query).scalars()]
-    text = render(rows, EVENT_LIST_COLUMNS, fmt, title="Stored events")
+    text = render(rows, EVENT_LIST_COLUMNS, fmt, title="Stored events", wide=wide)
     if text is not None:
         click.echo(text)
     else:
@@ -94,7 +99,7 @@ def _load_event(obj: Context, event_id: str) -> WebhookEvent:
         condition = WebhookEvent.id == int(event_id) if event_id.isdigit() else WebhookEvent.delivery_id == event_id
         row = db.execute(select(WebhookEvent).where(condition)).scalar_one_or_none()
     if row is None:
-        fail(f"no stored event with id or delivery id {event_id!r}")
+        fail(f"no stored event with id or delivery id {event_id!r} (`receiver events list` shows them)")
     return row  # type: ignore[return-value]
 
 
@@ -136,7 +141,8 @@ def events_retry(obj: Context, event_id: str | None, dead: bool, failed: bool) -
         count = requeue_events(obj.engine, event_ids=[row.id])
     else:
         statuses = tuple(s for s, on in ((EVENT_DEAD, dead), (EVENT_FAILED, failed)) if on)
-        count = requeue_events(obj.engine, statuses=statuses)
+        with Progress(f"requeueing {' and '.join(statuses)} events"):
+            count = requeue_events(obj.engine, statuses=statuses)
     click.echo(f"{count} event(s) requeued")
 
 
@@ -164,8 +170,9 @@ def reconcile() -> None:
 @click.option("--kind", type=click.Choice(["session", "recording", "livestream", "meeting"]), help="Only this kind.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@wide_option
 @click.pass_obj
-def reconcile_list(obj: Context, status: tuple[str, ...], kind: str | None, limit: int, fmt: str) -> None:
+def reconcile_list(obj: Context, status: tuple[str, ...], kind: str | None, limit: int, fmt: str, wide: bool) -> None:
     """List reconciliation tasks, most recently updated first."""
     from receiver.db.models import ReconcileTask
     from receiver.reports.formatting import render
@@ -180,7 +187,7 @@ def reconcile_list(obj: Context, status: tuple[str, ...], kind: str | None, limi
         rows = [{c: getattr(t, c) for c in columns} for t in db.execute(query).scalars()]
     for row in rows:
         row["last_error"] = (row["last_error"] or "")[:120] or None
-    text = render(rows, columns, fmt, title="Reconciliation tasks")
+    text = render(rows, columns, fmt, title="Reconciliation tasks", wide=wide)
     if text is not None:
         click.echo(text)
 
@@ -195,7 +202,7 @@ def reconcile_retry(obj: Context, dead: bool) -> None:
     from receiver.db.models import TASK_DEAD, TASK_PENDING, ReconcileTask
 
     now = datetime.now(UTC)
-    with obj.engine.begin() as connection:
+    with Progress("requeueing dead tasks"), obj.engine.begin() as connection:
         count = connection.execute(
             update(ReconcileTask)
             .where(ReconcileTask.status == TASK_DEAD)
@@ -205,18 +212,37 @@ def reconcile_retry(obj: Context, dead: bool) -> None:
 
 
 @click.command()
-@click.option("--since", required=True, help="UTC date or ISO 8601 time: sessions started at or after it.")
-@click.option("--until", help="UTC date or ISO 8601 time: sessions started before it (default: now).")
+@click.option(
+    "--since", required=True, type=UTC_TIME, help="UTC date or ISO 8601 time: sessions started at or after it."
+)
+@click.option("--until", type=UTC_TIME, help="UTC date or ISO 8601 time: sessions started before it (default: now).")
 @click.pass_obj
-def backfill(obj: Context, since: str, until: str | None) -> None:
-    """Walk GET /sessions (all pages) in a time window and reconcile each session. Idempotent."""
+def backfill(obj: Context, since: datetime, until: datetime | None) -> None:
+    """Walk GET /sessions (all pages) in a time window and reconcile each session. Idempotent.
+
+    A progress bar on a terminal; exit 1 when some sessions failed (listed
+    on stderr), 7/8 when the Dyte API cannot be reached or refuses.
+    """
+    from receiver.cli.errors import ExitCode
     from receiver.processing.backfill import run_backfill
 
     settings = obj.settings
     if not settings.api_credentials_set:
-        fail("backfill needs DYTE_ORG_ID and DYTE_API_KEY")
-    start, end = parse_cli_time(since), parse_cli_time(until) or datetime.now(UTC)
-    summary = asyncio.run(run_backfill(settings, obj.engine, start, end, console=Console(stderr=True)))
+        fail("backfill needs DYTE_ORG_ID and DYTE_API_KEY", ExitCode.CONFIG)
+    start, end = since, until or datetime.now(UTC)
+    check_window(start, end)
+    engine = obj.engine
+    console = Console(stderr=True)
+    summary = asyncio.run(
+        run_backfill(
+            settings,
+            engine,
+            start,
+            end,
+            console=console if console.is_terminal else None,
+            transport=obj.dyte_transport,
+        )
+    )
     click.echo(
         f"backfill {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC: {summary.sessions} sessions, "
         f"{summary.reconciled} reconciled, {summary.still_live} still live, {summary.failed} failed; "

@@ -43,7 +43,8 @@ def subscribe(obj: Any, dry_run: bool, prune: bool) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from receiver.cli.context import fail
-    from receiver.providers.dyte.client import DyteAPIError, DyteAuthError
+    from receiver.cli.errors import ExitCode, translate
+    from receiver.errors import ProviderError
     from receiver.service import build_dyte_client
     from receiver.subscriptions.ensure import SubscriptionError, SubscriptionSpec, ensure_subscription
 
@@ -51,7 +52,7 @@ def subscribe(obj: Any, dry_run: bool, prune: bool) -> None:
     try:
         spec = SubscriptionSpec.from_settings(settings)
     except SubscriptionError as exc:
-        fail(str(exc))
+        fail(str(exc), ExitCode.CONFIG)
         return
 
     async def run():
@@ -64,18 +65,11 @@ def subscribe(obj: Any, dry_run: bool, prune: bool) -> None:
 
     try:
         result = asyncio.run(run())
-    except DyteAuthError as exc:
-        fail(f"Dyte refused the credentials (HTTP {exc.status_code}): check DYTE_ORG_ID and DYTE_API_KEY")
-        return
-    except DyteAPIError as exc:
-        fail(f"Dyte API: {exc}")
-        return
     except SubscriptionError as exc:
         fail(str(exc))
         return
-    except SQLAlchemyError as exc:
-        fail(f"database: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
-        return
+    except (ProviderError, SQLAlchemyError) as exc:  # exit 7/8 (provider), 4-6 (database): see `receiver --help`
+        raise translate(exc, settings.database_url) from exc
     for line in result.lines():
         click.echo(line)
 
@@ -125,7 +119,8 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
     DYTE_ORG_ID and DYTE_API_KEY.
     """
     from receiver.cli.context import fail
-    from receiver.providers.dyte.client import DyteAPIError, DyteAuthError
+    from receiver.cli.errors import ExitCode, translate
+    from receiver.errors import ProviderError
     from receiver.service import build_dyte_client
     from receiver.subscriptions.ensure import (
         SubscriptionConfigError,
@@ -136,14 +131,14 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
     settings = obj.settings
     missing = [m for m in missing_subscription_settings(settings) if m != "PUBLIC_URL"]
     if missing:
-        fail(f"set {', '.join(missing)} to list the Dyte webhook subscriptions")
+        fail(f"set {', '.join(missing)} to list the Dyte webhook subscriptions", ExitCode.CONFIG)
         return
     url = None
     if settings.public_url:
         try:
             url = webhook_url(settings.public_url)
         except SubscriptionConfigError as exc:
-            fail(str(exc))
+            fail(str(exc), ExitCode.CONFIG)
             return
 
     async def run():
@@ -154,12 +149,8 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
 
     try:
         hooks = asyncio.run(run())
-    except DyteAuthError as exc:
-        fail(f"Dyte refused the credentials (HTTP {exc.status_code}): check DYTE_ORG_ID and DYTE_API_KEY")
-        return
-    except DyteAPIError as exc:
-        fail(f"Dyte API: {exc}")
-        return
+    except ProviderError as exc:  # exit 7 (unreachable) or 8 (refused): see `receiver --help`
+        raise translate(exc) from exc
     rows = webhook_rows(hooks, settings.subscription_name, url)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
