@@ -268,7 +268,15 @@ def backfill(obj: Context, since: datetime, until: datetime | None) -> None:
     "--reorder", default=0.3, show_default=True, type=click.FloatRange(0, 1), help="Share delivered late, out of order."
 )
 @click.option("--seed", default=7, show_default=True, type=int)
-def demo(demo_db: str, drop: float, duplicate: float, reorder: float, seed: int) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then serve the demo's pages on 127.0.0.1 (prints the URL and a token to log in with) until Ctrl-C.",
+)
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port of --serve (0: any)."
+)
+def demo(demo_db: str, drop: float, duplicate: float, reorder: float, seed: int, serve: bool, port: int) -> None:
     """Play a scripted meeting through the whole service and print what it built.
 
     A local Dyte sandbox (REST API + signing key) posts a scripted meeting's
@@ -276,16 +284,34 @@ def demo(demo_db: str, drop: float, duplicate: float, reorder: float, seed: int)
     and reordering some (the second session's meeting.ended is always lost);
     the worker stores, processes and reconciles them with the sandbox's REST
     API; the attendance report and recording index are printed and checked
-    against the sandbox's ground truth.
+    against the sandbox's ground truth. With --serve the pages of the
+    result stay served until Ctrl-C.
     """
-    from receiver.sandbox.demo import run_demo
+    from receiver.cli.context import invocation
+    from receiver.sandbox.demo import run_demo, serve_demo
 
     if demo_db == "sqlite:///receiver-demo.db":
         for suffix in ("", "-wal", "-shm"):
             Path(f"receiver-demo.db{suffix}").unlink(missing_ok=True)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)
-    ok = run_demo(demo_db, drop=drop, duplicate=duplicate, reorder=reorder, seed=seed, console=console)
+        console = Console(width=100)
+    ok = run_demo(
+        demo_db,
+        drop=drop,
+        duplicate=duplicate,
+        reorder=reorder,
+        seed=seed,
+        console=console,
+        command=invocation(),
+        serving=serve,
+    )
     if not ok:
         raise SystemExit(1)
+    if serve:
+        try:
+            serve_demo(demo_db, console=console, port=port)
+        except OSError as exc:
+            fail(
+                f"cannot serve the pages on 127.0.0.1:{port} ({exc.strerror or exc}): pass --port N (0: any free port)"
+            )

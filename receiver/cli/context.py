@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -12,7 +16,7 @@ from receiver.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["Context", "CliError", "fail", "parse_cli_time", "UtcTime", "UTC_TIME", "check_window"]
+__all__ = ["Context", "CliError", "fail", "parse_cli_time", "UtcTime", "UTC_TIME", "check_window", "invocation"]
 
 
 class Context:
@@ -143,3 +147,25 @@ def _show(moment: datetime) -> str:
     from receiver.timeparse import to_iso
 
     return to_iso(moment) or str(moment)
+
+
+def invocation(argv0: str | None = None) -> str:
+    """How to run this ``receiver`` again from the current directory, for commands printed to people.
+
+    ``receiver`` when that name on PATH is this very program (an activated
+    virtual environment or an installed tool); else the path it was started
+    by (``.venv/bin/receiver``, relative when under the working directory);
+    ``python -m receiver.cli`` (this interpreter) when started as a module.
+    """
+    argv0 = argv0 if argv0 is not None else sys.argv[0]
+    if not argv0 or argv0 == "-m" or argv0.endswith(("__main__.py", "-c")):
+        return f"{shlex.quote(sys.executable)} -m receiver.cli"
+    on_path = shutil.which(os.path.basename(argv0))
+    if on_path and os.path.realpath(on_path) == os.path.realpath(argv0):
+        return os.path.basename(argv0)
+    path = os.path.abspath(argv0)
+    relative = os.path.relpath(path)
+    shown = relative if not relative.startswith("..") else path
+    if os.sep not in shown:
+        shown = "." + os.sep + shown
+    return shlex.quote(shown)

@@ -41,7 +41,7 @@ class _AlembicLines(logging.Handler):
         if self.applied:
             self.progress.advance(1)
         self.applied += 1
-        click.echo(message)
+        self.progress.echo(message)
         self.progress.advance(0, description=f"migrating: {message.removeprefix('Running ')}")
 
 

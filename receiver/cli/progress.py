@@ -9,10 +9,12 @@ sooner.
 
 from __future__ import annotations
 
+import sys
 import time
 from types import TracebackType
 from typing import Any
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
@@ -99,6 +101,14 @@ class Progress:
             of = f"/{self.total}" if self.total is not None else ""
             unit = f" {self.unit}" if self.unit else ""
             self.console.print(f"{self.description}: {self.completed}{of}{unit}", highlight=False, soft_wrap=True)
+
+    def echo(self, line: str) -> None:
+        """Print a result line for stdout: through the live bar when stdout is the same terminal (so the
+        bar is redrawn below it), else straight to stdout (a pipe or file gets the line alone)."""
+        if self._rich is not None and sys.stdout.isatty():
+            self._rich.console.print(line, highlight=False, markup=False, soft_wrap=True)
+        else:
+            click.echo(line)
 
     def print(self, line: str) -> None:
         """Print a line above the bar (or as a plain line in a pipe)."""

@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from receiver.timeparse import to_iso
 
@@ -201,13 +203,46 @@ def short_ids(values: Sequence[Any]) -> dict[str, str]:
     return shown
 
 
+#: Narrowest a free-text column (name, title, error) is made to fit the terminal, characters.
+MIN_TEXT_WIDTH = 8
+
+
+def _fit(table: Table, flexible: list[bool], cells: list[list[str]], width: int) -> None:
+    """Narrow the free-text columns (widest first, not below :data:`MIN_TEXT_WIDTH`) so the table fits ``width``.
+
+    A table is its columns' widths plus 2 characters of padding per column.
+    Ids, times and numbers keep their width; when the text columns cannot
+    give enough, rich shares the rest of the cut evenly.
+    """
+    widths = []
+    for index, column in enumerate(table.columns):
+        natural = max([cell_len(str(column.header))] + [cell_len(row[index]) for row in cells])
+        widths.append(min(natural, column.max_width) if column.max_width else natural)
+    excess = sum(widths) + 2 * len(widths) - width
+    while excess > 0:
+        candidates = [i for i, flex in enumerate(flexible) if flex and widths[i] > MIN_TEXT_WIDTH]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: widths[i])
+        cut = min(excess, widths[widest] - MIN_TEXT_WIDTH)
+        widths[widest] -= cut
+        table.columns[widest].max_width = widths[widest]
+        excess -= cut
+
+
 def table_columns(columns: Sequence[str], wide: bool = False) -> list[str]:
     """The fields a table shows: all with ``wide``, else those not marked wide-only."""
     return list(columns) if wide else [c for c in columns if not _column(c).wide_only]
 
 
 def to_table(
-    rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None, *, wide: bool = False
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    title: str | None = None,
+    *,
+    wide: bool = False,
+    caption: bool = True,
+    width: int | None = None,
 ) -> Table:
     """A rich Table for terminals: one line per row, short ids and the main columns, or everything with ``wide``.
 
@@ -216,7 +251,8 @@ def to_table(
     when all of the table's times are in one year, named in the caption), durations
     ``H:MM:SS``, ratios as floored percentages, sizes in KiB/MiB/GiB, long
     text cut with "…", wide-only columns hidden; a caption says so and
-    points to ``--wide``. Wide: every column, full ids, ISO 8601 UTC times,
+    points to ``--wide`` (unless ``caption`` is False); with ``width``
+    (the terminal's columns) names, titles and errors are cut to fit. Wide: every column, full ids, ISO 8601 UTC times,
     raw numbers, long values folded over lines.
     """
     shown = table_columns(columns, wide)
@@ -257,10 +293,12 @@ def to_table(
             else:
                 shortened = True
             cells[index].append(text)
+    if width is not None and not wide:
+        _fit(table, [_column(f).max_width is not None for f in shown], cells, width)
     for row_cells in cells:
-        table.add_row(*row_cells)
+        table.add_row(*(Text(c, no_wrap=True, overflow="ellipsis") for c in row_cells) if not wide else row_cells)
     hidden = len(shown) < len(columns)
-    if not wide:
+    if caption and not wide:
         changed = [("ids shortened" if shortened else ""), ("columns hidden" if hidden else "")]
         what = ", ".join(c for c in changed if c)
         table.caption = (f"times UTC {one_year}" if one_year else "times UTC") + (
@@ -293,6 +331,6 @@ def render(
             console = Console()
             if not console.is_terminal:  # piped: rich would assume 80 columns
                 console = Console(width=PIPE_WIDE_TABLE_WIDTH if wide else PIPE_TABLE_WIDTH)
-        console.print(to_table(rows, columns, title, wide=wide))
+        console.print(to_table(rows, columns, title, wide=wide, width=console.width))
         return None
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
