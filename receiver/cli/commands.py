@@ -96,7 +96,8 @@ def events_list(
 
 def _load_event(obj: Context, event_id: str) -> WebhookEvent:
     with OrmSession(obj.engine, expire_on_commit=False) as db:
-        condition = WebhookEvent.id == int(event_id) if event_id.isdigit() else WebhookEvent.delivery_id == event_id
+        by_id = event_id.isdigit() and int(event_id) < 2**63  # larger numbers are no row id (PostgreSQL BIGINT)
+        condition = WebhookEvent.id == int(event_id) if by_id else WebhookEvent.delivery_id == event_id
         row = db.execute(select(WebhookEvent).where(condition)).scalar_one_or_none()
     if row is None:
         fail(f"no stored event with id or delivery id {event_id!r} (`receiver events list` shows them)")

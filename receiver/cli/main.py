@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sys
 from typing import Any
@@ -121,6 +122,22 @@ def _check_database(obj: Context, *, wait_if_unreachable: bool, log_unreachable:
         )
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line (exit 1) when ``host:port`` cannot be listened on (in use, not permitted, no such address)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        fail(
+            f"cannot listen on {host}:{port} ({os.strerror(exc.errno) if exc.errno else exc}): "
+            "is another server running there? "
+            "Choose another with --port (or PORT)"
+        )
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="RECEIVER_HOST", show_envvar=True)
 @click.option("--port", default=8000, show_default=True, type=int, envvar="PORT", show_envvar=True)
@@ -145,6 +162,7 @@ def serve(obj: Context, host: str, port: int, run_worker: bool | None, auto_migr
     from receiver.service import build_service_app
 
     settings = obj.settings
+    _check_port(host, port)
     configure_logging(settings.log_format, settings.log_level, sys.stdout, settings.log_flush_seconds)
     if auto_migrate if auto_migrate is not None else settings.is_sqlite:
         from receiver.db.engine import migrate as run_migrate

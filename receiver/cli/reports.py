@@ -94,11 +94,17 @@ def _window(since: datetime | None, until: datetime | None) -> str:
     return f"before {to_iso(until)}"
 
 
-def require_known(engine: Any, *, session_id: str | None = None, meeting_id: str | None = None) -> None:
-    """Exit 1 with "no session ..." / "no meeting ..." when the id is not stored (sessions, meetings, recordings)."""
+def require_known(
+    engine: Any, *, session_id: str | None = None, meeting_id: str | None = None, participant: str | None = None
+) -> None:
+    """Exit 1 with "no session ..." / "no meeting ..." / "no participant ..." when the id is stored nowhere.
+
+    Sessions: the sessions or recordings table; meetings: meetings,
+    sessions or recordings; participants: a participant key of any interval.
+    """
     from sqlalchemy import exists, or_, select
 
-    from receiver.db.models import Meeting, Recording, Session
+    from receiver.db.models import Meeting, ParticipantInterval, Recording, Session
 
     with engine.connect() as connection:
         if session_id is not None:
@@ -124,6 +130,15 @@ def require_known(engine: Any, *, session_id: str | None = None, meeting_id: str
             ).scalar()
             if not known:
                 fail(f"no meeting {meeting_id!r} is stored (`receiver report sessions --wide` shows meeting ids)")
+        if participant is not None:
+            known = connection.execute(
+                select(exists().where(ParticipantInterval.participant_key == participant))
+            ).scalar()
+            if not known:
+                fail(
+                    f"no participant {participant!r} is stored (the key is the custom participant id, else the "
+                    "peer id: `receiver report attendance --wide` shows them)"
+                )
 
 
 def _note_when_empty(
@@ -159,7 +174,7 @@ def report_attendance(obj: Context, session_id, participant, meeting_id, since, 
 
     check_window(since, until)
     engine = obj.engine
-    require_known(engine, session_id=session_id, meeting_id=meeting_id)
+    require_known(engine, session_id=session_id, meeting_id=meeting_id, participant=participant)
     flt = ReportFilter(session_id=session_id, meeting_id=meeting_id, participant=participant, since=since, until=until)
     with _computing("attendance"):
         rows = attendance_report(engine, flt)

@@ -172,7 +172,14 @@ def test_unknown_ids_exit_1_with_no_session(db_url):
     assert_clean_error(result, ExitCode.FAILED, "no meeting 'meet-typo'")
     result = invoke(["report", "refresh", "--session-id", "sess-typo"], db_url)
     assert_clean_error(result, ExitCode.FAILED, "no session 'sess-typo'")
-    for args in (["events", "show", "4711"], ["events", "retry", "no-such-delivery"], ["events", "replay", "x"]):
+    result = invoke(["report", "attendance", "--participant", "nobody"], db_url)
+    assert_clean_error(result, ExitCode.FAILED, "no participant 'nobody'")
+    for args in (
+        ["events", "show", "4711"],
+        ["events", "show", "99999999999999999999999"],  # beyond BIGINT: still "no stored event", not a DB error
+        ["events", "retry", "no-such-delivery"],
+        ["events", "replay", "x"],
+    ):
         assert_clean_error(invoke(args, db_url), ExitCode.FAILED, "no stored event")
 
 
@@ -265,6 +272,16 @@ def test_backfill_without_credentials_is_a_configuration_error(sqlite_url):
     )
 
 
+def test_serve_on_a_port_in_use_is_one_line(sqlite_url):
+    """`serve` on a port another server holds: exit 1 naming host:port and --port, before anything starts."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = invoke(["serve", "--port", str(port)], sqlite_url)
+    assert_clean_error(result, ExitCode.FAILED, f"cannot listen on 127.0.0.1:{port}", "in use", "--port")
+
+
 # --- --debug and bugs -----------------------------------------------------------------
 
 
@@ -340,3 +357,13 @@ def test_worker_log_is_json_only_with_the_counts(sqlite_url):
     assert stopped["event"] == "worker_stopped"
     assert (stopped["done"], stopped["failed"], stopped["ignored"], stopped["reconciled"]) == (0, 0, 0, 0)
     assert not any("ProcessResult" in json.dumps(line) for line in lines)
+
+
+def test_readme_lists_the_same_exit_codes():
+    """The README's exit-code table has exactly the codes of ExitCode (the docs stay true)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("Exit codes:", 1)[1].split("\n\n", 2)[1]
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", table, flags=re.M)}
+    assert documented == {int(code) for code in ExitCode}
