@@ -17,7 +17,9 @@ from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
-from receiver.cli.context import Context, fail, parse_cli_time
+from receiver.cli.context import UTC_TIME, Context, check_window, fail
+from receiver.cli.progress import Progress
+from receiver.cli.reports import wide_option
 from receiver.db.models import EVENT_DEAD, EVENT_FAILED, EVENT_STATUSES, WebhookEvent
 
 __all__ = ["events", "reconcile", "backfill", "demo"]
@@ -67,9 +69,12 @@ def events() -> None:
 @click.option("--event", "event_name", help="Only this event name, e.g. meeting.participantJoined.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@wide_option
 @click.pass_obj
-def events_list(obj: Context, status: tuple[str, ...], event_name: str | None, limit: int, fmt: str) -> None:
-    """List stored events, newest first."""
+def events_list(
+    obj: Context, status: tuple[str, ...], event_name: str | None, limit: int, fmt: str, wide: bool
+) -> None:
+    """List stored events, newest first (the queue's counts after a table)."""
     from receiver.processing.queue import queue_stats
     from receiver.reports.formatting import render
 
@@ -80,7 +85,7 @@ def events_list(obj: Context, status: tuple[str, ...], event_name: str | None, l
         query = query.where(WebhookEvent.event_name == event_name)
     with OrmSession(obj.engine) as db:
         rows = [_event_summary(r) for r in db.execute(query).scalars()]
-    text = render(rows, EVENT_LIST_COLUMNS, fmt, title="Stored events")
+    text = render(rows, EVENT_LIST_COLUMNS, fmt, title="Stored events", wide=wide)
     if text is not None:
         click.echo(text)
     else:
@@ -91,10 +96,11 @@ def events_list(obj: Context, status: tuple[str, ...], event_name: str | None, l
 
 def _load_event(obj: Context, event_id: str) -> WebhookEvent:
     with OrmSession(obj.engine, expire_on_commit=False) as db:
-        condition = WebhookEvent.id == int(event_id) if event_id.isdigit() else WebhookEvent.delivery_id == event_id
+        by_id = event_id.isdigit() and int(event_id) < 2**63  # larger numbers are no row id (PostgreSQL BIGINT)
+        condition = WebhookEvent.id == int(event_id) if by_id else WebhookEvent.delivery_id == event_id
         row = db.execute(select(WebhookEvent).where(condition)).scalar_one_or_none()
     if row is None:
-        fail(f"no stored event with id or delivery id {event_id!r}")
+        fail(f"no stored event with id or delivery id {event_id!r} (`receiver events list` shows them)")
     return row  # type: ignore[return-value]
 
 
@@ -136,7 +142,8 @@ def events_retry(obj: Context, event_id: str | None, dead: bool, failed: bool) -
         count = requeue_events(obj.engine, event_ids=[row.id])
     else:
         statuses = tuple(s for s, on in ((EVENT_DEAD, dead), (EVENT_FAILED, failed)) if on)
-        count = requeue_events(obj.engine, statuses=statuses)
+        with Progress(f"requeueing {' and '.join(statuses)} events"):
+            count = requeue_events(obj.engine, statuses=statuses)
     click.echo(f"{count} event(s) requeued")
 
 
@@ -164,8 +171,9 @@ def reconcile() -> None:
 @click.option("--kind", type=click.Choice(["session", "recording", "livestream", "meeting"]), help="Only this kind.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@wide_option
 @click.pass_obj
-def reconcile_list(obj: Context, status: tuple[str, ...], kind: str | None, limit: int, fmt: str) -> None:
+def reconcile_list(obj: Context, status: tuple[str, ...], kind: str | None, limit: int, fmt: str, wide: bool) -> None:
     """List reconciliation tasks, most recently updated first."""
     from receiver.db.models import ReconcileTask
     from receiver.reports.formatting import render
@@ -180,7 +188,7 @@ def reconcile_list(obj: Context, status: tuple[str, ...], kind: str | None, limi
         rows = [{c: getattr(t, c) for c in columns} for t in db.execute(query).scalars()]
     for row in rows:
         row["last_error"] = (row["last_error"] or "")[:120] or None
-    text = render(rows, columns, fmt, title="Reconciliation tasks")
+    text = render(rows, columns, fmt, title="Reconciliation tasks", wide=wide)
     if text is not None:
         click.echo(text)
 
@@ -195,7 +203,7 @@ def reconcile_retry(obj: Context, dead: bool) -> None:
     from receiver.db.models import TASK_DEAD, TASK_PENDING, ReconcileTask
 
     now = datetime.now(UTC)
-    with obj.engine.begin() as connection:
+    with Progress("requeueing dead tasks"), obj.engine.begin() as connection:
         count = connection.execute(
             update(ReconcileTask)
             .where(ReconcileTask.status == TASK_DEAD)
@@ -205,21 +213,36 @@ def reconcile_retry(obj: Context, dead: bool) -> None:
 
 
 @click.command()
-@click.option("--since", required=True, help="UTC date or ISO 8601 time: sessions started at or after it.")
-@click.option("--until", help="UTC date or ISO 8601 time: sessions started before it (default: now).")
+@click.option(
+    "--since", required=True, type=UTC_TIME, help="UTC date or ISO 8601 time: sessions started at or after it."
+)
+@click.option("--until", type=UTC_TIME, help="UTC date or ISO 8601 time: sessions started before it (default: now).")
 @click.pass_obj
-def backfill(obj: Context, since: str, until: str | None) -> None:
-    """Walk the provider's GET /sessions (all pages) in a time window and reconcile each session. Idempotent."""
-    from receiver.errors import ConfigurationError
+def backfill(obj: Context, since: datetime, until: datetime | None) -> None:
+    """Walk the provider's GET /sessions (all pages) in a time window and reconcile each session. Idempotent.
+
+    A progress bar on a terminal; exit 1 when some sessions failed (listed
+    on stderr), 3 when the provider's credentials are not set, 7/8 when the
+    provider's API cannot be reached or refuses.
+    """
     from receiver.processing.backfill import run_backfill
 
     settings = obj.settings
-    try:
-        settings.require_api_credentials("receiver backfill")
-    except ConfigurationError as exc:
-        fail(str(exc))
-    start, end = parse_cli_time(since), parse_cli_time(until) or datetime.now(UTC)
-    summary = asyncio.run(run_backfill(settings, obj.engine, start, end, console=Console(stderr=True)))
+    settings.require_api_credentials("receiver backfill")  # ConfigurationError: exit 3, names what is missing
+    start, end = since, until or datetime.now(UTC)
+    check_window(start, end)
+    engine = obj.engine
+    console = Console(stderr=True)
+    summary = asyncio.run(
+        run_backfill(
+            settings,
+            engine,
+            start,
+            end,
+            console=console if console.is_terminal else None,
+            transport=obj.dyte_transport,
+        )
+    )
     click.echo(
         f"backfill {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC: {summary.sessions} sessions, "
         f"{summary.reconciled} reconciled, {summary.still_live} still live, {summary.failed} failed; "
@@ -253,7 +276,17 @@ def backfill(obj: Context, since: str, until: str | None) -> None:
     help="Platform the sandbox plays: dyte, or realtimekit (rtk-* webhooks to /webhooks/realtimekit, "
     "Cloudflare REST paths with a Bearer token).",
 )
-def demo(demo_db: str, drop: float, duplicate: float, reorder: float, seed: int, provider: str) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then serve the demo's pages on 127.0.0.1 (prints the URL and a token to log in with) until Ctrl-C.",
+)
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port of --serve (0: any)."
+)
+def demo(
+    demo_db: str, drop: float, duplicate: float, reorder: float, seed: int, provider: str, serve: bool, port: int
+) -> None:
     """Play a scripted meeting through the whole service and print what it built.
 
     A local sandbox of the provider (REST API + signing key) posts a scripted
@@ -261,18 +294,35 @@ def demo(demo_db: str, drop: float, duplicate: float, reorder: float, seed: int,
     duplicating and reordering some (the second session's meeting.ended is
     always lost); the worker stores, processes and reconciles them with the
     sandbox's REST API; the attendance report and recording index are
-    printed and checked against the sandbox's ground truth.
+    printed and checked against the sandbox's ground truth. With --serve the
+    pages of the result stay served until Ctrl-C.
     """
-    from receiver.sandbox.demo import run_demo
+    from receiver.cli.context import invocation
+    from receiver.sandbox.demo import run_demo, serve_demo
 
     if demo_db == "sqlite:///receiver-demo.db":
         for suffix in ("", "-wal", "-shm"):
             Path(f"receiver-demo.db{suffix}").unlink(missing_ok=True)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)
+        console = Console(width=100)
     ok = run_demo(
-        demo_db, drop=drop, duplicate=duplicate, reorder=reorder, seed=seed, console=console, provider=provider.lower()
+        demo_db,
+        drop=drop,
+        duplicate=duplicate,
+        reorder=reorder,
+        seed=seed,
+        console=console,
+        command=invocation(),
+        serving=serve,
+        provider=provider.lower(),
     )
     if not ok:
         raise SystemExit(1)
+    if serve:
+        try:
+            serve_demo(demo_db, console=console, port=port)
+        except OSError as exc:
+            fail(
+                f"cannot serve the pages on 127.0.0.1:{port} ({exc.strerror or exc}): pass --port N (0: any free port)"
+            )

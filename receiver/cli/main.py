@@ -1,20 +1,23 @@
 """The ``receiver`` command line (click): thin commands over the service modules.
 
-Exit codes: 0 success, 1 operational failure (one-line message on stderr),
-2 usage error (click's own).
+Every failure a user can cause or meet is one or two lines on stderr and an
+exit code per class of failure (:class:`receiver.cli.errors.ExitCode`, listed
+in ``receiver --help``); ``receiver --debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sys
 from typing import Any
 
 import click
 
-from receiver.cli.context import Context, fail, parse_cli_time
+from receiver.cli.context import Context, fail
+from receiver.cli.errors import EXIT_CODES_HELP, ExitCode, ReceiverGroup
 from receiver.settings import Settings, load_settings
 
 __all__ = ["main", "cli"]
@@ -56,45 +59,84 @@ def tune_process() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
 
 
+def _configuration_error(exc: Exception) -> str:
+    """One line per invalid setting (pydantic's ValidationError), never echoing the value (it may be a secret)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return f"invalid configuration: {exc}"
+    lines = []
+    for error in errors():
+        name = "_".join(str(part) for part in error.get("loc", ()) if isinstance(part, str)).upper() or "settings"
+        lines.append(f"{name}: {error.get('msg', 'invalid')}")
+    return "invalid configuration: " + "; ".join(lines) + " (see `receiver --help` for every setting)"
+
+
 @click.group(
-    epilog=_settings_epilog(), context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+    cls=ReceiverGroup,
+    epilog=_settings_epilog() + "\n\n" + EXIT_CODES_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
 @click.option("--database-url", envvar="DATABASE_URL", help="Overrides DATABASE_URL.", show_envvar=True)
+@click.option("--debug", is_flag=True, help="Show the full traceback with an error (for bug reports).")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None) -> None:
+def cli(ctx: click.Context, database_url: str | None, debug: bool) -> None:
     """receiver: Dyte webhook receiver, attendance worker and reports.
 
     Start with `receiver demo`. In production: `receiver migrate`, then
     `receiver serve --no-worker` and one or more `receiver worker`.
     """
+    transport = getattr(ctx.obj, "dyte_transport", None)  # tests: cli.main(obj=...) with a transport
     overrides: dict[str, Any] = {}
     if database_url:
         overrides["database_url"] = database_url
     try:
         settings = load_settings(**overrides)
     except Exception as exc:  # pydantic ValidationError: show which variable is wrong
-        fail(f"invalid configuration: {exc}")
+        fail(_configuration_error(exc), ExitCode.CONFIG)
     from receiver.logging_setup import configure_logging, register_secret
 
     configure_logging(settings.log_format, settings.log_level)
     for secret in (settings.dyte_api_key, settings.realtimekit_api_token):
         if secret is not None:
             register_secret(secret.get_secret_value())
-    ctx.obj = Context(settings)
+    ctx.obj = Context(settings, dyte_transport=transport)
 
 
-@cli.command()
-@click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
-@click.pass_obj
-def migrate(obj: Context, revision: str) -> None:
-    """Create or upgrade the database schema (Alembic) to the newest revision."""
-    from receiver.db.engine import migrate as run_migrate
+def _check_database(obj: Context, *, wait_if_unreachable: bool, log_unreachable: bool = True) -> None:
+    """Fail now on a database that is missing, not migrated or unusable; an unreachable one is waited for
+    (logged unless ``log_unreachable`` is False) when ``wait_if_unreachable``: a long-running service rides
+    out a database restart."""
+    from receiver.db.engine import DatabaseUnreachable, classify_database_error, database_error_reason
 
     try:
-        run_migrate(obj.settings.database_url, revision)
+        obj.engine  # noqa: B018 - creating it checks the database
     except Exception as exc:
-        fail(f"migration failed: {type(exc).__name__}: {exc}")
-    click.echo(f"database at {revision}")
+        known = classify_database_error(exc, obj.settings.database_url)
+        if not (wait_if_unreachable and isinstance(known, DatabaseUnreachable)):
+            raise
+        if not log_unreachable:
+            return
+        import structlog
+
+        structlog.get_logger("receiver.cli").error(
+            "database_unreachable", error=database_error_reason(exc), action="waiting for it"
+        )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line (exit 1) when ``host:port`` cannot be listened on (in use, not permitted, no such address)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        fail(
+            f"cannot listen on {host}:{port} ({os.strerror(exc.errno) if exc.errno else exc}): "
+            "is another server running there? "
+            "Choose another with --port (or PORT)"
+        )
 
 
 @cli.command()
@@ -109,18 +151,26 @@ def migrate(obj: Context, revision: str) -> None:
 @click.option("--migrate/--no-migrate", "auto_migrate", default=None, help="Migrate at start. Default: on for SQLite.")
 @click.pass_obj
 def serve(obj: Context, host: str, port: int, run_worker: bool | None, auto_migrate: bool | None) -> None:
-    """Serve the webhook endpoint, health, metrics and reports with uvicorn."""
+    """Serve the webhook endpoint, health, metrics and reports with uvicorn.
+
+    Logs are JSON lines on stdout (LOG_FORMAT=console for people). Without
+    migrating, a missing or unmigrated database stops it at once; an
+    unreachable one is waited for (deliveries get 503, so Dyte retries).
+    """
     import uvicorn
 
     from receiver.logging_setup import configure_logging
     from receiver.service import build_service_app
 
     settings = obj.settings
+    _check_port(host, port)
     configure_logging(settings.log_format, settings.log_level, sys.stdout, settings.log_flush_seconds)
     if auto_migrate if auto_migrate is not None else settings.is_sqlite:
         from receiver.db.engine import migrate as run_migrate
 
         run_migrate(settings.database_url)
+    else:
+        _check_database(obj, wait_if_unreachable=True)
     app = build_service_app(
         settings, run_worker=run_worker if run_worker is not None else settings.is_sqlite, on_started=tune_process
     )
@@ -138,138 +188,31 @@ def serve(obj: Context, host: str, port: int, run_worker: bool | None, auto_migr
 )
 @click.pass_obj
 def worker(obj: Context, once: bool, metrics_port: int | None) -> None:
-    """Process stored events and reconcile sessions with the Dyte REST API."""
+    """Process stored events and reconcile sessions with the Dyte REST API.
+
+    Logs are JSON lines on stdout (LOG_FORMAT=console for people); the last
+    one, ``worker_stopped``, has the counts (done, failed, ignored,
+    reconciled). A missing or unmigrated database stops it at once;
+    `--once` also stops on an unreachable one, the long-running worker
+    waits for it.
+    """
+    from receiver.db.engine import make_engine
     from receiver.logging_setup import configure_logging
     from receiver.service import build_worker
 
     configure_logging(obj.settings.log_format, obj.settings.log_level, sys.stdout, obj.settings.log_flush_seconds)
+    _check_database(obj, wait_if_unreachable=not once, log_unreachable=False)  # the worker logs it
+    engine = obj._engine or make_engine(obj.settings.database_url, create=False)
     if metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port)
 
-    w = build_worker(obj.settings, obj.engine)
+    w = build_worker(obj.settings, engine, transport=obj.dyte_transport)
     loop_signals = (signal.SIGTERM, signal.SIGINT)
     for sig in loop_signals:
         signal.signal(sig, lambda *_: w.request_stop())
-    result = asyncio.run(w.run(once=once))
-    click.echo(
-        f"worker finished: {result.done} done, {result.failed} failed, {result.ignored} ignored, {result.reconciled} reconciled"
-    )
-
-
-@cli.group()
-def report() -> None:
-    """Attendance, recordings and sessions reports (table, CSV or JSON)."""
-
-
-def _report_options(func):
-    func = click.option(
-        "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-    )(func)
-    func = click.option(
-        "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout."
-    )(func)
-    func = click.option("--until", help="Sessions started before this UTC date/time (ISO 8601).")(func)
-    func = click.option("--since", help="Sessions started at or after this UTC date/time (ISO 8601).")(func)
-    func = click.option("--meeting-id", help="Only this meeting.")(func)
-    return func
-
-
-def _emit(rows: list[dict[str, Any]], columns, fmt: str, output: str | None, title: str) -> None:
-    from receiver.reports.formatting import render
-
-    if output:
-        from rich.console import Console
-
-        with open(output, "w", encoding="utf-8", newline="") as handle:
-            text = render(rows, columns, fmt, title=title, console=Console(file=handle, width=200))
-            if text is not None:
-                handle.write(text)
-        click.echo(f"{len(rows)} rows written to {output}", err=True)
-        return
-    text = render(rows, columns, fmt, title=title)
-    if text is not None:
-        click.echo(text, nl=not text.endswith("\n"))
-
-
-@report.command("attendance")
-@click.option("--session-id", help="Only this session.")
-@click.option("--participant", help="Only this participant key (custom participant id, or peer id).")
-@_report_options
-@click.pass_obj
-def report_attendance(obj: Context, session_id, participant, meeting_id, since, until, fmt, output) -> None:
-    """One row per person per session: attended seconds (overlaps once), joins, ratio."""
-    from receiver.reports.queries import ATTENDANCE_COLUMNS, ReportFilter, attendance_report
-
-    flt = ReportFilter(
-        session_id=session_id,
-        meeting_id=meeting_id,
-        participant=participant,
-        since=parse_cli_time(since),
-        until=parse_cli_time(until),
-    )
-    rows = attendance_report(obj.engine, flt)
-    if session_id and not rows and fmt == "table":
-        click.echo(f"no attendance recorded for session {session_id}", err=True)
-    _emit(rows, ATTENDANCE_COLUMNS, fmt, output, "Attendance")
-
-
-@report.command("recordings")
-@click.option("--session-id", help="Only this session.")
-@click.option(
-    "--refresh-expired/--no-refresh-expired",
-    default=True,
-    help="Refresh expired download URLs from the Dyte API first (needs credentials).",
-)
-@_report_options
-@click.pass_obj
-def report_recordings(obj: Context, session_id, refresh_expired, meeting_id, since, until, fmt, output) -> None:
-    """The recording index: status, times, size, download links."""
-    from receiver.reports.queries import RECORDING_COLUMNS, ReportFilter, recordings_report
-
-    flt = ReportFilter(
-        session_id=session_id, meeting_id=meeting_id, since=parse_cli_time(since), until=parse_cli_time(until)
-    )
-    if refresh_expired and obj.settings.api_credentials_set:
-        from receiver.service import refresh_expired_recordings
-
-        asyncio.run(refresh_expired_recordings(obj.settings, obj.engine, flt))
-    _emit(recordings_report(obj.engine, flt), RECORDING_COLUMNS, fmt, output, "Recordings")
-
-
-@report.command("sessions")
-@_report_options
-@click.pass_obj
-def report_sessions(obj: Context, meeting_id, since, until, fmt, output) -> None:
-    """One row per session: start, end, duration, people, peak concurrency, reconciled."""
-    from receiver.reports.queries import SESSION_COLUMNS, ReportFilter, sessions_report
-
-    flt = ReportFilter(meeting_id=meeting_id, since=parse_cli_time(since), until=parse_cli_time(until))
-    _emit(sessions_report(obj.engine, flt), SESSION_COLUMNS, fmt, output, "Sessions")
-
-
-@report.command("refresh")
-@click.option(
-    "--session-id",
-    "session_ids",
-    multiple=True,
-    help="Only this session (repeatable). Default: every ended session whose stored attendance is not current.",
-)
-@click.pass_obj
-def report_refresh(obj: Context, session_ids) -> None:
-    """Precompute the attendance of ended sessions now (table session_attendance).
-
-    Reports do this themselves for what they find stale; run it once after
-    migrating a large database so the first org-wide report is fast.
-    """
-    import time
-
-    from receiver.reports.queries import refresh_session_attendance
-
-    started = time.perf_counter()
-    stored = refresh_session_attendance(obj.engine, list(session_ids) or None)
-    click.echo(f"attendance stored for {stored} ended session(s) in {time.perf_counter() - started:.1f} s", err=True)
+    asyncio.run(w.run(once=once))
 
 
 def main() -> None:
@@ -280,11 +223,13 @@ def main() -> None:
 def _register_commands() -> None:
     """Attach the command groups defined beside this module: the one place commands are registered."""
     from receiver.cli.commands import backfill, demo, events, reconcile
+    from receiver.cli.migrate import migrate
+    from receiver.cli.reports import report
     from receiver.cli.subscriptions import subscribe, subscriptions
     from receiver.devtools.bench import bench
     from receiver.sandbox.cli import sandbox_command
 
-    for command in (events, reconcile, backfill, demo, subscribe, subscriptions, bench):
+    for command in (migrate, report, events, reconcile, backfill, demo, subscribe, subscriptions, bench):
         cli.add_command(command)
     cli.add_command(sandbox_command, name="sandbox")
 

@@ -23,22 +23,6 @@ def _transport(obj: Any) -> Any:
     return getattr(obj, "dyte_transport", None)
 
 
-def _api_error(settings: Any, exc: Exception) -> str:
-    """The provider error as one line, starting with the provider's name once."""
-    text = " ".join(str(exc).split())
-    label = settings.provider_label
-    return text if text.startswith(f"{label} API") else f"{label} API: {text}"
-
-
-def _refused(settings: Any, status_code: int) -> str:
-    """One line for a 401/403 of the chosen provider, naming the settings to check."""
-    names = settings.api_setting_names()
-    return (
-        f"{settings.provider_label} refused the credentials (HTTP {status_code}): "
-        f"check {', '.join(names[:-1])} and {names[-1]}"
-    )
-
-
 @click.command()
 @click.option(
     "--dry-run", is_flag=True, help="Only show what would change; write nothing (at the provider or in the database)."
@@ -62,7 +46,8 @@ def subscribe(obj: Any, dry_run: bool, prune: bool) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from receiver.cli.context import fail
-    from receiver.providers.dyte.client import DyteAPIError, DyteAuthError
+    from receiver.cli.errors import ExitCode, translate
+    from receiver.errors import ProviderError
     from receiver.service import build_dyte_client
     from receiver.subscriptions.ensure import ensure_subscription
     from receiver.subscriptions.spec import SubscriptionError, SubscriptionSpec
@@ -71,7 +56,7 @@ def subscribe(obj: Any, dry_run: bool, prune: bool) -> None:
     try:
         spec = SubscriptionSpec.from_settings(settings)
     except SubscriptionError as exc:
-        fail(str(exc))
+        fail(str(exc), ExitCode.CONFIG)
         return
 
     async def run():
@@ -84,18 +69,11 @@ def subscribe(obj: Any, dry_run: bool, prune: bool) -> None:
 
     try:
         result = asyncio.run(run())
-    except DyteAuthError as exc:
-        fail(_refused(settings, exc.status_code))
-        return
-    except DyteAPIError as exc:
-        fail(_api_error(settings, exc))
-        return
     except SubscriptionError as exc:
         fail(str(exc))
         return
-    except SQLAlchemyError as exc:
-        fail(f"database: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
-        return
+    except (ProviderError, SQLAlchemyError) as exc:  # exit 7/8 (provider), 4-6 (database): see `receiver --help`
+        raise translate(exc, settings.database_url) from exc
     for line in result.lines():
         click.echo(line)
 
@@ -146,7 +124,8 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
     provider's credentials.
     """
     from receiver.cli.context import fail
-    from receiver.providers.dyte.client import DyteAPIError, DyteAuthError
+    from receiver.cli.errors import ExitCode, translate
+    from receiver.errors import ProviderError
     from receiver.providers.registry import webhook_path
     from receiver.service import build_dyte_client
     from receiver.subscriptions.spec import (
@@ -158,14 +137,14 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
     settings = obj.settings
     missing = [m for m in missing_subscription_settings(settings) if m != "PUBLIC_URL"]
     if missing:
-        fail(f"set {', '.join(missing)} to list the {settings.provider_label} webhook subscriptions")
+        fail(f"set {', '.join(missing)} to list the {settings.provider_label} webhook subscriptions", ExitCode.CONFIG)
         return
     url = None
     if settings.public_url:
         try:
             url = webhook_url(settings.public_url, webhook_path(settings.provider))
         except SubscriptionConfigError as exc:
-            fail(str(exc))
+            fail(str(exc), ExitCode.CONFIG)
             return
 
     async def run():
@@ -176,12 +155,8 @@ def subscriptions_list(obj: Any, fmt: str) -> None:
 
     try:
         hooks = asyncio.run(run())
-    except DyteAuthError as exc:
-        fail(_refused(settings, exc.status_code))
-        return
-    except DyteAPIError as exc:
-        fail(_api_error(settings, exc))
-        return
+    except ProviderError as exc:  # exit 7 (unreachable) or 8 (refused): see `receiver --help`
+        raise translate(exc) from exc
     rows = webhook_rows(hooks, settings.subscription_name, url)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))

@@ -32,7 +32,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session as OrmSession
 
 from receiver import metrics
-from receiver.db.engine import writer
+from receiver.db.engine import database_error_reason, writer
 from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from receiver.processing.apply import apply_event
 from receiver.processing.queue import claim_events, record_failure, release_events
@@ -338,7 +338,7 @@ class Worker:
             except OperationalError as exc:  # database unreachable: wait and retry, never crash
                 if db_down_since is None:
                     db_down_since = time.monotonic()
-                    log.error("database_unreachable", error=type(exc).__name__)
+                    log.error("database_unreachable", error=database_error_reason(exc), action="retrying")
                 await self._sleep(min(self.settings.worker_poll_seconds * 4, 5.0))
                 continue
             if claimed or handled:
@@ -348,7 +348,14 @@ class Worker:
             await self._sleep(self.settings.worker_poll_seconds)
         if self.reconciler is not None:
             await self.reconciler.aclose()
-        log.info("worker_stopped", worker_id=self.worker_id, result=repr(result))
+        log.info(
+            "worker_stopped",
+            worker_id=self.worker_id,
+            done=result.done,
+            failed=result.failed,
+            ignored=result.ignored,
+            reconciled=result.reconciled,
+        )
         return result
 
     async def _sleep(self, seconds: float) -> None:

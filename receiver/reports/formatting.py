@@ -9,16 +9,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from receiver.timeparse import to_iso
 
-__all__ = ["FORMATS", "cell", "to_csv", "to_json", "to_table", "render"]
+__all__ = ["FORMATS", "cell", "to_csv", "to_json", "to_table", "table_columns", "short_ids", "render"]
 
 FORMATS = ("table", "csv", "json")
 
@@ -53,23 +57,254 @@ def to_json(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return json.dumps([{c: cell(r.get(c)) for c in columns} for r in rows], indent=2, ensure_ascii=False)
 
 
-def _short(value: Any) -> str:
-    if isinstance(value, datetime):  # tables: compact UTC; CSV/JSON keep full ISO 8601
-        return to_iso(value.replace(microsecond=0)) or "-"
-    if value is None:
+# --- terminal tables -------------------------------------------------------
+#
+# Tables are for people at a terminal: one line per row, ids shortened, times
+# to the minute (UTC), durations as H:MM:SS, and only the columns that read
+# well in 100 columns; ``wide=True`` shows every column and full values.
+# CSV and JSON (above) always carry every column in full.
+
+#: Ids longer than this are shortened in tables (first 8 characters + "…").
+SHORT_ID_ABOVE = 12
+_SHORT_ID_HEAD = 8
+#: Console width of a table written to a pipe or file (a terminal uses its own width).
+PIPE_TABLE_WIDTH = 120
+PIPE_WIDE_TABLE_WIDTH = 250
+
+
+class _Col:
+    """How a field shows in a table: header, kind (id, time, duration, ratio, bytes, bool, int, text), hidden unless wide, max width."""
+
+    __slots__ = ("header", "kind", "wide_only", "max_width")
+
+    def __init__(
+        self, header: str, kind: str = "text", *, wide_only: bool = False, max_width: int | None = None
+    ) -> None:
+        self.header = header
+        self.kind = kind
+        self.wide_only = wide_only
+        self.max_width = max_width
+
+
+_COLUMNS: dict[str, _Col] = {
+    "id": _Col("id", "int"),
+    "session_id": _Col("session", "id"),
+    "meeting_id": _Col("meeting id", "id", wide_only=True),
+    "meeting_title": _Col("meeting", max_width=24),
+    "participant_key": _Col("participant", "id"),
+    "display_name": _Col("name", max_width=20),
+    "first_joined_at": _Col("first joined", "time"),
+    "last_left_at": _Col("last left", "time"),
+    "attended_seconds": _Col("attended", "duration"),
+    "join_count": _Col("joins", "int"),
+    "attendance_ratio": _Col("ratio", "ratio"),
+    "closed_at_session_end": _Col("closed at end", "bool", wide_only=True),
+    "provenance": _Col("provenance", wide_only=True),
+    "session_reconciled": _Col("reconciled", "bool", wide_only=True),
+    "recording_id": _Col("recording", "id"),
+    "status": _Col("status"),
+    "started_at": _Col("started", "time"),
+    "stopped_at": _Col("stopped", "time", wide_only=True),
+    "ended_at": _Col("ended", "time", wide_only=True),
+    "duration_seconds": _Col("duration", "duration"),
+    "file_size_bytes": _Col("size", "bytes"),
+    "output_file_name": _Col("file", wide_only=True),
+    "download_url": _Col("download url", wide_only=True),
+    "download_url_expires_at": _Col("link expires", "time"),
+    "audio_download_url": _Col("audio url", wide_only=True),
+    "end_reason": _Col("end reason", wide_only=True),
+    "participants": _Col("people", "int"),
+    "peers": _Col("peers", "int", wide_only=True),
+    "peak_concurrency": _Col("peak", "int"),
+    "reconciled": _Col("reconciled", "bool"),
+    "delivery_id": _Col("delivery", "id"),
+    "event_name": _Col("event", max_width=26),
+    "parse_status": _Col("parse", wide_only=True),
+    "attempts": _Col("tries", "int"),
+    "received_at": _Col("received", "time"),
+    "last_error": _Col("last error", max_width=40),
+    "kind": _Col("kind"),
+    "object_id": _Col("object", "id"),
+    "due_at": _Col("due", "time"),
+    "done_at": _Col("done", "time"),
+}
+
+
+def _column(field: str) -> _Col:
+    return _COLUMNS.get(field) or _Col(field.replace("_", " "), max_width=30)
+
+
+def _seconds(value: float) -> str:
+    total = int(round(value))
+    hours, rest = divmod(abs(total), 3600)
+    return f"{'-' if total < 0 else ''}{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _bytes(value: float) -> str:
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover - unreachable
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _display(value: Any, kind: str, wide: bool, time_format: str = "%Y-%m-%d %H:%M") -> str:
+    """One table cell (null: ``-``); ``wide`` keeps full ISO times and raw numbers."""
+    if value is None or value == "":
         return "-"
+    if isinstance(value, bool) or kind == "bool":
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        if wide:
+            return to_iso(value.replace(microsecond=0)) or "-"
+        return _utc(value).strftime(time_format)
+    if isinstance(value, list):
+        return "; ".join(map(str, value))
+    if isinstance(value, (int, float)) and not wide:
+        if kind == "duration":
+            return _seconds(value)
+        if kind == "ratio":
+            return f"{math.floor(value * 1000) / 10:.1f}%"  # floored: 100% only when complete
+        if kind == "bytes":
+            return _bytes(value)
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1 else f"{value:.1f}"
     return str(value)
 
 
-def to_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> Table:
-    """A rich Table (for terminals)."""
-    table = Table(title=title, show_lines=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_short(row.get(c)) for c in columns))
+def short_ids(values: Sequence[Any]) -> dict[str, str]:
+    """Short forms of long ids for a table column: first 8 characters + "…" (longer only where needed).
+
+    Ids of at most :data:`SHORT_ID_ABOVE` characters stay whole. When two
+    ids of the column share their first 8 characters, both get the shortest
+    tail that tells them apart (``d0000000…0011``), so a short id never
+    stands for two rows' different ids.
+    """
+    long_ids = sorted({str(v) for v in values if v is not None and len(str(v)) > SHORT_ID_ABOVE})
+    by_head: dict[str, list[str]] = {}
+    for value in long_ids:
+        by_head.setdefault(value[:_SHORT_ID_HEAD], []).append(value)
+    shown: dict[str, str] = {}
+    for head, group in by_head.items():
+        if len(group) == 1:
+            shown[group[0]] = head + "…"
+            continue
+        tail = 4
+        while tail < SHORT_ID_ABOVE * 4 and len({v[-tail:] for v in group}) < len(group):
+            tail += 1
+        for value in group:
+            form = f"{head}…{value[-tail:]}"
+            shown[value] = form if len(form) < len(value) else value
+    return shown
+
+
+#: Narrowest a free-text column (name, title, error) is made to fit the terminal, characters.
+MIN_TEXT_WIDTH = 8
+
+
+def _fit(table: Table, flexible: list[bool], cells: list[list[str]], width: int) -> None:
+    """Narrow the free-text columns (widest first, not below :data:`MIN_TEXT_WIDTH`) so the table fits ``width``.
+
+    A table is its columns' widths plus 2 characters of padding per column.
+    Ids, times and numbers keep their width; when the text columns cannot
+    give enough, rich shares the rest of the cut evenly.
+    """
+    widths = []
+    for index, column in enumerate(table.columns):
+        natural = max([cell_len(str(column.header))] + [cell_len(row[index]) for row in cells])
+        widths.append(min(natural, column.max_width) if column.max_width else natural)
+    excess = sum(widths) + 2 * len(widths) - width
+    while excess > 0:
+        candidates = [i for i, flex in enumerate(flexible) if flex and widths[i] > MIN_TEXT_WIDTH]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: widths[i])
+        cut = min(excess, widths[widest] - MIN_TEXT_WIDTH)
+        widths[widest] -= cut
+        table.columns[widest].max_width = widths[widest]
+        excess -= cut
+
+
+def table_columns(columns: Sequence[str], wide: bool = False) -> list[str]:
+    """The fields a table shows: all with ``wide``, else those not marked wide-only."""
+    return list(columns) if wide else [c for c in columns if not _column(c).wide_only]
+
+
+def to_table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    title: str | None = None,
+    *,
+    wide: bool = False,
+    caption: bool = True,
+    width: int | None = None,
+) -> Table:
+    """A rich Table for terminals: one line per row, short ids and the main columns, or everything with ``wide``.
+
+    Narrow (default): ids longer than 12 characters shortened (see
+    :func:`short_ids`), times ``YYYY-MM-DD HH:MM`` UTC (``MM-DD HH:MM``
+    when all of the table's times are in one year, named in the caption), durations
+    ``H:MM:SS``, ratios as floored percentages, sizes in KiB/MiB/GiB, long
+    text cut with "…", wide-only columns hidden; a caption says so and
+    points to ``--wide`` (unless ``caption`` is False); with ``width``
+    (the terminal's columns) names, titles and errors are cut to fit. Wide: every column, full ids, ISO 8601 UTC times,
+    raw numbers, long values folded over lines.
+    """
+    shown = table_columns(columns, wide)
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_lines=False,
+        pad_edge=False,
+        collapse_padding=True,
+        title_justify="left",
+    )
+    years = {_utc(v).year for row in rows for c in shown if isinstance(v := row.get(c), datetime)}
+    one_year = years.pop() if len(years) == 1 and not wide else None
+    time_format = "%m-%d %H:%M" if one_year else "%Y-%m-%d %H:%M"
+    shortened = False
+    cells: list[list[str]] = [[] for _ in rows]
+    for field in shown:
+        spec = _column(field)
+        numeric = spec.kind in ("int", "duration", "ratio", "bytes")
+        if wide:
+            table.add_column(field, overflow="fold", justify="right" if numeric else "left")
+        else:
+            table.add_column(
+                spec.header,
+                no_wrap=True,
+                overflow="ellipsis",
+                max_width=spec.max_width,
+                justify="right" if numeric else "left",
+            )
+        values = [row.get(field) for row in rows]
+        short = short_ids(values) if spec.kind == "id" and not wide else {}
+        for index, value in enumerate(values):
+            text = short.get(str(value)) if short and value is not None else None
+            if text is None:
+                text = _display(value, spec.kind, wide, time_format)
+                if spec.max_width and not wide and len(text) > spec.max_width:
+                    shortened = True
+            else:
+                shortened = True
+            cells[index].append(text)
+    if width is not None and not wide:
+        _fit(table, [_column(f).max_width is not None for f in shown], cells, width)
+    for row_cells in cells:
+        table.add_row(*(Text(c, no_wrap=True, overflow="ellipsis") for c in row_cells) if not wide else row_cells)
+    hidden = len(shown) < len(columns)
+    if caption and not wide:
+        changed = [("ids shortened" if shortened else ""), ("columns hidden" if hidden else "")]
+        what = ", ".join(c for c in changed if c)
+        table.caption = (f"times UTC {one_year}" if one_year else "times UTC") + (
+            f"; {what}: --wide shows all" if what else ""
+        )
+        table.caption_justify = "left"
     return table
 
 
@@ -80,8 +315,13 @@ def render(
     *,
     title: str | None = None,
     console: Console | None = None,
+    wide: bool = False,
 ) -> str | None:
-    """Render in ``fmt``: returns text for csv/json; prints a table to ``console`` and returns None."""
+    """Render in ``fmt``: returns text for csv/json; prints a table to ``console`` and returns None.
+
+    Tables (see :func:`to_table`) fit the terminal; in a pipe the console is
+    :data:`PIPE_TABLE_WIDTH` columns (:data:`PIPE_WIDE_TABLE_WIDTH` with ``wide``).
+    """
     if fmt == "csv":
         return to_csv(rows, columns)
     if fmt == "json":
@@ -89,8 +329,8 @@ def render(
     if fmt == "table":
         if console is None:
             console = Console()
-            if not console.is_terminal:  # piped: don't squeeze many columns into 80 characters
-                console = Console(width=220)
-        console.print(to_table(rows, columns, title))
+            if not console.is_terminal:  # piped: rich would assume 80 columns
+                console = Console(width=PIPE_WIDE_TABLE_WIDTH if wide else PIPE_TABLE_WIDTH)
+        console.print(to_table(rows, columns, title, wide=wide, width=console.width))
         return None
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -12,7 +12,7 @@ the PostgreSQL streaming read :func:`pg_stored_rows_sql`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -184,7 +184,12 @@ def _compute(
     return sessions, people, len(to_store)
 
 
-def refresh_session_attendance(engine: Engine, session_ids: Sequence[str] | None = None) -> int:
+def refresh_session_attendance(
+    engine: Engine,
+    session_ids: Sequence[str] | None = None,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Compute and store the attendance (``session_attendance``) of ended sessions, so reports read it precomputed.
 
     Optional: reports store what they find stale themselves; calling this
@@ -197,6 +202,8 @@ def refresh_session_attendance(engine: Engine, session_ids: Sequence[str] | None
         engine: the database.
         session_ids: sessions to recompute (live and unknown ones are
             skipped); None: every ended session whose rows are not current.
+        on_progress: called with (sessions handled, sessions to handle)
+            once before the first chunk and after each committed chunk.
 
     Returns:
         The number of sessions stored (a session being written right now is
@@ -216,11 +223,15 @@ def refresh_session_attendance(engine: Engine, session_ids: Sequence[str] | None
         else:
             wanted = list(dict.fromkeys(session_ids))
     stored = 0
+    if on_progress is not None:
+        on_progress(0, len(wanted))
     for chunk_start in range(0, len(wanted), CHUNK):
         chunk = wanted[chunk_start : chunk_start + CHUNK]
         with gc_paused(), writer(engine).begin() as connection:
             now = datetime.now(UTC)
             stored += _compute(connection, chunk, now, store=True, now=now)[2]
+        if on_progress is not None:
+            on_progress(chunk_start + len(chunk), len(wanted))
     return stored
 
 

@@ -60,14 +60,17 @@ def test_attendance_report_csv_json_and_table(loaded):
     as_json = json.loads(run(["report", "attendance", "--session-id", "sess-1", "--format", "json"], loaded).output)
     assert {r["participant_key"] for r in as_json} == set(by_key)
     table = run(["report", "attendance", "--session-id", "sess-1"], loaded)
-    assert "alice" in table.output and "3000" in table.output
+    assert "alice" in table.output and "0:50:00" in table.output  # attended, H:MM:SS
+    wide = run(["report", "attendance", "--session-id", "sess-1", "--wide"], loaded)
+    assert "3000.0" in wide.output and "2026-01-01T10:00:00Z" in wide.output
 
 
 def test_sessions_and_recordings_reports(loaded):
     """The sessions report shows the session's duration and peak concurrency."""
     out = json.loads(run(["report", "sessions", "--format", "json"], loaded).output)
     assert out[0]["session_id"] == "sess-1" and out[0]["duration_seconds"] == 3600.0 and out[0]["peak_concurrency"] == 5
-    assert json.loads(run(["report", "recordings", "--format", "json"], loaded).output) == []
+    empty = run(["report", "recordings", "--format", "json"], loaded)
+    assert json.loads(empty.stdout) == [] and "no recordings stored yet" in empty.stderr
 
 
 def test_report_rejects_a_bad_date_with_usage_error(loaded):

@@ -433,7 +433,7 @@ def test_sigterm_to_worker_finishes_current_event_and_releases_the_rest(db_url: 
             text("SELECT count(*) FROM webhook_events WHERE status = 'pending' AND attempts = 0 AND locked_by IS NULL")
         ).scalar_one()
     assert released == counts["pending"], "released events keep no claim and no counted attempt"
-    assert "worker finished" in worker.log_path.read_text()
+    assert '"event":"worker_stopped"' in worker.log_path.read_text()
 
     asyncio.run(Worker(offline_settings(db_url), engine).run(once=True))
     assert status_counts(engine) == {"done": total}
@@ -463,8 +463,8 @@ def test_several_worker_processes_drain_one_queue_without_duplicate_effects(db_u
     assert [worker.wait(30) for worker in workers] == [0] * count
     done_by_worker = []
     for worker in workers:
-        line = [l for l in worker.log_path.read_text().splitlines() if l.startswith("worker finished:")][-1]  # noqa: E741
-        done_by_worker.append(int(line.split(":", 1)[1].split()[0]))
+        lines = [json.loads(l) for l in worker.log_path.read_text().splitlines() if l.startswith("{")]  # noqa: E741
+        done_by_worker.append([line for line in lines if line["event"] == "worker_stopped"][-1]["done"])
     assert sum(done_by_worker) == total, done_by_worker
     if db_url.startswith("postgresql"):
         # SQLite serialises writers and its busy handler backs off, so a fast

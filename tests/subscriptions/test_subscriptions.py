@@ -393,18 +393,18 @@ def test_subscribe_prune_deletes_only_ours_pointing_elsewhere(sandbox, settings)
 
 
 def test_subscribe_requires_public_url_and_credentials(settings):
-    """Without PUBLIC_URL and credentials, subscribe exits 1 with one line naming the variables."""
+    """Without PUBLIC_URL and credentials, subscribe exits 3 (configuration) with one line naming the variables."""
     result = run_cli(["subscribe"], settings)
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "PUBLIC_URL, DYTE_ORG_ID, DYTE_API_KEY" in result.output
     only_url = run_cli(["subscribe"], service_settings(settings, public_url=None))
-    assert only_url.exit_code == 1 and "PUBLIC_URL" in only_url.output and "DYTE_ORG_ID" not in only_url.output
+    assert only_url.exit_code == 3 and "PUBLIC_URL" in only_url.output and "DYTE_ORG_ID" not in only_url.output
 
 
 def test_subscribe_reports_bad_credentials(sandbox, settings):
-    """Wrong credentials give a one-line error naming DYTE_ORG_ID and DYTE_API_KEY."""
+    """Wrong credentials give a one-line error naming DYTE_ORG_ID and DYTE_API_KEY (exit 8: provider refused)."""
     result = run_cli(["subscribe"], service_settings(settings, dyte_api_key="wrong"), sandbox)
-    assert result.exit_code == 1 and "check DYTE_ORG_ID and DYTE_API_KEY" in result.output
+    assert result.exit_code == 8 and "check DYTE_ORG_ID and DYTE_API_KEY" in result.output
 
 
 def test_subscriptions_list_marks_ours(sandbox, settings):
