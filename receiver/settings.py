@@ -88,6 +88,15 @@ class Settings(BaseSettings):
         "(0: after every line). Buffering saves a write per request; a killed process loses at most this much.",
     )
 
+    # -- data lifecycle (receiver.processing.retention; docs/operations.md) ---------------------------------
+    raw_retention_days: int = Field(
+        30,
+        ge=0,
+        description="Days a processed (done/ignored) event's raw body is kept in the inbox; then the worker's "
+        "daily purge (or `receiver purge`) empties it and keeps the row for dedupe. Dead and failed events are "
+        "kept until handled. 0: keep raw bodies forever.",
+    )
+
     @field_validator("log_format")
     @classmethod
     def _check_log_format(cls, value: str) -> str:

@@ -40,6 +40,7 @@ _ENV_PREFIXES = (
     "API_",
     "SUBSCRIPTION",
     "STALE_",
+    "RAW_RETENTION",
 )
 
 
