@@ -300,11 +300,17 @@ class Worker:
                 .values(status=EVENT_IGNORED, last_error=bindparam("error"), **finished),
                 ignored,
             )
+        if cache.suppressed:  # about an erased person's past: the raw body goes too (receiver.processing.erasure)
+            db.connection().execute(
+                update(_EVENTS).where(_EVENTS.c.id.in_(cache.suppressed)).values(raw_body=b"", erased_at=now)
+            )
         return lines, lags
 
     def _apply_stored(self, db: OrmSession, row: Row, now: datetime, cache: RowCache) -> str | None:
         """Parse and apply one stored event inside ``db``'s transaction; returns None, or why it is ignored."""
         raw = row.raw_body if isinstance(row.raw_body, bytes) else bytes(row.raw_body)
+        if not raw:
+            return "raw body removed (retention purge or erasure): nothing to apply"
         try:
             event = parse_event(json.loads(raw), raw_body=raw)
         except (EventParseError, ValueError, RecursionError) as exc:
