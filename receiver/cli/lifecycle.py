@@ -10,19 +10,101 @@ from __future__ import annotations
 
 import getpass
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import DBAPIError
 
 from receiver.cli.context import Context, fail
 
-__all__ = ["forget"]
+__all__ = ["purge", "forget"]
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size:,} bytes"
 
 
 def _database_failed(exc: DBAPIError) -> None:
     first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
     fail(f"database error: {first[:200]} (is the schema current? run `receiver migrate`)")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Count what would be purged; change nothing.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    help="Keep raw bodies this many days for this run (default: RAW_RETENTION_DAYS).",
+)
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Rows per transaction (smaller: shorter locks).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def purge(obj: Context, dry_run: bool, days: int | None, batch_size: int, fmt: str) -> None:
+    """Remove the raw bodies of handled webhook events older than RAW_RETENTION_DAYS.
+
+    \b
+    Events that are done or ignored and were received more than the window
+    ago lose raw_body (emptied, purged_at set). Kept: the row (delivery id
+    and body hash, so a provider retry is still a duplicate), every derived
+    table (sessions, intervals, recordings, reports), and the bodies of
+    pending, failed and dead events until they are handled. Works in short
+    batches; safe beside running workers, which also run it once a day.
+    Freed space is reused by the database; VACUUM returns it to the disk.
+    """
+    from receiver.processing.retention import Purge, finish_run, purge_plan, retention_cutoff, start_run
+
+    window = days if days is not None else obj.settings.raw_retention_days
+    if window == 0:
+        fail("retention is disabled (RAW_RETENTION_DAYS=0): pass --days N to purge once")
+    now = datetime.now(UTC)
+    cutoff = retention_cutoff(now, window)
+    engine = obj.engine
+    try:
+        plan = purge_plan(engine, cutoff)
+        if dry_run:
+            summary = plan
+        else:
+            start_run(engine, f"cli:{getpass.getuser()}", now=now)
+            run = Purge(engine, cutoff, batch_size)
+            console = Console(stderr=True)
+            progress = Progress(
+                TextColumn("[bold]purge"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                disable=not console.is_terminal,
+            )
+            with progress:
+                task = progress.add_task("bodies", total=plan.bodies)
+                run.run(on_batch=lambda s: progress.update(task, completed=s.bodies))
+            run.count_kept()
+            summary = run.summary
+            finish_run(engine, summary)
+    except DBAPIError as exc:
+        _database_failed(exc)
+    if fmt == "json":
+        click.echo(json.dumps(summary.as_dict(), sort_keys=True))
+        return
+    verb = "would purge" if dry_run else "purged"
+    click.echo(
+        f"{verb} {summary.bodies:,} raw bodies ({_megabytes(summary.bytes)}) of handled events received before "
+        f"{cutoff:%Y-%m-%d %H:%M} UTC ({window} days)"
+    )
+    if summary.kept_unhandled:
+        click.echo(
+            f"kept {summary.kept_unhandled:,} older events that are not handled yet (pending, failed or dead): "
+            "see `receiver events list --status dead`"
+        )
 
 
 @click.command()
