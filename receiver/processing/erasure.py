@@ -82,6 +82,7 @@ from receiver.processing.suppression import subject_digest
 
 __all__ = [
     "MAX_IDENTIFIER_LENGTH",
+    "MAX_NOTE_LENGTH",
     "ERASED_TABLES",
     "ErasureError",
     "ErasureRequest",

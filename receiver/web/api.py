@@ -9,7 +9,8 @@ full contract, served at ``GET /api/openapi.json``):
 * ``/api/recordings`` (``meeting_id``, ``session_id``);
 * ``/api/events`` (``status``, ``session_id``): the stored webhook events for
   operators, **without** raw bodies; ``POST /api/events/{event_id}/retry``
-  requeues one (any state but ``processing`` and ``ignored``).
+  requeues one (any state but ``processing`` and ``ignored``);
+* ``POST /api/erasures``: erase one person (:mod:`receiver.web.erasures`).
 
 Conventions:
 
@@ -65,6 +66,7 @@ from receiver.responses import http_error_response
 from receiver.settings import Settings
 from receiver.timeparse import TimestampError, parse_timestamp
 from receiver.web.auth import TokenAuth, bearer_token
+from receiver.web.erasures import erasure_routes, openapi_paths, openapi_schemas
 
 __all__ = [
     "ApiError",
@@ -517,6 +519,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         Route("/api/recordings", guard(list_recordings, "meeting_id", "session_id", *page), methods=["GET"]),
         Route("/api/events", guard(list_events, "status", "session_id", *page), methods=["GET"]),
         Route("/api/events/{event_id}/retry", guard(retry), methods=["POST"]),
+        *erasure_routes(guard),
     ]
 
 
@@ -861,6 +864,7 @@ def openapi_document() -> dict[str, Any]:
         **paths["/api/sessions/{session_id}/attendance"]["get"]["responses"],
         "404": not_found,
     }
+    paths.update(openapi_paths(_COMMON_ERRORS))
     return {
         "openapi": "3.0.3",
         "info": {
@@ -875,7 +879,7 @@ def openapi_document() -> dict[str, Any]:
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A token of API_TOKENS."}
             },
             "parameters": _PARAMETERS,
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **openapi_schemas()},
         },
         "security": [{"bearerAuth": []}],
     }
