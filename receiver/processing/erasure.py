@@ -62,7 +62,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import LargeBinary, delete, func, insert, literal, or_, select, update
+from sqlalchemy import LargeBinary, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -99,8 +99,6 @@ MAX_IDENTIFIER_LENGTH = 200
 MAX_NOTE_LENGTH = 200
 # Bodies read per query when rewriting, and values per IN list.
 _CHUNK = 500
-# Needles per body-search query (each is an OR of substring tests).
-_NEEDLES_PER_QUERY = 40
 # How deep the payload walk goes (Dyte payloads are 3 levels deep).
 _MAX_DEPTH = 32
 
@@ -365,6 +363,8 @@ class _Eraser:
         self.now = now
         self.result = result
         self.identity = _Identity.seed(request)
+        #: Sessions the person was in (from intervals and matching bodies).
+        self.sessions: set[str] = set()
 
     def run(self) -> None:
         candidates = self._discover()
@@ -374,16 +374,36 @@ class _Eraser:
         self._scrub_meetings()
 
     def _discover(self) -> set[int]:
-        """Grow the identity from intervals and bodies until nothing new turns up; returns the body candidates."""
+        """Grow the identity from intervals and bodies until nothing new turns up; returns the body candidates.
+
+        Three searches per round, each for what is new since the last:
+        bodies anywhere that contain a *global* identifier (custom id, user
+        id, a key that is not a peer id: SQL substring test, a sequential
+        scan of the inbox); bodies without a session that contain a peer id;
+        and the participant events of the person's sessions, parsed and
+        matched (a peer id belongs to one session, so its events are found
+        through ``ix_webhook_events_session_id``, not by scanning).
+        """
+        identity = self.identity
         searched: set[str] = set()
+        scanned_sessions: set[str] = set()
         candidates: set[int] = set()
         while True:
-            size = len(self.identity.identifiers())
+            size = len(identity.identifiers()) + len(self.sessions)
             self._find_intervals()
-            pending = self.identity.identifiers() - searched
+            pending = identity.identifiers() - searched
             searched |= pending
-            self._find_bodies(pending, candidates)
-            if len(self.identity.identifiers()) == size and not self.identity.identifiers() - searched:
+            global_ids = pending - identity.peer_ids
+            if global_ids:
+                self._scan(candidates, self._contains_any(global_ids), everything=True)
+            peers = pending & identity.peer_ids
+            if peers:
+                self._scan(candidates, and_(_EVENTS.c.session_id.is_(None), self._contains_any(peers)), everything=True)
+            sessions = self.sessions - scanned_sessions
+            scanned_sessions |= sessions
+            for chunk in _chunks(sessions):
+                self._scan(candidates, _EVENTS.c.session_id.in_(chunk), everything=False)
+            if len(identity.identifiers()) + len(self.sessions) == size and not identity.identifiers() - searched:
                 return candidates
 
     def _interval_match(self) -> ColumnElement[bool]:
@@ -399,28 +419,37 @@ class _Eraser:
         return or_(*conditions)
 
     def _find_intervals(self) -> None:
-        columns = [
-            _INTERVALS.c[name]
-            for name in ("participant_key", "peer_id", "custom_participant_id", "user_id", "display_name")
-        ]
-        for row in self.connection.execute(select(*columns).where(self._interval_match())).mappings():
+        names = ("session_id", "participant_key", "peer_id", "custom_participant_id", "user_id", "display_name")
+        statement = select(*(_INTERVALS.c[name] for name in names)).where(self._interval_match())
+        for row in self.connection.execute(statement).mappings():
             self.identity.absorb_interval(row)
+            self.sessions.add(row["session_id"])
 
-    def _find_bodies(self, values: set[str], candidates: set[int]) -> None:
-        """Add to ``candidates`` the stored events whose body mentions one of ``values``; widen the identity."""
+    def _contains_any(self, values: set[str]) -> ColumnElement[bool]:
         needles = sorted({form for value in values for form in _needle_forms(value)})
-        for start in range(0, len(needles), _NEEDLES_PER_QUERY):
-            chunk = needles[start : start + _NEEDLES_PER_QUERY]
-            statement = select(_EVENTS.c.id, _EVENTS.c.raw_body).where(
-                func.length(_EVENTS.c.raw_body) > 0, or_(*(_contains(self.connection, n) for n in chunk))
-            )
-            for event_id, raw in self.connection.execute(statement):
-                if event_id in candidates:
-                    continue
+        return or_(*(_contains(self.connection, needle) for needle in needles))
+
+    def _scan(self, candidates: set[int], condition: ColumnElement[bool], *, everything: bool) -> None:
+        """Read the non-empty bodies matching ``condition``; widen the identity from their participant objects.
+
+        ``everything``: every row read is a candidate (it contains an
+        identifier); else only rows with a participant object of the person.
+        """
+        statement = select(_EVENTS.c.id, _EVENTS.c.raw_body, _EVENTS.c.session_id).where(
+            func.length(_EVENTS.c.raw_body) > 0, condition
+        )
+        for event_id, raw, session_id in self.connection.execute(statement):
+            if event_id in candidates:
+                continue
+            matched = False
+            for participant in _participants(_decode(bytes(raw))):
+                if self.identity.matches(participant):
+                    self.identity.absorb_participant(participant)
+                    matched = True
+            if matched or everything:
                 candidates.add(event_id)
-                for participant in _participants(_decode(bytes(raw))):
-                    if self.identity.matches(participant):
-                        self.identity.absorb_participant(participant)
+            if matched and session_id:
+                self.sessions.add(session_id)
 
     def _erase_bodies(self, candidates: set[int]) -> None:
         """Drop or rewrite every candidate body (the identity is final now)."""
