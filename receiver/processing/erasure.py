@@ -56,13 +56,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import LargeBinary, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import LargeBinary, Table, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -78,6 +78,7 @@ from receiver.db.models import (
 )
 from receiver.enums import ErasureSubject, EventStatus
 from receiver.errors import ReceiverError
+from receiver.processing.erasure_match import Identity, decode_body, mentions, needle_forms, participants, scrub_payload
 from receiver.processing.suppression import subject_digest
 
 __all__ = [
@@ -99,21 +100,13 @@ MAX_IDENTIFIER_LENGTH = 200
 MAX_NOTE_LENGTH = 200
 # Bodies read per query when rewriting, and values per IN list.
 _CHUNK = 500
-# How deep the payload walk goes (Dyte payloads are 3 levels deep).
-_MAX_DEPTH = 32
 
-_EVENTS = WebhookEvent.__table__
-_INTERVALS = ParticipantInterval.__table__
-_ATTENDANCE = SessionAttendance.__table__
-_REFRESHES = SessionAttendanceRefresh.__table__
-_MEETINGS = Meeting.__table__
-_ERASURES = Erasure.__table__
-
-# Keys of a participant object (webhook camelCase, REST snake_case).
-_PEER_KEYS = ("peerId", "peer_id")
-_CUSTOM_KEYS = ("customParticipantId", "custom_participant_id", "clientSpecificId", "client_specific_id")
-_USER_KEYS = ("userId", "user_id")
-_NAME_KEYS = ("userDisplayName", "displayName", "display_name", "name")
+_EVENTS = cast(Table, WebhookEvent.__table__)
+_INTERVALS = cast(Table, ParticipantInterval.__table__)
+_ATTENDANCE = cast(Table, SessionAttendance.__table__)
+_REFRESHES = cast(Table, SessionAttendanceRefresh.__table__)
+_MEETINGS = cast(Table, Meeting.__table__)
+_ERASURES = cast(Table, Erasure.__table__)
 
 
 class ErasureError(ReceiverError):
@@ -208,103 +201,6 @@ class ErasureResult:
         return data
 
 
-@dataclass
-class _Identity:
-    """Everything that identifies the person, as found so far."""
-
-    keys: set[str] = field(default_factory=set)
-    custom_ids: set[str] = field(default_factory=set)
-    user_ids: set[str] = field(default_factory=set)
-    peer_ids: set[str] = field(default_factory=set)
-    names: set[str] = field(default_factory=set)
-
-    @classmethod
-    def seed(cls, request: ErasureRequest) -> _Identity:
-        identity = cls()
-        if request.kind is ErasureSubject.PARTICIPANT:
-            identity.keys.add(request.value)
-        elif request.kind is ErasureSubject.USER_ID:
-            identity.user_ids.add(request.value)
-        else:
-            identity.custom_ids.add(request.value)
-        return identity
-
-    def identifiers(self) -> set[str]:
-        """Every id of the person (not names): what bodies are searched for."""
-        return self.keys | self.custom_ids | self.user_ids | self.peer_ids
-
-    def absorb_interval(self, row: Mapping[str, Any]) -> None:
-        self.keys.add(row["participant_key"])
-        self.peer_ids.add(row["peer_id"])
-        for attr, target in (("custom_participant_id", self.custom_ids), ("user_id", self.user_ids)):
-            if row[attr]:
-                target.add(row[attr])
-        if row["display_name"]:
-            self.names.add(row["display_name"])
-
-    def matches(self, obj: Mapping[str, Any]) -> bool:
-        """True when participant object ``obj`` (webhook or REST shape) is the person."""
-        peer = _first(obj, _PEER_KEYS)
-        custom = _first(obj, _CUSTOM_KEYS)
-        user = _first(obj, _USER_KEYS)
-        key = custom or peer
-        return bool(
-            (peer and peer in self.peer_ids)
-            or (custom and custom in self.custom_ids)
-            or (user and user in self.user_ids)
-            or (key and key in self.keys)
-        )
-
-    def absorb_participant(self, obj: Mapping[str, Any]) -> None:
-        peer = _first(obj, _PEER_KEYS)
-        custom = _first(obj, _CUSTOM_KEYS)
-        user = _first(obj, _USER_KEYS)
-        for value, target in ((peer, self.peer_ids), (custom, self.custom_ids), (user, self.user_ids)):
-            if value:
-                target.add(value)
-        if custom or peer:
-            self.keys.add(custom or peer)  # type: ignore[arg-type]
-        for name_key in _NAME_KEYS:
-            name = obj.get(name_key)
-            if isinstance(name, str) and name:
-                self.names.add(name)
-
-
-def _first(obj: Mapping[str, Any], keys: Iterable[str]) -> str | None:
-    for key in keys:
-        value = obj.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def _dicts(value: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
-    """Every JSON object in ``value``, outermost first."""
-    if depth > _MAX_DEPTH:
-        return
-    if isinstance(value, dict):
-        yield value
-        for item in value.values():
-            yield from _dicts(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _dicts(item, depth + 1)
-
-
-def _participants(payload: Any) -> Iterator[dict[str, Any]]:
-    """Participant objects of a payload: objects with a peer id."""
-    return (obj for obj in _dicts(payload) if _first(obj, _PEER_KEYS))
-
-
-def _needle_forms(value: str) -> set[bytes]:
-    """How ``value`` can appear in a stored body: raw UTF-8 and JSON-escaped (ASCII and UTF-8)."""
-    return {
-        value.encode("utf-8", "surrogatepass"),
-        json.dumps(value)[1:-1].encode("ascii"),
-        json.dumps(value, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass"),
-    }
-
-
 def _contains(connection: Connection, needle: bytes) -> ColumnElement[bool]:
     """SQL: the raw body contains ``needle`` (bytes)."""
     bound = literal(needle, LargeBinary)
@@ -319,41 +215,6 @@ def _chunks(values: Iterable[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def _decode(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _scrub(payload: Any, identity: _Identity, depth: int = 0) -> Any:
-    """``payload`` without the objects and string fields that carry one of the person's identifiers."""
-    ids = identity.identifiers()
-
-    def tainted(value: Any) -> bool:
-        if isinstance(value, str):
-            return value in ids
-        if isinstance(value, dict):
-            return identity.matches(value) or any(
-                isinstance(value.get(k), str) and value[k] in ids for k in ("id", *_USER_KEYS)
-            )
-        return False
-
-    if depth > _MAX_DEPTH:
-        return payload
-    if isinstance(payload, dict):
-        return {k: _scrub(v, identity, depth + 1) for k, v in payload.items() if not tainted(v)}
-    if isinstance(payload, list):
-        return [_scrub(v, identity, depth + 1) for v in payload if not tainted(v)]
-    return payload
-
-
-def _mentions(raw: bytes, identity: _Identity) -> bool:
-    """True when any identifier or name of the person occurs in ``raw`` (any encoding we store)."""
-    forms = {form for value in identity.identifiers() | identity.names for form in _needle_forms(value)}
-    return any(form in raw for form in forms)
-
-
 class _Eraser:
     """One erasure inside ``connection``'s transaction (see the module docstring for the steps)."""
 
@@ -362,7 +223,7 @@ class _Eraser:
         self.request = request
         self.now = now
         self.result = result
-        self.identity = _Identity.seed(request)
+        self.identity = Identity.seed(request.kind, request.value)
         #: Sessions the person was in (from intervals and matching bodies).
         self.sessions: set[str] = set()
 
@@ -408,7 +269,7 @@ class _Eraser:
 
     def _interval_match(self) -> ColumnElement[bool]:
         identity = self.identity
-        conditions = []
+        conditions: list[ColumnElement[bool]] = []
         for column, values in (
             (_INTERVALS.c.participant_key, identity.keys),
             (_INTERVALS.c.custom_participant_id, identity.custom_ids),
@@ -426,7 +287,7 @@ class _Eraser:
             self.sessions.add(row["session_id"])
 
     def _contains_any(self, values: set[str]) -> ColumnElement[bool]:
-        needles = sorted({form for value in values for form in _needle_forms(value)})
+        needles = sorted({form for value in values for form in needle_forms(value)})
         return or_(*(_contains(self.connection, needle) for needle in needles))
 
     def _scan(self, candidates: set[int], condition: ColumnElement[bool], *, everything: bool) -> None:
@@ -442,7 +303,7 @@ class _Eraser:
             if event_id in candidates:
                 continue
             matched = False
-            for participant in _participants(_decode(bytes(raw))):
+            for participant in participants(decode_body(bytes(raw))):
                 if self.identity.matches(participant):
                     self.identity.absorb_participant(participant)
                     matched = True
@@ -462,13 +323,13 @@ class _Eraser:
             ).all()
             for event_id, raw, status in rows:
                 raw = bytes(raw)
-                payload = _decode(raw)
+                payload = decode_body(raw)
                 new: bytes = b""
-                if payload is not None and not any(self.identity.matches(p) for p in _participants(payload)):
-                    new = json.dumps(_scrub(payload, self.identity), ensure_ascii=False, separators=(",", ":")).encode(
-                        "utf-8", "surrogatepass"
-                    )
-                    if _mentions(new, self.identity):
+                if payload is not None and not any(self.identity.matches(p) for p in participants(payload)):
+                    new = json.dumps(
+                        scrub_payload(payload, self.identity), ensure_ascii=False, separators=(",", ":")
+                    ).encode("utf-8", "surrogatepass")
+                    if mentions(new, self.identity):
                         new = b""
                 values: dict[str, Any] = {"raw_body": new, "erased_at": self.now}
                 if new:
@@ -648,12 +509,13 @@ def compact(engine: Engine) -> None:
     they expire: docs/operations.md).
     """
     if engine.dialect.name == "sqlite":
-        raw = engine.raw_connection()
+        pooled = engine.raw_connection()
         try:
-            raw.driver_connection.execute("VACUUM")
-            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            driver: Any = pooled.driver_connection  # sqlite3.Connection, autocommit (see make_engine)
+            driver.execute("VACUUM")
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
-            raw.close()
+            pooled.close()
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql(f"VACUUM FULL {', '.join(ERASED_TABLES)}")

@@ -36,10 +36,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import Table, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -74,8 +74,8 @@ DEFAULT_BATCH_SIZE = 1000
 #: The worker starts the purge at most this often (across all workers).
 RUN_INTERVAL = timedelta(days=1)
 
-_EVENTS = WebhookEvent.__table__
-_RUNS = MaintenanceRun.__table__
+_EVENTS = cast(Table, WebhookEvent.__table__)
+_RUNS = cast(Table, MaintenanceRun.__table__)
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime:

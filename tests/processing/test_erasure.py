@@ -390,3 +390,25 @@ def test_reconciliation_does_not_bring_back_an_erased_persons_past(engine):
     with engine.connect() as connection:
         names = set(connection.execute(text("SELECT display_name FROM participant_intervals")).scalars())
     assert person.display_name not in names
+
+
+def test_non_ascii_identifiers_and_names_are_found_in_escaped_bodies(engine, settings):
+    """A body stored with \\u escapes (json.dumps' default) still matches a non-ASCII id, and no escaped byte stays."""
+    person = {
+        "peerId": "p-zoe",
+        "userDisplayName": "Zoë Ångström",
+        "customParticipantId": "zoë-7",
+        "joinedAt": t("10:05"),
+    }
+    payload = person_event("Joined", 1, OLGA, person)
+    escaped = json.dumps(payload).encode()  # ensure_ascii: "Zo\u00eb"
+    assert b"\\u00eb" in escaped
+    store_deliveries(engine, [delivery(i, p) for i, p in dataset()])
+    store_deliveries(
+        engine, [Delivery("zoe-j", "wh", payload["event"], escaped, "raw", RECEIVED, "ok", None, "M1", "S1")]
+    )
+    drain(settings, engine)
+    assert hits(engine, ("Zoë Ångström", "zoë-7"))
+    result = forget(engine, request("zoë-7"))
+    assert (result.intervals_deleted, result.events_dropped) == (1, 1)
+    assert hits(engine, ("Zoë Ångström", "zoë-7", "p-zoe")) == []
