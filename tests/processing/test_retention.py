@@ -213,6 +213,10 @@ def test_purge_command(db_url, settings):
     with engine.connect() as connection:
         run_by = connection.execute(select(MaintenanceRun.run_by)).scalar_one()
     assert run_by.startswith("cli:")  # the workers skip today's run
+    shown = json.loads(runner.invoke(cli, ["events", "show", "z1-j"], env=env).output)
+    assert shown["payload"].startswith("<raw body removed: purged at ")
+    replay = runner.invoke(cli, ["events", "replay", "z1-j"], env=env)
+    assert replay.exit_code == 1 and "raw body was removed" in replay.output
     disabled = runner.invoke(cli, ["purge"], env={**env, "RAW_RETENTION_DAYS": "0"})
     assert disabled.exit_code == 1 and "retention is disabled" in disabled.output
     engine.dispose()
