@@ -63,7 +63,7 @@ RETENTION_PURGED_BYTES = Counter(
 )
 RETENTION_LAST_SUCCESS = Gauge(
     "receiver_retention_last_success_timestamp_seconds",
-    "Unix time (UTC) when the last retention purge of this process finished; 0 if none yet.",
+    "Unix time (UTC) when the last retention purge finished, by any worker (maintenance_runs); 0 if none seen yet.",
 )
 ERASURES = Counter(
     "receiver_erasures_total",

@@ -60,6 +60,7 @@ __all__ = [
     "claim_run",
     "start_run",
     "finish_run",
+    "last_finished",
     "RetentionSchedule",
 ]
 
@@ -316,12 +317,21 @@ def finish_run(engine: Engine, summary: PurgeSummary, *, now: datetime | None = 
     metrics.RETENTION_LAST_SUCCESS.set(now.timestamp())
 
 
+def last_finished(engine: Engine, *, job: str = PURGE_JOB) -> datetime | None:
+    """When ``job`` last finished (UTC), by any worker or ``receiver purge``; None if never."""
+    with engine.connect() as connection:
+        return connection.execute(select(_RUNS.c.finished_at).where(_RUNS.c.job == job)).scalar_one_or_none()
+
+
 class RetentionSchedule:
     """The worker's retention hook: call :meth:`tick` once per loop.
 
     Cheap when idle: an in-memory clock check; at most every
     ``check_every_seconds`` one UPDATE to try to claim the day's run
-    (:func:`claim_run`). After a claim, each tick purges for at most
+    (:func:`claim_run`); when another worker has it, one SELECT sets the
+    ``receiver_retention_last_success_timestamp_seconds`` gauge from
+    ``maintenance_runs``, so every worker exports the cluster-wide time of
+    the last finished purge. After a claim, each tick purges for at most
     ``slice_seconds`` so event processing goes on between slices; the run
     is recorded in ``maintenance_runs`` when complete. A failing purge is
     logged and retried at the next day's claim (the
@@ -365,6 +375,9 @@ class RetentionSchedule:
                 self._next_check = self._clock() + self.check_every_seconds
                 now = now or datetime.now(UTC)
                 if not claim_run(self.engine, self.run_by, now=now):
+                    finished = last_finished(self.engine)
+                    if finished is not None:
+                        metrics.RETENTION_LAST_SUCCESS.set(finished.timestamp())
                     return 0
                 self._run = Purge(self.engine, retention_cutoff(now, self.days), self.batch_size)
                 log.info("retention_purge_started", cutoff=self._run.cutoff.isoformat(), days=self.days)

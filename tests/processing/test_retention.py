@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from test_erasure import DEAD, PENDING, dataset, delivery, drain
 
+from receiver import metrics
 from receiver.cli.main import cli
 from receiver.db.models import MaintenanceRun, WebhookEvent
 from receiver.enums import EventStatus
@@ -173,7 +174,9 @@ def test_schedule_checks_cheaply_and_purges_in_slices(engine, settings):
     summary = json.loads(row.summary)
     assert row.finished_at is not None and (summary["bodies"], summary["kept_unhandled"]) == (18, 2)
     other = RetentionSchedule(engine, 30, "w2", clock=lambda: clock[0])
+    metrics.RETENTION_LAST_SUCCESS.set(0)
     assert other.tick() == 0 and not other.running  # claimed today by w1
+    assert metric("receiver_retention_last_success_timestamp_seconds") == row.finished_at.timestamp()  # seen by w2
     clock[0] += 10
     assert schedule.tick() == 0  # within the check interval: not even a query
 
