@@ -20,6 +20,7 @@ __all__ = [
     "TaskKind",
     "RecordingStatus",
     "LivestreamStatus",
+    "ErasureSubject",
 ]
 
 
@@ -102,3 +103,16 @@ class LivestreamStatus(StrEnum):
     OFFLINE = "OFFLINE"
     STOPPED = "STOPPED"
     ERRORED = "ERRORED"
+
+
+class ErasureSubject(StrEnum):
+    """How an erasure request names the person (``erasures.subject_kind``; ``receiver forget``).
+
+    ``participant``: the attendance key (custom participant id, else peer
+    id); ``user_id``: Dyte's participant ``userId``; ``custom_participant_id``:
+    the app's own id (``customParticipantId``, formerly ``clientSpecificId``).
+    """
+
+    PARTICIPANT = "participant"
+    USER_ID = "user_id"
+    CUSTOM_PARTICIPANT_ID = "custom_participant_id"

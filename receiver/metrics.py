@@ -55,6 +55,21 @@ RECONCILE_CHANGES = Counter(
     "receiver_reconcile_changes_total", "What reconciliation did to intervals (added, changed, confirmed).", ["kind"]
 )
 SUBSCRIPTION_STATE = Gauge("receiver_subscription_ok", "1 when the Dyte webhook subscription is ensured, else 0.")
+RETENTION_PURGED_BODIES = Counter(
+    "receiver_retention_purged_bodies_total", "Raw webhook bodies emptied by the retention purge (RAW_RETENTION_DAYS)."
+)
+RETENTION_PURGED_BYTES = Counter(
+    "receiver_retention_purged_bytes_total", "Bytes of raw webhook bodies emptied by the retention purge."
+)
+RETENTION_LAST_SUCCESS = Gauge(
+    "receiver_retention_last_success_timestamp_seconds",
+    "Unix time (UTC) when the last retention purge finished, by any worker (maintenance_runs); 0 if none seen yet.",
+)
+ERASURES = Counter(
+    "receiver_erasures_total",
+    "Erasure requests carried out (receiver forget, POST /api/erasures), by origin.",
+    ["origin"],
+)
 
 
 # Children of the receive path's labelled metrics, looked up once per label values.

@@ -149,6 +149,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"PROVIDER must be one of {', '.join(PROVIDERS)}, got {value!r}")
         return value
 
+    # -- data lifecycle (receiver.processing.retention; docs/operations.md) ---------------------------------
+    raw_retention_days: int = Field(
+        30,
+        ge=0,
+        description="Days a processed (done/ignored) event's raw body is kept in the inbox; then the worker's "
+        "daily purge (or `receiver purge`) empties it and keeps the row for dedupe. Dead and failed events are "
+        "kept until handled. 0: keep raw bodies forever.",
+    )
+
     @field_validator("log_format")
     @classmethod
     def _check_log_format(cls, value: str) -> str:

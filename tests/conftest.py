@@ -42,6 +42,7 @@ _ENV_PREFIXES = (
     "STALE_",
     "PROVIDER",
     "REALTIMEKIT_",
+    "RAW_RETENTION",
 )
 
 

@@ -101,6 +101,13 @@ BEGIN
     IF to_regclass('public.managed_subscriptions') IS NOT NULL THEN
         REVOKE ALL ON managed_subscriptions FROM receiver_analyst;
     END IF;
+    -- Migration 0008: the erasure log (hashes of erased people's ids) and job runs.
+    IF to_regclass('public.erasures') IS NOT NULL THEN
+        REVOKE ALL ON erasures FROM receiver_analyst;
+    END IF;
+    IF to_regclass('public.maintenance_runs') IS NOT NULL THEN
+        REVOKE ALL ON maintenance_runs FROM receiver_analyst;
+    END IF;
 END
 $$;
 

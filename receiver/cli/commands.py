@@ -119,6 +119,9 @@ def events_show(obj: Context, event_id: str) -> None:
         payload: Any = redact_value(json.loads(row.raw_body))
     except (ValueError, RecursionError):
         payload = f"<{len(row.raw_body)} bytes, not JSON>"
+    if not row.raw_body and (row.purged_at or row.erased_at):
+        why = f"purged at {cell(row.purged_at)} (RAW_RETENTION_DAYS)" if row.purged_at else "erased (receiver forget)"
+        payload = f"<raw body removed: {why}>"
     click.echo(json.dumps({"event": summary, "payload": payload}, indent=2, ensure_ascii=False))
 
 
@@ -157,6 +160,11 @@ def events_replay(obj: Context, event_id: str) -> None:
     row = _load_event(obj, event_id)
     if row.status == "ignored":
         fail(f"event {row.id} was never processable ({row.parse_status}: {row.parse_error})")
+    if not row.raw_body:
+        fail(
+            f"event {row.id}'s raw body was removed (retention purge or erasure): nothing to replay; "
+            "`receiver backfill` rebuilds a session from the provider"
+        )
     count = requeue_events(obj.engine, event_ids=[row.id])
     click.echo(f"{count} event(s) queued for replay; the worker will apply it again")
 

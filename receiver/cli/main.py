@@ -223,13 +223,14 @@ def main() -> None:
 def _register_commands() -> None:
     """Attach the command groups defined beside this module: the one place commands are registered."""
     from receiver.cli.commands import backfill, demo, events, reconcile
+    from receiver.cli.lifecycle import forget, purge
     from receiver.cli.migrate import migrate
     from receiver.cli.reports import report
     from receiver.cli.subscriptions import subscribe, subscriptions
     from receiver.devtools.bench import bench
     from receiver.sandbox.cli import sandbox_command
 
-    for command in (migrate, report, events, reconcile, backfill, demo, subscribe, subscriptions, bench):
+    for command in (migrate, report, events, reconcile, backfill, demo, subscribe, subscriptions, bench, purge, forget):
         cli.add_command(command)
     cli.add_command(sandbox_command, name="sandbox")
 

@@ -16,6 +16,9 @@ Tables:
 * ``session_attendance`` + ``session_attendance_refreshes`` - precomputed
   attendance of ended sessions, and which of them are current (markers that
   database triggers delete on every change; migration 0004).
+* ``erasures`` - the audit log of erasure requests (``receiver forget``),
+  without the person's data; ``maintenance_runs`` - when periodic jobs
+  (the daily retention purge) last ran (migration 0008).
 
 All timestamps are stored and returned as timezone-aware UTC
 (:class:`UTCDateTime`), on SQLite and PostgreSQL alike.
@@ -37,6 +40,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -103,7 +107,14 @@ PARSE_INVALID = ParseStatus.INVALID
 
 
 class WebhookEvent(Base):
-    """One authentic webhook delivery (the inbox). ``delivery_id`` is the idempotency key."""
+    """One authentic webhook delivery (the inbox). ``delivery_id`` is the idempotency key.
+
+    ``raw_body`` is byte-exact until the retention purge empties it
+    (``purged_at``, RAW_RETENTION_DAYS after receipt, once processed) or an
+    erasure drops or rewrites it (``erased_at``). The row itself stays, with
+    ``body_sha256`` of the body as received, so a retry of the delivery is
+    still recognised as a duplicate (docs/operations.md, "Retention").
+    """
 
     __tablename__ = "webhook_events"
 
@@ -129,11 +140,21 @@ class WebhookEvent(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     duplicate_count: Mapped[int] = mapped_column(Integer, default=0)
     conflict_count: Mapped[int] = mapped_column(Integer, default=0)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # raw body removed by retention (UTC)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # raw body dropped/rewritten by an erasure
 
     __table_args__ = (
         Index("ix_webhook_events_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_webhook_events_session_id", "session_id"),
         Index("ix_webhook_events_meeting_id", "meeting_id"),
+        # What the retention purge walks: only rows whose body is still there (migration 0008).
+        Index(
+            "ix_webhook_events_unpurged_received_at",
+            "received_at",
+            "id",
+            postgresql_where=text("purged_at IS NULL"),
+            sqlite_where=text("purged_at IS NULL"),
+        ),
     )
 
 
@@ -392,3 +413,52 @@ class SessionAttendance(Base):
     attendance_ratio: Mapped[float | None] = mapped_column(Float)
     closed_at_session_end: Mapped[bool] = mapped_column(Boolean)
     provenance: Mapped[str] = mapped_column(String(10))
+
+
+class Erasure(Base):
+    """One erasure request carried out (``receiver forget``, ``POST /api/erasures``): an audit row.
+
+    Holds no personal data: ``subject_sha256`` is the hex SHA-256 of the
+    identifier as given (UTF-8), ``subject_kind`` says which kind it was
+    (:class:`receiver.enums.ErasureSubject`). ``requested_by`` is the
+    operator (CLI: ``cli:<os user>`` or ``--actor``; API: ``api:<token
+    fingerprint>``), ``reference`` an optional ticket number. Counts are
+    rows removed or changed; ``erased_at`` is UTC. The write layer reads
+    this table so that old presence of an erased person is not written
+    again (see :mod:`receiver.processing.suppression`).
+    """
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    subject_kind: Mapped[str] = mapped_column(String(40))
+    subject_sha256: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sessions_touched: Mapped[int] = mapped_column(Integer, default=0)
+    intervals_deleted: Mapped[int] = mapped_column(Integer, default=0)
+    attendance_rows_deleted: Mapped[int] = mapped_column(Integer, default=0)
+    events_dropped: Mapped[int] = mapped_column(Integer, default=0)
+    events_rewritten: Mapped[int] = mapped_column(Integer, default=0)
+    meetings_scrubbed: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_erasures_subject_sha256", "subject_sha256"),)
+
+
+class MaintenanceRun(Base):
+    """When a periodic job last ran: one row per job (``purge``: the daily retention purge).
+
+    A worker claims a run by moving ``started_at`` forward with a conditional
+    UPDATE (only when the last start is a day old), so at most one worker a
+    day runs it. ``finished_at`` is NULL while running (or after a crash);
+    ``summary`` is the last run's counts as JSON. Times UTC.
+    """
+
+    __tablename__ = "maintenance_runs"
+
+    job: Mapped[str] = mapped_column(String(50), primary_key=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    run_by: Mapped[str | None] = mapped_column(String(200))
+    summary: Mapped[str | None] = mapped_column(Text)

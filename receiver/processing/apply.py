@@ -11,7 +11,10 @@ or events in any order, gives the same rows. The rules that make it so:
   intervals are closed at it and flagged ``closed_at_session_end``; a later
   participantLeft replaces such a closing with the real leave;
 * recording status never moves backwards (:data:`RECORDING_STATUS_RANK`);
-* status histories hold one row per (object, status, source event).
+* status histories hold one row per (object, status, source event);
+* presence of an erased person from before the erasure is not written again
+  (:mod:`receiver.processing.suppression`); such events are listed in
+  ``cache.suppressed`` so the worker can drop their raw bodies.
 
 Rows are locked in one order (meeting, session, then interval, recording or
 livestream) so concurrent workers on PostgreSQL cannot deadlock; a batch
@@ -86,12 +89,22 @@ def _session_context(
 def _apply_participant(
     db: OrmSession,
     event: ParticipantJoined | ParticipantLeft,
+    event_id: int,
     row: Session,
     now: datetime,
     event_time: datetime,
     cache: RowCache,
 ) -> None:
     participant = event.participant
+    identifiers = (
+        participant.participant_key,
+        participant.custom_participant_id,
+        participant.user_id,
+        participant.peer_id,
+    )
+    if cache.erased_subjects(db).covers(identifiers, participant.joined_at or participant.left_at or event_time):
+        cache.suppressed.append(event_id)  # presence of an erased person from before the erasure: not written
+        return
     intervals = cache.session_intervals(db, row.session_id)  # the session row is locked: no concurrent insert
     interval = intervals.get(participant.peer_id)
     if interval is None:
@@ -255,7 +268,7 @@ def _apply(
     if row is None:
         return
     if isinstance(event, (ParticipantJoined, ParticipantLeft)):
-        _apply_participant(db, event, row, now, event_time, cache)
+        _apply_participant(db, event, event_id, row, now, event_time, cache)
     elif isinstance(event, MeetingEnded):
         _apply_ended(db, event, row, event_time, cache)
         due = datetime.fromtimestamp(received_at.timestamp() + reconcile_delay_seconds, tz=UTC)

@@ -16,6 +16,10 @@ of order. The reconciler runs due :class:`~receiver.db.models.ReconcileTask` row
   meeting. Stream keys are never stored.
 * ``meeting``: ``GET /meetings/{id}`` fetches a missing title, once.
 
+Participants of an erased person whose presence began before the erasure
+are skipped (:mod:`receiver.processing.suppression`): a reconciliation or
+backfill never brings their old presence back.
+
 A periodic sweep arms ``session`` tasks for sessions that never got
 meeting.ended and had no event for ``STALE_SESSION_SECONDS`` (default 2 h).
 Failures back off (:class:`~receiver.retry.RetryPolicy`) and are recorded on
@@ -46,6 +50,7 @@ from receiver.db.models import (
 )
 from receiver.enums import RecordingStatus
 from receiver.processing.queue import claim
+from receiver.processing.suppression import ErasedSubjects
 from receiver.processing.writes import (
     close_open_intervals,
     ensure_meeting,
@@ -289,7 +294,16 @@ class Reconciler:
                     select(ParticipantInterval).where(ParticipantInterval.session_id == session_id)
                 ).scalars()
             }
+            erased = ErasedSubjects.load(db.connection())
             for participant in participants:
+                identifiers = (
+                    participant.participant_key,
+                    participant.custom_participant_id,
+                    participant.user_id,
+                    participant.peer_id or participant.id,
+                )
+                if erased.covers(identifiers, participant.joined_at or participant.left_at):
+                    continue  # an erased person's past presence: not brought back (receiver.processing.suppression)
                 self._merge_participant(db, row, existing, participant, result, now)
             close_open_intervals(db, row)
             row.reconciled_at = now

@@ -36,6 +36,7 @@ from receiver.db.engine import database_error_reason, writer
 from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from receiver.processing.apply import apply_event
 from receiver.processing.queue import claim_events, record_failure, release_events
+from receiver.processing.retention import RetentionSchedule
 from receiver.processing.writes import RowCache
 from receiver.providers.dyte.events import EventParseError, parse_event
 from receiver.retry import RetryPolicy
@@ -112,6 +113,12 @@ class Worker:
         self._stop = threading.Event()
         #: Events applied per transaction (one commit each); 1 = one event at a time.
         self.events_per_transaction = settings.worker_events_per_transaction
+        #: The daily raw-body purge (RAW_RETENTION_DAYS; none when 0), run between batches by run().
+        self.retention = (
+            RetentionSchedule(engine, settings.raw_retention_days, self.worker_id)
+            if settings.raw_retention_days > 0
+            else None
+        )
 
     def request_stop(self) -> None:
         """Finish the current event, release the rest of the batch, then stop."""
@@ -300,11 +307,17 @@ class Worker:
                 .values(status=EVENT_IGNORED, last_error=bindparam("error"), **finished),
                 ignored,
             )
+        if cache.suppressed:  # about an erased person's past: the raw body goes too (receiver.processing.erasure)
+            db.connection().execute(
+                update(_EVENTS).where(_EVENTS.c.id.in_(cache.suppressed)).values(raw_body=b"", erased_at=now)
+            )
         return lines, lags
 
     def _apply_stored(self, db: OrmSession, row: Row, now: datetime, cache: RowCache) -> str | None:
         """Parse and apply one stored event inside ``db``'s transaction; returns None, or why it is ignored."""
         raw = row.raw_body if isinstance(row.raw_body, bytes) else bytes(row.raw_body)
+        if not raw:
+            return "raw body removed (retention purge or erasure): nothing to apply"
         try:
             event = parse_event(json.loads(raw), raw_body=raw)
         except (EventParseError, ValueError, RecursionError) as exc:
@@ -332,6 +345,8 @@ class Worker:
                 if self.reconciler is not None and not self._stop.is_set():
                     handled = await self.reconciler.run_due()
                     result.reconciled += handled
+                if self.retention is not None and not once and not self._stop.is_set():
+                    handled += self.retention.tick()  # `--once` drains events only: cron runs `receiver purge`
                 if db_down_since is not None:
                     log.info("database_reachable_again", down_seconds=round(time.monotonic() - db_down_since, 1))
                     db_down_since = None

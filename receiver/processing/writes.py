@@ -41,6 +41,7 @@ from receiver.db.models import (
     SessionArtifact,
 )
 from receiver.enums import LivestreamStatus, RecordingStatus
+from receiver.processing.suppression import ErasedSubjects
 from receiver.providers.dyte.events import (
     MeetingInfo,
 )
@@ -271,6 +272,15 @@ class RowCache:
     tasks: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     recording_changes: list[tuple[Any, ...]] = field(default_factory=list)
     livestream_changes: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Erased people (loaded on first use) and the events dropped because of them (ids).
+    erased: ErasedSubjects | None = None
+    suppressed: list[int] = field(default_factory=list)
+
+    def erased_subjects(self, db: OrmSession) -> ErasedSubjects:
+        """The erasure log's digests (:mod:`receiver.processing.suppression`), read once per transaction."""
+        if self.erased is None:
+            self.erased = ErasedSubjects.load(db.connection())
+        return self.erased
 
     def session_intervals(self, db: OrmSession, session_id: str) -> dict[str, IntervalRow]:
         """The session's intervals by peer id (one SELECT per session per transaction)."""

@@ -10,7 +10,8 @@ Endpoints (all ``GET`` but the retry; see
 * ``/api/recordings`` (``meeting_id``, ``session_id``);
 * ``/api/events`` (``status``, ``session_id``): the stored webhook events for
   operators, **without** raw bodies; ``POST /api/events/{event_id}/retry``
-  requeues one (any state but ``processing`` and ``ignored``).
+  requeues one (any state but ``processing`` and ``ignored``);
+* ``POST /api/erasures``: erase one person (:mod:`receiver.web.erasures`).
 
 Conventions:
 
@@ -64,6 +65,7 @@ from receiver.reports.queries import (
 from receiver.responses import http_error_response
 from receiver.settings import Settings
 from receiver.web.auth import TokenAuth, bearer_token
+from receiver.web.erasures import erasure_routes
 from receiver.web.openapi import openapi_document
 from receiver.web.params import (
     DEFAULT_LIMIT,
@@ -388,6 +390,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         Route("/api/recordings", guard(list_recordings, "meeting_id", "session_id", *page), methods=["GET"]),
         Route("/api/events", guard(list_events, "status", "session_id", *page), methods=["GET"]),
         Route("/api/events/{event_id}/retry", guard(retry), methods=["POST"]),
+        *erasure_routes(guard),
     ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from receiver.db.models import EVENT_STATUSES
+from receiver.web.erasures import openapi_paths, openapi_schemas
 from receiver.web.params import DEFAULT_LIMIT, MAX_EVENT_ID, MAX_LIMIT, MAX_OFFSET, MAX_TEXT, MAX_TIME_TEXT
 
 __all__ = ["openapi_document"]
@@ -346,6 +347,7 @@ def openapi_document() -> dict[str, Any]:
         **paths["/api/sessions/{session_id}/attendance"]["get"]["responses"],
         "404": not_found,
     }
+    paths.update(openapi_paths(_COMMON_ERRORS))
     return {
         "openapi": "3.0.3",
         "info": {
@@ -360,7 +362,7 @@ def openapi_document() -> dict[str, Any]:
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A token of API_TOKENS."}
             },
             "parameters": _PARAMETERS,
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **openapi_schemas()},
         },
         "security": [{"bearerAuth": []}],
     }

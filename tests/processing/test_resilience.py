@@ -149,6 +149,9 @@ def worker_env(db_url: str, **extra) -> dict[str, str]:
         "reconcile_enabled": "false",
         "worker_poll_seconds": 0.1,
         "log_format": "json",
+        # The preloaded events carry a fixed past receipt time (RECEIVED_AT): the daily retention
+        # purge (tested in test_retention.py) would empty their bodies and log its run mid-test.
+        "raw_retention_days": 0,
         **extra,
     }
     return service_env(**settings)
