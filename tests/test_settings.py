@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
+from receiver.cli.errors import ExitCode
 from receiver.cli.main import cli
 from receiver.errors import ConfigurationError
 from receiver.settings import Settings
@@ -59,12 +60,12 @@ def test_require_api_credentials_raises_one_configuration_error_line():
     Settings(provider="realtimekit", **RTK).require_api_credentials("anything")  # complete: no error
 
 
-def test_backfill_without_credentials_exits_1_with_one_line_naming_them(monkeypatch):
+def test_backfill_without_credentials_exits_3_with_one_line_naming_them(monkeypatch):
     """The CLI shows the configuration error as one line on stderr, no traceback."""
     monkeypatch.setenv("PROVIDER", "realtimekit")
     monkeypatch.setenv("REALTIMEKIT_ACCOUNT_ID", "acc-1")
     result = CliRunner().invoke(cli, ["backfill", "--since", "2026-01-01"])
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.CONFIG
     lines = result.output.strip().splitlines()
     assert lines == [
         "error: receiver backfill needs the RealtimeKit REST API (PROVIDER=realtimekit): "
@@ -72,7 +73,7 @@ def test_backfill_without_credentials_exits_1_with_one_line_naming_them(monkeypa
     ]
     monkeypatch.setenv("PROVIDER", "dyte")
     dyte = CliRunner().invoke(cli, ["backfill", "--since", "2026-01-01"])
-    assert dyte.exit_code == 1 and "set DYTE_ORG_ID, DYTE_API_KEY" in dyte.output
+    assert dyte.exit_code == ExitCode.CONFIG and "set DYTE_ORG_ID, DYTE_API_KEY" in dyte.output
 
 
 def test_the_realtimekit_token_is_registered_for_log_redaction(monkeypatch):
@@ -83,6 +84,6 @@ def test_the_realtimekit_token_is_registered_for_log_redaction(monkeypatch):
     monkeypatch.setenv("PROVIDER", "realtimekit")
     monkeypatch.setenv("REALTIMEKIT_API_TOKEN", token)
     result = CliRunner().invoke(cli, ["backfill", "--since", "2026-01-01"])
-    assert result.exit_code == 1 and token not in result.output
+    assert result.exit_code == ExitCode.CONFIG and token not in result.output
     masked = redact_value({"error": f"upstream said Bearer {token}", "url": "https://x"})
     assert token not in str(masked) and masked["url"] == "https://x"

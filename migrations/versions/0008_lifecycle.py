@@ -81,6 +81,7 @@ def downgrade() -> None:
     op.drop_index("ix_erasures_subject_sha256", table_name="erasures")
     op.drop_table("erasures")
     op.drop_index("ix_webhook_events_unpurged_received_at", table_name="webhook_events")
-    with op.batch_alter_table("webhook_events") as batch:
-        batch.drop_column("erased_at")
-        batch.drop_column("purged_at")
+    # Plain DROP COLUMN (SQLite >= 3.35 has it): no batch table copy, which would
+    # need reflection and so could not render offline (`alembic upgrade --sql`).
+    op.drop_column("webhook_events", "erased_at")
+    op.drop_column("webhook_events", "purged_at")

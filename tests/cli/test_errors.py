@@ -270,7 +270,7 @@ def test_provider_refusing_the_credentials_is_exit_8(sqlite_url):
 def test_backfill_without_credentials_is_a_configuration_error(sqlite_url):
     """backfill needs DYTE_ORG_ID and DYTE_API_KEY: exit 3 naming them."""
     assert_clean_error(
-        invoke(["backfill", "--since", "2026-01-01"], sqlite_url), ExitCode.CONFIG, "DYTE_ORG_ID and DYTE_API_KEY"
+        invoke(["backfill", "--since", "2026-01-01"], sqlite_url), ExitCode.CONFIG, "DYTE_ORG_ID", "DYTE_API_KEY"
     )
 
 

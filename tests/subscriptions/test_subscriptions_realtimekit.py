@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from receiver.cli.context import Context
+from receiver.cli.errors import ExitCode
 from receiver.cli.subscriptions import subscribe, subscriptions
 from receiver.providers.dyte.signature import generate_private_key
 from receiver.sandbox import SandboxState, SandboxWebhook, World, create_sandbox_app
@@ -143,14 +144,14 @@ def test_subscriptions_list_marks_the_one_at_the_realtimekit_url(sandbox, settin
 
 def test_missing_and_refused_credentials_name_the_realtimekit_settings(sandbox, settings):
     missing = run_cli(["subscribe"], rtk_settings(settings, realtimekit_app_id=None, realtimekit_api_token=None))
-    assert missing.exit_code == 1
+    assert missing.exit_code == ExitCode.CONFIG
     assert missing.output.strip() == (
         "error: set REALTIMEKIT_APP_ID, REALTIMEKIT_API_TOKEN to manage the RealtimeKit webhook subscription"
     )
     listing = run_cli(["subscriptions", "list"], rtk_settings(settings, realtimekit_account_id=None))
-    assert listing.exit_code == 1 and "set REALTIMEKIT_ACCOUNT_ID to list the RealtimeKit" in listing.output
+    assert listing.exit_code == ExitCode.CONFIG and "set REALTIMEKIT_ACCOUNT_ID to list the RealtimeKit" in listing.output
     refused = run_cli(["subscribe"], rtk_settings(settings, realtimekit_api_token="cf-WRONG-token"), sandbox)
-    assert refused.exit_code == 1
+    assert refused.exit_code == ExitCode.PROVIDER_REFUSED
     assert refused.output.strip() == (
         "error: RealtimeKit refused the credentials (HTTP 403): "
         "check REALTIMEKIT_ACCOUNT_ID, REALTIMEKIT_APP_ID and REALTIMEKIT_API_TOKEN"
