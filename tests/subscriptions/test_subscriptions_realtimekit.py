@@ -149,7 +149,9 @@ def test_missing_and_refused_credentials_name_the_realtimekit_settings(sandbox, 
         "error: set REALTIMEKIT_APP_ID, REALTIMEKIT_API_TOKEN to manage the RealtimeKit webhook subscription"
     )
     listing = run_cli(["subscriptions", "list"], rtk_settings(settings, realtimekit_account_id=None))
-    assert listing.exit_code == ExitCode.CONFIG and "set REALTIMEKIT_ACCOUNT_ID to list the RealtimeKit" in listing.output
+    assert (
+        listing.exit_code == ExitCode.CONFIG and "set REALTIMEKIT_ACCOUNT_ID to list the RealtimeKit" in listing.output
+    )
     refused = run_cli(["subscribe"], rtk_settings(settings, realtimekit_api_token="cf-WRONG-token"), sandbox)
     assert refused.exit_code == ExitCode.PROVIDER_REFUSED
     assert refused.output.strip() == (
