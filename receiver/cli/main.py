@@ -281,8 +281,12 @@ def _register_commands() -> None:
     from receiver.cli.commands import backfill, demo, events, reconcile
     from receiver.cli.subscriptions import subscribe, subscriptions
     from receiver.devtools.bench import bench
+    from receiver.devtools.chaos import chaos_command
     from receiver.sandbox.cli import sandbox_command
 
+    # `receiver bench chaos`: attached here, not in devtools.bench, because
+    # devtools.chaos imports devtools.bench.scratch (an import circle otherwise).
+    bench.add_command(chaos_command, name="chaos")
     for command in (events, reconcile, backfill, demo, subscribe, subscriptions, bench):
         cli.add_command(command)
     cli.add_command(sandbox_command, name="sandbox")

@@ -269,12 +269,3 @@ def ratelimit_command(**kwargs) -> None:
 
     code = run_ratelimit_bench(RateLimitOptions(**kwargs), make_console())
     sys.exit(code)
-
-
-def _add_chaos() -> None:
-    from receiver.devtools.chaos import chaos_command
-
-    bench.add_command(chaos_command, name="chaos")
-
-
-_add_chaos()
