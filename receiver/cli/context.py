@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 import click
 
 from receiver.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 __all__ = ["Context", "CliError", "fail", "parse_cli_time"]
 
@@ -17,10 +20,10 @@ class Context:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._engine = None
+        self._engine: Engine | None = None
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         """The database engine (created on first use)."""
         if self._engine is None:
             from receiver.db.engine import make_engine
@@ -43,8 +46,20 @@ def fail(message: str) -> NoReturn:
     raise CliError(message)
 
 
+@overload
+def parse_cli_time(value: str) -> datetime: ...
+@overload
+def parse_cli_time(value: None) -> None: ...
+@overload
+def parse_cli_time(value: str | None) -> datetime | None: ...
+
+
 def parse_cli_time(value: str | None) -> datetime | None:
-    """Parse a --since/--until value (date or ISO 8601 datetime; naive = UTC)."""
+    """Parse a --since/--until value (date or ISO 8601 datetime; naive = UTC); None stays None.
+
+    Raises:
+        click.BadParameter: neither a date (``YYYY-MM-DD``) nor an ISO 8601 time.
+    """
     if value is None:
         return None
     from receiver.timeparse import TimestampError, parse_timestamp
