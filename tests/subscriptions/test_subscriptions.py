@@ -479,7 +479,9 @@ def test_startup_bad_credentials_is_error_state(sandbox, settings):
     )
     with TestClient(app) as client:
         body = wait_for_state(client, "error")
-    assert "ProviderAuthError" in body["subscription"]["last_error"] and "wrong" not in body["subscription"]["last_error"]
+    assert (
+        "ProviderAuthError" in body["subscription"]["last_error"] and "wrong" not in body["subscription"]["last_error"]
+    )
 
 
 def test_enforce_webhook_id_refuses_unknown_subscriptions(sandbox, settings, signing_key):
