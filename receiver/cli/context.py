@@ -54,6 +54,12 @@ class Context:
             self._engine = engine
         return self._engine
 
+    def close(self) -> None:
+        """Close the engine's pooled connections, if an engine was made (called when the command ends)."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
 
 class CliError(click.ClickException):
     """A command failed for a reason the user can act on: ``error: <message>`` on stderr, no traceback.

@@ -100,6 +100,9 @@ def cli(ctx: click.Context, database_url: str | None, debug: bool) -> None:
         if secret is not None:
             register_secret(secret.get_secret_value())
     ctx.obj = Context(settings, dyte_transport=transport)
+    # Pooled connections are closed when the command ends, not left to the
+    # garbage collector (psycopg warns about connections deleted while open).
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _check_database(obj: Context, *, wait_if_unreachable: bool, log_unreachable: bool = True) -> None:
@@ -228,8 +231,12 @@ def _register_commands() -> None:
     from receiver.cli.reports import report
     from receiver.cli.subscriptions import subscribe, subscriptions
     from receiver.devtools.bench import bench
+    from receiver.devtools.chaos.command import chaos_command
     from receiver.sandbox.cli import sandbox_command
 
+    # `receiver bench chaos` is attached here, not in devtools.bench: the chaos
+    # package imports devtools.bench.scratch (an import circle otherwise).
+    bench.add_command(chaos_command, name="chaos")
     for command in (migrate, report, events, reconcile, backfill, demo, subscribe, subscriptions, bench, purge, forget):
         cli.add_command(command)
     cli.add_command(sandbox_command, name="sandbox")

@@ -27,6 +27,7 @@ All timestamps are stored and returned as timezone-aware UTC
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -88,6 +90,9 @@ class Base(DeclarativeBase):
     """Declarative base with the constraint naming convention set before the first migration."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Every model here is declared with __tablename__, so it is mapped to a
+    # Table; SQLAlchemy types the attribute as the wider FromClause.
+    __table__: ClassVar[Table]
 
 
 # Processing states of a stored event.

@@ -45,7 +45,7 @@ from starlette.requests import ClientDisconnect, Request
 from receiver import metrics
 from receiver.db.models import PARSE_INVALID, PARSE_OK, PARSE_UNKNOWN_EVENT
 from receiver.errors import HTTPError
-from receiver.ingest.inbox import Delivery, InboxUnavailable, StoreOutcome, body_digest
+from receiver.ingest.inbox import Delivery, GroupCommitter, InboxUnavailable, StoreOutcome, body_digest
 from receiver.providers.base import WebhookScheme
 from receiver.providers.dyte.events import EventParseError, UnknownEventError, event_name_of, parse_event
 from receiver.providers.dyte.signature import SignatureError, decode_signature, verify_signature
@@ -254,8 +254,9 @@ def _describe(parsed: Any, raw: bytes) -> dict[str, Any]:
 
 
 async def _store(request: Request, delivery: Delivery) -> StoreOutcome:
+    committer: GroupCommitter = request.app.state.committer  # set by the app's lifespan (web.app)
     try:
-        return await request.app.state.committer.submit(delivery)
+        return await committer.submit(delivery)
     except (SQLAlchemyError, InboxUnavailable) as exc:
         request.app.state.health.record_db_error(exc.__cause__ or exc)
         metrics.delivery_counter(delivery.event_name or "unknown", "db_unavailable").inc()

@@ -108,7 +108,12 @@ class StoreOutcome(str, Enum):
     CONFLICT = "conflict"  # same delivery id, different body: first kept, flagged
 
 
-def _insert_ignore(engine: Engine):
+def _insert_ignore(engine: Engine) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT INTO webhook_events ... ON CONFLICT (delivery_id) DO NOTHING`` in ``engine``'s dialect.
+
+    Raises:
+        RuntimeError: a database other than PostgreSQL or SQLite.
+    """
     dialect = engine.dialect.name
     if dialect == "postgresql":
         return postgresql.insert(WebhookEvent).on_conflict_do_nothing(index_elements=["delivery_id"])

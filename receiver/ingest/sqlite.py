@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.engine import Engine
 
@@ -94,7 +94,8 @@ class SqliteInboxStore:
         try:
             connection = self._engine.raw_connection()  # checked out per batch: a disposed pool is honoured
             try:
-                dbapi = connection.driver_connection
+                # The pysqlite dialect's driver connection (typed Any | None by SQLAlchemy).
+                dbapi = cast(sqlite3.Connection, connection.driver_connection)
                 if wait:
                     result = self._store(dbapi.cursor(), deliveries)
                 else:

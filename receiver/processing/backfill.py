@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import httpx
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -48,7 +49,7 @@ async def run_backfill(
     until: datetime,
     *,
     console: Console | None = None,
-    transport=None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> BackfillSummary:
     """Reconcile every session started in ``[since, until)`` (UTC); returns the counts.
 

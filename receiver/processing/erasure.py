@@ -59,10 +59,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from sqlalchemy import LargeBinary, Table, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import LargeBinary, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -101,12 +101,12 @@ MAX_NOTE_LENGTH = 200
 # Bodies read per query when rewriting, and values per IN list.
 _CHUNK = 500
 
-_EVENTS = cast(Table, WebhookEvent.__table__)
-_INTERVALS = cast(Table, ParticipantInterval.__table__)
-_ATTENDANCE = cast(Table, SessionAttendance.__table__)
-_REFRESHES = cast(Table, SessionAttendanceRefresh.__table__)
-_MEETINGS = cast(Table, Meeting.__table__)
-_ERASURES = cast(Table, Erasure.__table__)
+_EVENTS = WebhookEvent.__table__
+_INTERVALS = ParticipantInterval.__table__
+_ATTENDANCE = SessionAttendance.__table__
+_REFRESHES = SessionAttendanceRefresh.__table__
+_MEETINGS = Meeting.__table__
+_ERASURES = Erasure.__table__
 
 
 class ErasureError(ReceiverError):

@@ -60,7 +60,8 @@ from receiver.processing.writes import (
     write_livestream,
     write_recording,
 )
-from receiver.providers.dyte.client import DyteAPIError, DyteClient, DyteNotFound
+from receiver.providers.base import ProviderClient
+from receiver.providers.dyte.client import DyteAPIError, DyteNotFound
 from receiver.providers.dyte.rest_models import ApiParticipant, ApiRecording
 from receiver.retry import RetryPolicy
 
@@ -139,7 +140,8 @@ class Reconciler:
 
     Args:
         engine: the database.
-        client: a :class:`DyteClient` (rate-limited, retrying).
+        client: the provider's REST client (:class:`~receiver.providers.base.ProviderClient`,
+            rate-limited, retrying; :func:`receiver.providers.registry.build_client`).
         worker_id: identifies the claims of this process.
         stale_session_seconds: sweep threshold and re-check delay for live sessions.
         retry_policy: backoff between task attempts and the attempt limit.
@@ -149,7 +151,7 @@ class Reconciler:
     def __init__(
         self,
         engine: Engine,
-        client: DyteClient,
+        client: ProviderClient,
         *,
         worker_id: str,
         stale_session_seconds: float = 7200.0,

@@ -36,10 +36,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from sqlalchemy import Table, func, or_, select, tuple_, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -75,8 +75,8 @@ DEFAULT_BATCH_SIZE = 1000
 #: The worker starts the purge at most this often (across all workers).
 RUN_INTERVAL = timedelta(days=1)
 
-_EVENTS = cast(Table, WebhookEvent.__table__)
-_RUNS = cast(Table, MaintenanceRun.__table__)
+_EVENTS = WebhookEvent.__table__
+_RUNS = MaintenanceRun.__table__
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime:

@@ -23,7 +23,7 @@ import traceback
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import Row, bindparam, select, update
@@ -313,7 +313,7 @@ class Worker:
             )
         return lines, lags
 
-    def _apply_stored(self, db: OrmSession, row: Row, now: datetime, cache: RowCache) -> str | None:
+    def _apply_stored(self, db: OrmSession, row: Row[Any], now: datetime, cache: RowCache) -> str | None:
         """Parse and apply one stored event inside ``db``'s transaction; returns None, or why it is ignored."""
         raw = row.raw_body if isinstance(row.raw_body, bytes) else bytes(row.raw_body)
         if not raw:

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import String, Text, select
+from sqlalchemy import Connection, String, Table, Text, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.sql.dml import Insert
 
 from receiver.db.models import (
     TASK_PENDING,
+    Base,
     Livestream,
     LivestreamStatusChange,
     Meeting,
@@ -64,8 +64,13 @@ __all__ = [
     "earliest",
 ]
 
+# A dialect's INSERT with ON CONFLICT support (PostgreSQL or SQLite).
+UpsertInsert = postgresql.Insert | sqlite.Insert
+_Row = TypeVar("_Row", bound=Base)
+
 # Recording lifecycle (Dyte: INVOKED -> RECORDING <-> PAUSED -> UPLOADING -> UPLOADED | ERRORED).
-RECORDING_STATUS_RANK = {
+# Keyed by str: statuses arrive as plain strings (unknown ones rank as newest).
+RECORDING_STATUS_RANK: dict[str, int] = {
     RecordingStatus.INVOKED: 0,
     RecordingStatus.RECORDING: 1,
     RecordingStatus.PAUSED: 1,
@@ -74,7 +79,7 @@ RECORDING_STATUS_RANK = {
     RecordingStatus.ERRORED: 3,
 }
 # Livestream statuses (webhook: LIVE, OFFLINE, IDLE; REST adds INVOKED, ERRORED; FACTS.md).
-LIVESTREAM_STATUS_RANK = {
+LIVESTREAM_STATUS_RANK: dict[str, int] = {
     LivestreamStatus.IDLE: 0,
     LivestreamStatus.INVOKED: 0,
     LivestreamStatus.LIVE: 1,
@@ -84,7 +89,7 @@ LIVESTREAM_STATUS_RANK = {
 }
 
 
-def upsert_insert(session: OrmSession, model: Any):
+def upsert_insert(session: OrmSession, model: type[Base] | Table) -> UpsertInsert:
     """A dialect-specific ``INSERT`` supporting ``on_conflict_do_nothing/update``."""
     name = session.get_bind().dialect.name
     if name == "postgresql":
@@ -119,6 +124,7 @@ def livestream_status_advances(current: str | None, new: str) -> bool:
 
 
 def earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two UTC datetimes, ignoring a missing one (None when both are)."""
     if a is None:
         return b
     if b is None:
@@ -151,15 +157,15 @@ class _BulkWrite:
     conflict (none: ``DO NOTHING``).
     """
 
-    def __init__(self, table: Any, columns: tuple[str, ...], keys: tuple[str, ...], updated: tuple[str, ...]) -> None:
+    def __init__(self, table: Table, columns: tuple[str, ...], keys: tuple[str, ...], updated: tuple[str, ...]) -> None:
         self.table = table
         self.columns = columns
         self.keys = keys
         self.updated = updated
         self.unnest_sql = self._unnest_sql()
-        self._upserts: dict[str, Insert] = {}
+        self._upserts: dict[str, UpsertInsert] = {}
 
-    def execute(self, connection: Any, rows: list[tuple[Any, ...]]) -> None:
+    def execute(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
         """Write ``rows`` (tuples in :attr:`columns` order, no two with the same keys); raises on database errors.
 
         PostgreSQL: ONE statement whose text never changes (so it is prepared
@@ -180,7 +186,9 @@ class _BulkWrite:
             column_type = self.table.c[name].type
             if isinstance(column_type, (String, Text)):
                 return "text[]"  # not VARCHAR(n)[]: an explicit cast would truncate; the INSERT checks the length
-            return f"{column_type.compile(dialect=postgresql.dialect())}[]"
+            # SQLAlchemy's dialect classes have unannotated constructors.
+            pg_dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+            return f"{column_type.compile(dialect=pg_dialect)}[]"
 
         names = ", ".join(self.columns)
         arrays = ", ".join(f"%s::{array_type(name)}" for name in self.columns)
@@ -194,7 +202,7 @@ class _BulkWrite:
             f"ON CONFLICT ({', '.join(self.keys)}) {action}"
         )
 
-    def _one_row_upsert(self, dialect_name: str) -> Insert:
+    def _one_row_upsert(self, dialect_name: str) -> UpsertInsert:
         insert = postgresql.insert(self.table) if dialect_name == "postgresql" else sqlite.insert(self.table)
         if self.updated:
             return insert.on_conflict_do_update(
@@ -234,6 +242,20 @@ class IntervalRow:
     """
 
     __slots__ = (*_INTERVAL_COLUMNS, "_loaded")
+
+    session_id: str
+    peer_id: str
+    meeting_id: str | None
+    source: str
+    participant_key: str
+    custom_participant_id: str | None
+    user_id: str | None
+    display_name: str | None
+    preset_name: str | None
+    joined_at: datetime | None
+    left_at: datetime | None
+    closed_at_session_end: bool
+    updated_at: datetime
 
     def __init__(self, **values: Any) -> None:
         for name in _INTERVAL_COLUMNS:
@@ -319,9 +341,9 @@ class RowCache:
         session_ids = {s for s in session_ids if s not in self.sessions}
         if not session_ids:
             return
-        statement = select(Session).where(Session.session_id.in_(sorted(session_ids))).order_by(Session.session_id)
+        sessions = select(Session).where(Session.session_id.in_(sorted(session_ids))).order_by(Session.session_id)
         locked = []
-        for row in db.execute(statement.with_for_update()).scalars():
+        for row in db.execute(sessions.with_for_update()).scalars():
             self.sessions[row.session_id] = row
             locked.append(row.session_id)
         locked = [session_id for session_id in locked if session_id not in self.intervals]
@@ -351,8 +373,8 @@ class RowCache:
         """
         connection = db.connection()
         changed: list[tuple[IntervalRow, tuple[Any, ...]]] = []
-        for rows in self.intervals.values():
-            for row in rows.values():
+        for by_peer in self.intervals.values():
+            for row in by_peer.values():
                 values = row.values()
                 if values != row._loaded:
                     changed.append((row, values))
@@ -372,7 +394,7 @@ class RowCache:
         return sent
 
 
-def insert_and_lock(db: OrmSession, model: Any, key: str, values: dict[str, Any]) -> tuple[Any, bool]:
+def insert_and_lock(db: OrmSession, model: type[_Row], key: str, values: dict[str, Any]) -> tuple[_Row, bool]:
     """Insert ``model``'s row unless its ``key`` column (unique) already holds ``values[key]``, then load it ``FOR UPDATE``.
 
     Returns ``(row, inserted)``; ``inserted`` is True when this call created

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -19,7 +19,7 @@ def serve_in_thread(
     port: int = 0,
     *,
     name: str = "asgi-server",
-    lifespan: str = "on",
+    lifespan: Literal["auto", "on", "off"] = "on",
     startup_timeout: float = 10.0,
 ) -> tuple[str, Callable[[], None]]:
     """Serve ``app`` on ``host:port`` (0 = a free port) in a daemon thread.

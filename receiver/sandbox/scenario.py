@@ -286,9 +286,9 @@ def build_scenario(
                 participant_id, user_id = _uuid(rng), _uuid(rng)
                 custom, name, preset = None, f"Guest {rng.randint(1000, 9999)}", _PARTICIPANT_PRESET
             else:
-                person = people[person_index]
+                known = people[person_index]
                 participant_id, user_id = ids.get(person_index, meeting.id)
-                custom, name, preset = person.custom_id, person.display_name, person.preset
+                custom, name, preset = known.custom_id, known.display_name, known.preset
             session.peers.append(
                 SandboxPeer(
                     peer_id=_uuid(rng),

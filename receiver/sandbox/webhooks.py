@@ -386,14 +386,14 @@ def events_for(world: World) -> list[Delivery]:
         )
 
     for rec in world.recordings:
-        session, meeting = world.session(rec.session_id), world.meeting(rec.meeting_id)
-        if session is None or meeting is None:
+        rec_session, rec_meeting = world.session(rec.session_id), world.meeting(rec.meeting_id)
+        if rec_session is None or rec_meeting is None:
             raise ValueError(f"recording {rec.id} refers to an unknown session or meeting")
         for status, at in rec.statuses:
             add(
                 f"recording|{rec.id}|{status}|{at.isoformat()}",
                 at,
-                _recording_payload(world, meeting, session, rec, status),
+                _recording_payload(world, rec_meeting, rec_session, rec, status),
                 rec.session_id,
             )
 

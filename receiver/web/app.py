@@ -147,7 +147,8 @@ def create_app(
                 raise ValueError("create_app(run_worker=True) needs a worker_factory")
             worker_runner = BackgroundWorker(worker_factory(app.state.engine))
             worker_runner.start()
-        tasks = [asyncio.create_task(job(app)) for job in background_tasks or []]
+        # ensure_future: a job returns any awaitable (a coroutine becomes a task, as with create_task).
+        tasks: list[asyncio.Future[None]] = [asyncio.ensure_future(job(app)) for job in background_tasks or []]
         if on_started is not None:
             on_started()
         log.info("receiver_started", database=app.state.engine.dialect.name, in_process_worker=run_worker)

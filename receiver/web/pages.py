@@ -647,7 +647,7 @@ async def retry_page(request: Request) -> Response:
     body = (await request.body())[:4096].decode("utf-8", "replace")
     form = parse_qs(body)
     if request.state.via_cookie:
-        sent = (form.get("csrf") or [None])[0]
+        sent = next(iter(form.get("csrf") or []), None)
         if not TokenAuth.check_csrf(request.state.token, sent):
             raise ApiError(403, "forbidden", "The form is stale or forged (CSRF check failed); reload the page.")
     event = await run_in_threadpool(retry_event, _engine(request), int(raw_id))

@@ -336,7 +336,10 @@ def run_cli(args: list[str], settings: Settings, state: SandboxState | None = No
     obj = Context(settings)
     if state is not None:
         obj.dyte_transport = transport(state)  # type: ignore[attr-defined]
-    return CliRunner().invoke(root, args, obj=obj)
+    try:
+        return CliRunner().invoke(root, args, obj=obj)
+    finally:
+        obj.close()  # what the `receiver` group does when a command ends
 
 
 def test_subscribe_cli_creates_then_is_idempotent(sandbox, settings):
@@ -369,7 +372,11 @@ def test_subscribe_dry_run_writes_nothing(sandbox, settings):
     assert result.exit_code == 0, result.output
     assert f"would update webhook {hook.id}" in result.output and "would delete duplicate webhook" in result.output
     assert writes(sandbox) == [] and hook.enabled is False
-    assert managed_rows(Context(s).engine) == []
+    context = Context(s)
+    try:
+        assert managed_rows(context.engine) == []
+    finally:
+        context.close()
 
 
 def test_subscribe_prune_deletes_only_ours_pointing_elsewhere(sandbox, settings):

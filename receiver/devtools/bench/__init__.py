@@ -269,14 +269,3 @@ def ratelimit_command(**kwargs) -> None:
 
     code = run_ratelimit_bench(RateLimitOptions(**kwargs), make_console())
     sys.exit(code)
-
-
-def _add_chaos() -> None:
-    # The submodule, not the package: importing receiver.devtools.chaos imports this package first,
-    # so the chaos package is still initialising when this runs.
-    from receiver.devtools.chaos.command import chaos_command
-
-    bench.add_command(chaos_command, name="chaos")
-
-
-_add_chaos()

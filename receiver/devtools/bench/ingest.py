@@ -187,8 +187,9 @@ def _run_interleaved(
                 if cpu_before is not None and cpu_after is not None:
                     cpu[index] += cpu_after - cpu_before
                 runs[index].result.extend(result)
-                assert runs[index].round_rates is not None
-                runs[index].round_rates.append(result.requests_per_second)
+                round_rates = runs[index].round_rates
+                assert round_rates is not None
+                round_rates.append(result.requests_per_second)
             if opts.rounds == 1:
                 for run in runs:
                     console.print(f"  {run.name}: {fmt_rate(run.result.requests_per_second)} req/s")
@@ -244,7 +245,7 @@ def _results_table(runs: list[TargetRun], connections: int, rate: float | None =
     return table
 
 
-def _pg_commits(url: str) -> int | None:
+def _pg_commits(url: str) -> int:
     from receiver.db.engine import make_engine
 
     engine = make_engine(url)

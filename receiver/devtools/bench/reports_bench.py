@@ -52,12 +52,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import insert, inspect, select, text, update
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import psycopg
 
 from receiver.devtools.bench.common import machine_summary
 from receiver.devtools.bench.scratch import describe_url, scratch_database
@@ -111,7 +116,7 @@ def interval_rows(
         roll = rng.random()
         spans: list[tuple[float, float | None]] = []
         joined = rng.uniform(0, length * 0.6)
-        left: float | None = rng.uniform(joined + 30, length)
+        left = rng.uniform(joined + 30, length)
         if roll < 0.15:  # rejoin
             gap_start = rng.uniform(joined + 10, left)
             spans += [(joined, gap_start), (min(gap_start + rng.uniform(5, 120), length - 1), left)]
@@ -152,16 +157,16 @@ def bulk_insert_intervals(engine: Engine, rows: Iterator[tuple[Any, ...]]) -> in
     count = 0
     raw = engine.raw_connection()
     try:
-        driver = raw.driver_connection
         if engine.dialect.name == "postgresql":
-            with driver.cursor() as cursor, cursor.copy(f"COPY participant_intervals ({columns}) FROM STDIN") as copy:
+            pg = cast("psycopg.Connection[Any]", raw.driver_connection)
+            with pg.cursor() as pg_cursor, pg_cursor.copy(f"COPY participant_intervals ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
                     count += 1
-            driver.commit()
+            pg.commit()
         else:
             placeholders = ", ".join("?" for _ in _INTERVAL_COLUMNS)
-            cursor = driver.cursor()
+            cursor = cast("sqlite3.Connection", raw.driver_connection).cursor()
             cursor.execute("BEGIN")
             batch: list[tuple[Any, ...]] = []
             for row in rows:
@@ -349,6 +354,7 @@ def _late_leave(engine: Engine, session_id: str) -> None:
             .where(ParticipantInterval.session_id == session_id, ParticipantInterval.left_at.is_not(None))
             .limit(1)
         ).one()
+        assert left_at is not None  # selected WHERE left_at IS NOT NULL
         connection.execute(
             update(ParticipantInterval)
             .where(ParticipantInterval.id == found)
@@ -520,8 +526,3 @@ def run_reports_bench(opts: ReportsOptions, console: Console) -> None:
             console.print(plans)
         finally:
             engine.dispose()
-
-
-def _fetch(engine: Engine, sql: str, params: dict[str, Any]) -> list[Any]:
-    with engine.connect() as connection:
-        return connection.execute(text(sql), params).all()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["free_port", "ServerProcess", "bench_env", "receiver_serve_argv", "baseline_argv"]
 
@@ -122,7 +123,7 @@ class ServerProcess:
         self.log_path = log_path
         self.ready_path = ready_path
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log = None
+        self._log: BinaryIO | None = None
 
     def __enter__(self) -> ServerProcess:
         self.start()

@@ -31,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -131,7 +132,7 @@ def run_worker_bench(opts: WorkerOptions, console: Console) -> None:
             log_dir = Path(tempfile.mkdtemp(prefix="receiver-bench-worker-"))
             log_path = log_dir / "worker.log"
             _log_to_file(opts.log_level, log_path)
-            overrides: dict[str, int] = {"worker_batch_size": opts.batch_size} if opts.batch_size else {}
+            overrides: dict[str, Any] = {"worker_batch_size": opts.batch_size} if opts.batch_size else {}
             if opts.events_per_transaction:
                 if "worker_events_per_transaction" not in Settings.model_fields:
                     raise ValueError("--events-per-transaction: this version of the worker has no such setting")
