@@ -200,6 +200,8 @@ def test_sandbox_command_prints_exports_that_parse_as_shell(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
     exports = [line.strip() for line in lines if line.strip().startswith("export ")]
     names = [shlex.split(line)[1].split("=", 1)[0] for line in exports]
     assert names[0] == "PROVIDER" and "REALTIMEKIT_API_TOKEN" in names and "REALTIMEKIT_API_BASE_URL" in names

@@ -91,8 +91,11 @@ root.add_command(subscriptions)
 def run_cli(args: list[str], settings: Settings, state: SandboxState | None = None):
     obj = Context(settings)
     if state is not None:
-        obj.dyte_transport = httpx.ASGITransport(app=create_sandbox_app(state))  # type: ignore[attr-defined]
-    return CliRunner().invoke(root, args, obj=obj)
+        obj.dyte_transport = httpx.ASGITransport(app=create_sandbox_app(state))
+    try:
+        return CliRunner().invoke(root, args, obj=obj)
+    finally:
+        obj.close()  # what the `receiver` group does when a command ends
 
 
 def test_subscribe_creates_the_webhook_at_the_realtimekit_url_then_is_idempotent(sandbox, settings):
