@@ -47,6 +47,7 @@ from pydantic import ValidationError
 
 from receiver.providers.dyte.rest_models import (
     ApiLivestream,
+    ApiLivestreamSession,
     ApiMeeting,
     ApiParticipant,
     ApiRecording,
@@ -91,11 +92,17 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 BODY_EXCERPT_CHARS = 300
 #: Hard stop for a paginator whose server never signals the end.
 MAX_PAGES = 10_000
+#: Characters of an unreadable field value shown in the warning that names it.
+UNREADABLE_VALUE_CHARS = 80
+#: Unreadable (item, field) pairs remembered per client, so each is logged once.
+MAX_REMEMBERED_UNREADABLE = 10_000
 #: Fields accepted by :meth:`DyteClient.update_webhook` (spec ``PatchWebhookRequest``).
 WEBHOOK_PATCH_FIELDS = frozenset({"name", "url", "events", "enabled"})
 
 _M = TypeVar("_M", bound=DyteModel)
 OnCall = Callable[[str, str, "int | str", float], object]
+#: ``on_page(page_no, items_so_far, total_count_or_None)``, called after each page of a listing.
+OnPage = Callable[[int, int, "int | None"], object]
 
 
 # --------------------------------------------------------------------------- errors
@@ -171,6 +178,28 @@ def _item_identity(item: Any) -> Any:
     return item.get("id") if isinstance(item, Mapping) else repr(item)
 
 
+def _livestream_session_items(data: Any) -> list[Any]:
+    """The items of ``/sessions/{id}/livestream-sessions``: ``data.data`` (spec example), a bare array,
+    or one object in ``data`` (spec schema)."""
+    if isinstance(data, Mapping):
+        if isinstance(data.get("data"), list):
+            return list(data["data"])
+        if data.get("id") is not None:
+            return [data]
+        return []
+    return list(data) if isinstance(data, list) else []
+
+
+def _raw_value(model: type[DyteModel], raw: Mapping[str, Any], name: str) -> Any:
+    """The value ``raw`` carried for field ``name`` (its own key, camelCase key, or a renamed source key)."""
+    keys = [name, "".join(part.capitalize() if i else part for i, part in enumerate(name.split("_")))]
+    keys += [source for source, target in model._renames.items() if target == name]
+    for key in keys:
+        if key in raw:
+            return raw[key]
+    return None
+
+
 # --------------------------------------------------------------------------- client
 
 
@@ -234,6 +263,7 @@ class DyteClient:
         self.calls_by_endpoint: collections.Counter[tuple[str, str, int | str]] = collections.Counter()
         self._sleep = sleep
         self._rng = rng
+        self._unreadable_logged: set[tuple[str, str, str]] = set()
         token = base64.b64encode(f"{org_id}:{api_key}".encode()).decode("ascii")
         self._secrets = tuple(s for s in (api_key, token) if s)
         self._http = httpx.AsyncClient(
@@ -411,87 +441,174 @@ class DyteClient:
             )
             raise DyteResponseError(f"{what}: invalid {model.__name__}: {problems}") from None
 
+    def _listed(self, model: type[_M], items: Iterable[Any], what: str) -> list[_M]:
+        """Validate the items of a listing one by one: an item that is not a usable object is skipped
+        with a warning (the others are kept), and each unreadable field is logged once (see :meth:`_validated`)."""
+        found: list[_M] = []
+        for item in items:
+            try:
+                found.append(self._validated(model, item, what))
+            except DyteResponseError as exc:
+                log.warning("%s: item skipped: %s", what, exc)
+        return found
+
+    def _validated(self, model: type[_M], item: Any, what: str) -> _M:
+        """:meth:`_model`, then one warning per unreadable field naming the field and an excerpt of its
+        value (never the whole object), once per (item id, field) for the client's lifetime."""
+        obj = self._model(model, item, what)
+        if obj.invalid_fields and isinstance(item, Mapping):
+            identity = str(getattr(obj, "id", None) or "?")
+            for name in obj.invalid_fields:
+                key = (what, identity, name)
+                if key in self._unreadable_logged:
+                    continue
+                if len(self._unreadable_logged) < MAX_REMEMBERED_UNREADABLE:
+                    self._unreadable_logged.add(key)
+                value = self._scrub(repr(_raw_value(model, item, name)))[:UNREADABLE_VALUE_CHARS]
+                log.warning("%s: %s %s: unreadable %s %s (kept as null)", what, model.__name__, identity, name, value)
+        return obj
+
     async def _paginate(
         self,
         path: str,
-        list_key: str | None,
+        list_key: str | Callable[[Any], list[Any]] | None,
         params: Mapping[str, Any] | None = None,
         *,
         path_params: Mapping[str, str] | None = None,
+        on_page: OnPage | None = None,
     ) -> AsyncIterator[Any]:
         """Yield raw items of every page of ``GET path``, walking ``page_no`` from 1 with ``per_page``.
 
         ``list_key`` locates the list: ``"data.sessions"`` / ``"sessions"``,
-        ``"data.participants"``, or ``"data"`` / ``None`` for a bare array.
-        Stops after a page shorter than ``per_page``, when
-        ``paging.end_offset >= paging.total_count``, on an empty page, when a
-        page repeats the previous one (server ignoring ``page_no``), or after
-        ``MAX_PAGES`` pages.
+        ``"data.participants"``, or ``"data"`` / ``None`` for a bare array;
+        or a function from ``data`` to the list.
+
+        The walk is driven by the server's ``paging`` (spec
+        ``PagingResponse``: ``total_count``, 1-based ``start_offset`` /
+        ``end_offset``), never by a short page: a server that caps the page
+        size (asked 100, answers 25 of 60) is walked on with the size it
+        actually serves until ``total_count`` items came. Items seen on an
+        earlier page (same ``id``: overlapping offsets) are skipped; a gap in
+        the offsets is logged. It stops when ``total_count`` items came (or
+        ``end_offset >= total_count``), on an empty page, when a page repeats
+        the previous one (server ignoring ``page_no``), or after
+        ``MAX_PAGES`` pages. Without ``paging`` it walks until an empty or
+        repeated page (one extra call).
+
+        ``on_page(page_no, items_so_far, total_count)`` is called after each
+        page (``total_count`` None when the server does not say).
         """
         base = dict(params or {})
+        per_page = self.per_page
         previous_ids: tuple[Any, ...] | None = None
+        seen: set[Any] = set()
+        fetched = 0
+        expected_offset = 1
         for page_no in range(1, MAX_PAGES + 1):
             result = await self._request(
-                "GET", path, params={**base, "page_no": page_no, "per_page": self.per_page}, path_params=path_params
+                "GET", path, params={**base, "page_no": page_no, "per_page": per_page}, path_params=path_params
             )
-            items = _extract_list(result.data, list_key)
+            items = list_key(result.data) if callable(list_key) else _extract_list(result.data, list_key)
+            paging = result.paging
+            total = paging.total_count if paging is not None else None
             if not items:
+                if total is not None and fetched < total:
+                    log.warning("dyte GET %s: page %d is empty after %d of %d items", path, page_no, fetched, total)
                 return
             ids = tuple(_item_identity(item) for item in items)
             if ids == previous_ids:
                 log.warning("dyte GET %s: page %d repeats page %d; stopping", path, page_no, page_no - 1)
                 return
             previous_ids = ids
-            for item in items:
+            if paging is not None and paging.start_offset is not None and paging.start_offset > expected_offset:
+                log.warning(
+                    "dyte GET %s: page %d starts at item %d, expected %d (items may be missing)",
+                    path,
+                    page_no,
+                    paging.start_offset,
+                    expected_offset,
+                )
+            for item, identity in zip(items, ids, strict=True):
+                if isinstance(item, Mapping) and isinstance(identity, (str, int)):
+                    if identity in seen:
+                        continue  # overlapping pages: already yielded
+                    seen.add(identity)
+                fetched += 1
                 yield item
-            if len(items) < self.per_page:
-                return
-            paging = result.paging
-            if (
-                paging is not None
-                and paging.total_count is not None
-                and paging.end_offset is not None
-                and paging.end_offset >= paging.total_count
-            ):
-                return
+            if paging is not None and paging.end_offset is not None:
+                expected_offset = paging.end_offset + 1
+            else:
+                expected_offset += len(items)
+            if on_page is not None:
+                on_page(page_no, fetched, total)
+            if total is not None:
+                if fetched >= total or (paging is not None and (paging.end_offset or 0) >= total):
+                    return
+                if page_no == 1 and len(items) < per_page:
+                    # The server capped the page size: walk on with the size it serves, so
+                    # page_no * per_page lands where the next page really starts.
+                    log.info("dyte GET %s: server serves %d items a page (asked %d)", path, len(items), per_page)
+                    per_page = len(items)
         log.warning("dyte GET %s: stopped after %d pages", path, MAX_PAGES)
 
     # ------------------------------------------------------------------ sessions
 
-    async def get_session(self, session_id: str) -> ApiSession:
+    async def get_session(self, session_id: str, *, include_breakout_rooms: bool = False) -> ApiSession:
         """``GET /sessions/{session_id}`` -> the session in ``data.session`` (spec ``GetSessionDetails``).
 
-        Raises DyteNotFound for an unknown id, and the other errors of :meth:`_request`.
+        ``include_breakout_rooms`` asks for the session's breakout rooms
+        (``breakout_rooms``: sessions of their own). Raises DyteNotFound for
+        an unknown id, and the other errors of :meth:`_request`.
         """
-        result = await self._request("GET", "/sessions/{session_id}", path_params={"session_id": session_id})
+        params = {"include_breakout_rooms": "true"} if include_breakout_rooms else None
+        result = await self._request(
+            "GET", "/sessions/{session_id}", params=params, path_params={"session_id": session_id}
+        )
         data = result.data
         if isinstance(data, Mapping) and isinstance(data.get("session"), Mapping):
             data = data["session"]
-        return self._model(ApiSession, data, "GET /sessions/{session_id}")
+        return self._validated(ApiSession, data, "GET /sessions/{session_id}")
 
-    async def list_session_participants(self, session_id: str) -> list[ApiParticipant]:
+    async def list_session_participants(
+        self, session_id: str, *, include_peer_events: bool = False
+    ) -> list[ApiParticipant]:
         """All participants of a session, every page of ``GET /sessions/{session_id}/participants`` (``data.participants``), in API order.
 
         ``duration_minutes`` is in minutes (spec ``duration``).
+        ``include_peer_events`` asks for each participant's per-peer
+        join/leave events (``peer_events``). A participant that is not an
+        object is skipped with a warning; missing optional fields (``id``
+        included) are tolerated; unreadable values are logged once each.
         """
         template = "/sessions/{session_id}/participants"
-        return [
-            self._model(ApiParticipant, item, f"GET {template}")
-            async for item in self._paginate(template, "data.participants", path_params={"session_id": session_id})
+        params = {"include_peer_events": "true"} if include_peer_events else None
+        items = [
+            item
+            async for item in self._paginate(
+                template, "data.participants", params, path_params={"session_id": session_id}
+            )
         ]
+        return self._listed(ApiParticipant, items, f"GET {template}")
 
     async def iter_sessions(
-        self, *, start_time: datetime | None = None, end_time: datetime | None = None
+        self,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        on_page: OnPage | None = None,
     ) -> AsyncIterator[ApiSession]:
         """Every session of the organization, all pages of ``GET /sessions`` (``data.sessions``).
 
         ``start_time`` / ``end_time`` become the spec's ``start_time`` /
         ``end_time`` query parameters, ISO 8601 UTC with ``Z`` (naive values
-        are taken as UTC).
+        are taken as UTC). ``on_page(page_no, sessions_so_far, total_count)``
+        follows the walk (see :meth:`_paginate`). An item that is not a usable
+        session (no ``id``) is skipped with a warning.
         """
         params = {"start_time": to_iso(start_time), "end_time": to_iso(end_time)}
-        async for item in self._paginate("/sessions", "data.sessions", params):
-            yield self._model(ApiSession, item, "GET /sessions")
+        async for item in self._paginate("/sessions", "data.sessions", params, on_page=on_page):
+            for session in self._listed(ApiSession, [item], "GET /sessions"):
+                yield session
 
     # ------------------------------------------------------------------ recordings, livestreams, meetings
 
@@ -521,6 +638,57 @@ class DyteClient:
         """``GET /meetings/{meeting_id}`` -> ``data`` (spec ``GetMeeting``)."""
         result = await self._request("GET", "/meetings/{meeting_id}", path_params={"meeting_id": meeting_id})
         return self._model(ApiMeeting, result.data, "GET /meetings/{meeting_id}")
+
+    async def list_recordings(self, *, meeting_id: str | None = None) -> list[ApiRecording]:
+        """Every page of ``GET /recordings`` (spec ``get_all_recordings``: a bare ``data`` array), for one
+        meeting when ``meeting_id`` is given (the spec filters by meeting, not by session).
+
+        Items carry ``session_id`` and a nested ``meeting`` (read as
+        ``meeting_id``); file_size bytes, recording_duration seconds.
+        """
+        items = [item async for item in self._paginate("/recordings", "data", {"meeting_id": meeting_id})]
+        return self._listed(ApiRecording, items, "GET /recordings")
+
+    async def list_meeting_livestreams(self, meeting_id: str) -> list[ApiLivestream]:
+        """Every page of ``GET /meetings/{meeting_id}/livestream`` (``data.livestreams``): the meeting's livestreams.
+
+        Stream keys come back as ``SecretStr`` (never stored).
+        """
+        template = "/meetings/{meeting_id}/livestream"
+        items = [
+            item async for item in self._paginate(template, "data.livestreams", path_params={"meeting_id": meeting_id})
+        ]
+        return self._listed(ApiLivestream, items, f"GET {template}")
+
+    async def list_session_livestream_sessions(self, session_id: str) -> list[ApiLivestreamSession]:
+        """Every page of ``GET /sessions/{session_id}/livestream-sessions``: the livestream runs of a meeting session.
+
+        The spec's example nests the list in ``data.data`` (its schema shows
+        one object in ``data``): both are read. Each item gets
+        ``session_id`` = this session when it does not say. ``viewer_seconds``
+        and ``ingest_seconds`` are seconds.
+        """
+        template = "/sessions/{session_id}/livestream-sessions"
+        items = [
+            {"session_id": session_id, **item} if isinstance(item, Mapping) else item
+            async for item in self._paginate(
+                template, _livestream_session_items, path_params={"session_id": session_id}
+            )
+        ]
+        return self._listed(ApiLivestreamSession, items, f"GET {template}")
+
+    async def list_livestream_sessions(self, livestream_id: str) -> list[ApiLivestreamSession]:
+        """Every page of the ``sessions`` of ``GET /livestreams/{livestream_id}``: the runs of one livestream.
+
+        ``viewer_seconds`` and ``ingest_seconds`` are seconds; the meeting
+        session is not named there (``session_id`` stays None unless sent).
+        """
+        template = "/livestreams/{livestream_id}"
+        items = [
+            item
+            async for item in self._paginate(template, "data.sessions", path_params={"livestream_id": livestream_id})
+        ]
+        return self._listed(ApiLivestreamSession, items, f"GET {template}")
 
     # ------------------------------------------------------------------ webhooks
 
