@@ -35,7 +35,7 @@ from receiver import metrics
 from receiver.db.engine import writer
 from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from receiver.processing.apply import apply_event
-from receiver.processing.queue import claim_events, record_failure, release_events
+from receiver.processing.queue import TRACEBACK_FRAMES, claim_events, error_line, record_failure, release_events
 from receiver.processing.writes import RowCache
 from receiver.providers.dyte.events import EventParseError, parse_event
 from receiver.retry import RetryPolicy
@@ -133,19 +133,27 @@ class Worker:
                     return "lost"  # another worker took it over after our lease expired
                 line = lines[0]
                 name = line["event_name"]
-        except Exception as exc:  # any failure is recorded on the event and retried
-            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # any failure is recorded on the event (one line) and retried
+            error = error_line(exc)
             attempts_so_far = self._attempts(event_id)
             status = record_failure(
                 self.engine,
                 event_id,
                 self.worker_id,
-                error + "\n" + traceback.format_exc(limit=5),
+                error,
                 max_attempts=self.retry_policy.max_attempts,
                 retry_delay_seconds=self.retry_policy.delay_seconds(max(attempts_so_far, 1)),
             )
             metrics.PROCESSED.labels(event=name or "unknown", result=status).inc()
-            log.warning("event_failed", event_id=event_id, event_name=name, status=status, error=error[:300])
+            # The traceback goes to the log only, never to the event log.
+            log.warning(
+                "event_failed",
+                event_id=event_id,
+                event_name=name,
+                status=status,
+                error=error,
+                traceback=traceback.format_exc(limit=TRACEBACK_FRAMES),
+            )
             return status
         elapsed = time.perf_counter() - started
         for lag in lags:
@@ -209,7 +217,7 @@ class Worker:
             with OrmSession(writer(self.engine)) as db, db.begin():
                 lines, lags = self._apply_claimed(db, ids)
         except Exception as exc:  # redone one by one: the failing event gets its own error and backoff
-            log.warning("batch_transaction_failed", events=len(ids), error=f"{type(exc).__name__}: {exc}"[:300])
+            log.warning("batch_transaction_failed", events=len(ids), error=error_line(exc))
             return None
         elapsed = time.perf_counter() - started
         for lag in lags:
