@@ -102,6 +102,9 @@ SESSION_COLUMNS = (
     "peers",
     "peak_concurrency",
     "reconciled",
+    "end_inferred",
+    "parent_session_id",
+    "api_meeting_id",
 )
 
 
@@ -751,7 +754,14 @@ def recordings_report(engine: Engine, flt: ReportFilter | None = None) -> list[d
 def sessions_report(
     engine: Engine, flt: ReportFilter | None = None, *, as_of: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """One row per session (``SESSION_COLUMNS``): bounds, people, peers, peak concurrency, reconciled."""
+    """One row per session (``SESSION_COLUMNS``): bounds, people, peers, peak concurrency, reconciled.
+
+    ``end_inferred``: the end was inferred from inactivity and not confirmed
+    yet (``status`` is ``ended``; pages show "ended (inferred)").
+    ``parent_session_id``: the main session of a breakout room's session.
+    ``api_meeting_id``: the REST API's meeting id when it disagrees with
+    ``meeting_id`` (the webhooks'), else None.
+    """
     flt = flt or ReportFilter()
     as_of = as_of or datetime.now(UTC)
     with OrmSession(engine) as db:
@@ -789,6 +799,9 @@ def sessions_report(
                 "peers": len(intervals[session.session_id]),
                 "peak_concurrency": peak_concurrency(spans),
                 "reconciled": session.reconciled_at is not None,
+                "end_inferred": bool(session.end_inferred),
+                "parent_session_id": session.parent_session_id,
+                "api_meeting_id": session.api_meeting_id,
             }
         )
     return result

@@ -78,7 +78,6 @@ class FakeDyte:
         if self._fail(path, page_no):
             return httpx.Response(503, json={"success": False, "error": {"code": 503, "message": "unavailable"}})
         parts = path.strip("/").split("/")
-        data: Any
         if parts == ["sessions"]:
             page, paging = self._page(request, list(self.sessions.values()))
             return _ok({"sessions": [_without_breakouts(s) for s in page], "paging": paging})
@@ -94,7 +93,9 @@ class FakeDyte:
                 return _not_found()
             people = self.participants.get(parts[1], [])
             if params.get("include_peer_events") != "true":
-                people = [{k: v for k, v in p.items() if k != "peer_events"} if isinstance(p, dict) else p for p in people]
+                people = [
+                    {k: v for k, v in p.items() if k != "peer_events"} if isinstance(p, dict) else p for p in people
+                ]
             page, paging = self._page(request, people)
             return _ok({"participants": page, "paging": paging})
         if parts[0] == "sessions" and parts[2:] == ["livestream-sessions"]:

@@ -133,7 +133,9 @@ def test_participants_missing_optional_fields_or_with_unreadable_times_are_kept(
     assert by_key["carol"].invalid_fields == "id" and by_key["carol"].joined_at == T0
     long = by_key["k" * 200]
     assert long.truncated_fields == "custom_participant_id,participant_key,preset_name"
-    [henry_row] = [r for r in attendance_report(engine, ReportFilter(session_id="s-1")) if r["participant_key"] == "henry"]
+    [henry_row] = [
+        r for r in attendance_report(engine, ReportFilter(session_id="s-1")) if r["participant_key"] == "henry"
+    ]
     assert henry_row["attended_seconds"] == pytest.approx(415.578, abs=0.01)
     logged = [r.getMessage() for r in caplog.records if "unreadable joined_at" in r.getMessage()]
     assert len(logged) == 1 and '2023-02-01T10:00:00.000Z"' in logged[0] and "Henry" not in logged[0]
@@ -243,7 +245,12 @@ def test_recordings_and_livestreams_no_webhook_announced_are_found(engine):
     )
     assert recordings["r-3"].status == "ERRORED" and recordings["r-3"].session_id is None
     assert (stream.meeting_id, stream.session_id, stream.status, stream.name) == ("m-1", "s-1", "IDLE", "Town hall")
-    assert (run.livestream_id, run.session_id, run.viewer_seconds, run.ingest_seconds) == ("ls-1", "s-1", 5400.5, 1800.0)
+    assert (run.livestream_id, run.session_id, run.viewer_seconds, run.ingest_seconds) == (
+        "ls-1",
+        "s-1",
+        5400.5,
+        1800.0,
+    )
     assert run.started_at == T0 + timedelta(minutes=10) and run.stopped_at == T0 + timedelta(minutes=40)
     assert session.media_reconciled_at is not None
     assert ("/recordings", {"meeting_id": "m-1", "page_no": "1", "per_page": "100"}) in fake.calls

@@ -112,7 +112,9 @@ def test_event_errors_are_one_line_without_traceback(engine, settings, monkeypat
     """A multi-line database-style error is stored as "Type: first line"; no file paths in the event log."""
 
     def boom(*args, **kwargs):
-        raise RuntimeError('value too long for type character varying(100)\n[SQL: INSERT INTO sessions ...]\n  File "/x.py"')
+        raise RuntimeError(
+            'value too long for type character varying(100)\n[SQL: INSERT INTO sessions ...]\n  File "/x.py"'
+        )
 
     monkeypatch.setattr(worker_module, "apply_event", boom)
     _store(engine, EVENTS[:1])
@@ -126,7 +128,7 @@ def test_reconcile_task_errors_are_one_line(engine, monkeypatch):
     """A task failing with a multi-line error records one line on the task."""
 
     async def boom(self, session_id):
-        raise RuntimeError("database said no\nTraceback (most recent call last):\n  File \"/srv/x.py\", line 1")
+        raise RuntimeError('database said no\nTraceback (most recent call last):\n  File "/srv/x.py", line 1')
 
     monkeypatch.setattr(Reconciler, "reconcile_session", boom)
     now = datetime.now(UTC)
