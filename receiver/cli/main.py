@@ -195,9 +195,17 @@ def _emit(rows: list[dict[str, Any]], columns, fmt: str, output: str | None, tit
 @report.command("attendance")
 @click.option("--session-id", help="Only this session.")
 @click.option("--participant", help="Only this participant key (custom participant id, or peer id).")
+@click.option(
+    "--include-breakouts",
+    is_flag=True,
+    help="Count time in breakout rooms as time in their main session (adds breakout_seconds; "
+    "breakout rooms' own rows are then left out). People are matched by custom participant id.",
+)
 @_report_options
 @click.pass_obj
-def report_attendance(obj: Context, session_id, participant, meeting_id, since, until, fmt, output) -> None:
+def report_attendance(
+    obj: Context, session_id, participant, include_breakouts, meeting_id, since, until, fmt, output
+) -> None:
     """One row per person per session: attended seconds (overlaps once), joins, ratio."""
     from receiver.reports.queries import ATTENDANCE_COLUMNS, ReportFilter, attendance_report
 
@@ -208,10 +216,17 @@ def report_attendance(obj: Context, session_id, participant, meeting_id, since, 
         since=parse_cli_time(since),
         until=parse_cli_time(until),
     )
-    rows = attendance_report(obj.engine, flt)
+    columns: tuple[str, ...] = ATTENDANCE_COLUMNS
+    if include_breakouts:
+        from receiver.reports.breakouts import BREAKOUT_ATTENDANCE_COLUMNS, attendance_with_breakouts
+
+        rows = attendance_with_breakouts(obj.engine, flt)
+        columns = BREAKOUT_ATTENDANCE_COLUMNS
+    else:
+        rows = attendance_report(obj.engine, flt)
     if session_id and not rows and fmt == "table":
         click.echo(f"no attendance recorded for session {session_id}", err=True)
-    _emit(rows, ATTENDANCE_COLUMNS, fmt, output, "Attendance")
+    _emit(rows, columns, fmt, output, "Attendance")
 
 
 @report.command("recordings")
