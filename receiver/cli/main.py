@@ -159,7 +159,7 @@ def worker(obj: Context, once: bool, metrics_port: int | None) -> None:
 
 @cli.group()
 def report() -> None:
-    """Attendance, recordings and sessions reports (table, CSV or JSON)."""
+    """Attendance, sessions, recordings and livestreams reports (table, CSV or JSON)."""
 
 
 def _report_options(func):
@@ -239,8 +239,9 @@ def report_attendance(
 @_report_options
 @click.pass_obj
 def report_recordings(obj: Context, session_id, refresh_expired, meeting_id, since, until, fmt, output) -> None:
-    """The recording index: status, times, size, download links."""
-    from receiver.reports.queries import RECORDING_COLUMNS, ReportFilter, recordings_report
+    """The recording index: status, times, size, download links, start/stop reasons."""
+    from receiver.reports.media import RECORDING_DETAIL_COLUMNS, recordings_detail_report
+    from receiver.reports.queries import ReportFilter
 
     flt = ReportFilter(
         session_id=session_id, meeting_id=meeting_id, since=parse_cli_time(since), until=parse_cli_time(until)
@@ -249,7 +250,29 @@ def report_recordings(obj: Context, session_id, refresh_expired, meeting_id, sin
         from receiver.service import refresh_expired_recordings
 
         asyncio.run(refresh_expired_recordings(obj.settings, obj.engine, flt))
-    _emit(recordings_report(obj.engine, flt), RECORDING_COLUMNS, fmt, output, "Recordings")
+    _emit(recordings_detail_report(obj.engine, flt), RECORDING_DETAIL_COLUMNS, fmt, output, "Recordings")
+
+
+@report.command("livestreams")
+@click.option("--session-id", help="Only livestreams of this session.")
+@_report_options
+@click.pass_obj
+def report_livestreams(obj: Context, session_id, meeting_id, since, until, fmt, output) -> None:
+    """One row per livestream: meeting, session, status and the totals of its runs.
+
+    Runs come from the REST API during reconciliation (a session's
+    livestream-sessions, a livestream's sessions): ingest_seconds (input
+    streamed) and viewer_seconds (watch time of all viewers) are summed per
+    livestream, in seconds; first start and last stop are UTC. Stream keys
+    are never stored.
+    """
+    from receiver.reports.media import LIVESTREAM_COLUMNS, livestreams_report
+    from receiver.reports.queries import ReportFilter
+
+    flt = ReportFilter(
+        session_id=session_id, meeting_id=meeting_id, since=parse_cli_time(since), until=parse_cli_time(until)
+    )
+    _emit(livestreams_report(obj.engine, flt), LIVESTREAM_COLUMNS, fmt, output, "Livestreams")
 
 
 @report.command("sessions")

@@ -430,15 +430,20 @@ class Reconciler:
         return True
 
     async def reconcile_meeting(self, meeting_id: str) -> bool:
-        """Fetch a meeting's title once (``title_fetched_at`` records that it was asked)."""
-        api = await self.client.get_meeting(meeting_id)
+        """Fetch a meeting's title once (``title_fetched_at`` records that it was asked; a 404 is an answer too)."""
+        try:
+            api = await self.client.get_meeting(meeting_id)
+        except ProviderNotFound:
+            log.warning("meeting_unknown_to_api", meeting_id=meeting_id)
+            api = None
         now = datetime.now(UTC)
         with OrmSession(writer(self.engine)) as db, db.begin(), db.no_autoflush:
             cache = RowCache()
             meeting = ensure_meeting(db, meeting_id, now, cache=cache)
-            if not meeting.title and api.title:
+            if api is not None and not meeting.title and api.title:
                 meeting.title = api.title
             meeting.title_fetched_at = now
-            meeting.created_at = meeting.created_at or api.created_at
+            if api is not None:
+                meeting.created_at = meeting.created_at or api.created_at
             cache.flush(db)
         return True

@@ -83,6 +83,7 @@ def apply_api_session(
         meeting = ensure_meeting(db, meeting_id, now, cache=cache)
         if not meeting.title and api.meeting_display_name:
             meeting.title = api.meeting_display_name
+            cache.tasks.pop(("meeting", meeting_id), None)  # the title is known: nothing to fetch
     row = ensure_session(db, api.id, meeting_id, now, cache)
     if meeting_id and row.meeting_id and row.meeting_id != meeting_id:
         if row.api_meeting_id != meeting_id:
