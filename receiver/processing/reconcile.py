@@ -283,10 +283,12 @@ class Reconciler:
         final, _, _ = await self.reconcile_session_counts(session_id)
         return final
 
-    async def reconcile_session_counts(self, session_id: str) -> tuple[bool, int, int]:
+    async def reconcile_session_counts(self, session_id: str, *, schedule_media: bool = True) -> tuple[bool, int, int]:
         """Like :meth:`reconcile_session`; returns (final, intervals added, intervals changed).
 
-        Raises the client's errors (nothing is written then).
+        ``schedule_media``: arm the ``session_media`` task (backfill runs
+        :meth:`reconcile_session_media` itself). Raises the client's errors
+        (nothing is written then).
         """
         api_session = await self.client.get_session(session_id, include_breakout_rooms=True)
         if api_session.ended_at is None and api_session.status != "ENDED":
@@ -327,7 +329,8 @@ class Reconciler:
                 child = apply_api_session(db, breakout, now, cache, parent_session_id=session_id)
                 if child.reconciled_at is None:
                     cache.schedule_task("session", breakout.id, now, now)
-            cache.schedule_task("session_media", session_id, now, now)
+            if schedule_media:
+                cache.schedule_task("session_media", session_id, now, now)
             cache.flush(db)
         for kind in ("added", "changed", "confirmed"):
             metrics.RECONCILE_CHANGES.labels(kind=kind).inc(getattr(result, kind))
