@@ -19,8 +19,9 @@ No I/O here; :mod:`receiver.processing.writes` applies the results.
   ``PEER_JOINING`` / ``PEER_LEAVING`` events show more than one stay (a
   rejoin, a second device), each stay becomes its own interval (peer id of
   the event; a second stay of the same peer gets ``<peer>#2``), so the gaps
-  between stays are not counted as attendance. One stay: the participant's
-  own times are used, under the events' peer id.
+  between stays are not counted as attendance; the person is the custom
+  participant id, else the stay's peer id. One stay: the participant's own
+  times are used, under the events' peer id (the one webhooks carry).
 * **Merge decision** (:func:`merge_api_participant`): ``added``, ``changed``
   (a known time differs by more than one second, or the webhook never saw
   the leave) or ``confirmed``.
@@ -131,20 +132,18 @@ def _stays(participant: ApiParticipant) -> list[tuple[str, datetime | None, date
 
 def api_intervals(participant: ApiParticipant) -> list[ApiPeerInterval]:
     """The intervals one REST participant stands for (see the module docstring); ``[]`` when it has no identity."""
-    peer = participant.peer_id or participant.id
-    key = participant.custom_participant_id or peer or participant.user_id
-    if not key:
+    stays = _stays(participant)
+    peer = stays[0][0] if len(stays) == 1 else participant.peer_id or participant.id
+    if not (participant.custom_participant_id or peer or participant.user_id or stays):
         return []
     joined, left, flagged = _times(participant)
     common: dict[str, Any] = {
-        "participant_key": key,
         "custom_participant_id": participant.custom_participant_id,
         "user_id": participant.user_id,
         "display_name": participant.display_name,
         "preset_name": participant.preset_name,
         "invalid_fields": tuple(flagged),
     }
-    stays = _stays(participant)
     if len(stays) > 1:
         counts: dict[str, int] = {}
         result = []
@@ -153,11 +152,17 @@ def api_intervals(participant: ApiParticipant) -> list[ApiPeerInterval]:
             peer_id = stay_peer if counts[stay_peer] == 1 else f"{stay_peer}#{counts[stay_peer]}"
             if stay_left is None and index == len(stays) - 1 and left is not None and left >= (stay_joined or left):
                 stay_left = left  # the last stay ends with the participant
-            result.append(ApiPeerInterval(peer_id=peer_id, joined_at=stay_joined, left_at=stay_left, **common))
+            key = participant.custom_participant_id or stay_peer
+            result.append(
+                ApiPeerInterval(
+                    peer_id=peer_id, participant_key=key, joined_at=stay_joined, left_at=stay_left, **common
+                )
+            )
         return result
-    if stays:
-        peer = stays[0][0]
+    key = participant.custom_participant_id or peer or participant.user_id
+    if not key:  # only stays without a peer id: nothing to attribute
+        return []
     if not peer:
         moment = joined or left
         peer = f"api:{key}@{moment:%Y%m%dT%H%M%S.%f}" if moment is not None else f"api:{key}"
-    return [ApiPeerInterval(peer_id=peer, joined_at=joined, left_at=left, **common)]
+    return [ApiPeerInterval(peer_id=peer, participant_key=key, joined_at=joined, left_at=left, **common)]

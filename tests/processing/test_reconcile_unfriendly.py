@@ -272,3 +272,24 @@ def test_listings_the_provider_does_not_serve_count_as_empty(engine):
     arm(engine, "session", "s-1")
     reconcile(engine, fake)
     assert tasks(engine)[("session_media", "s-1")].status == "done"
+
+
+def test_peer_events_split_a_rejoin_so_the_gap_is_not_attendance(engine):
+    """The participant spans 10:00-10:50 but its peer events show 10:00-10:10 and 10:30-10:50: 30 minutes, 2 joins."""
+    fake = FakeDyte(sessions={"s-1": api_session()})
+    events = [
+        {"peer_id": "pa", "event_name": "PEER_JOINING", "created_at": iso(0)},
+        {"peer_id": "pa", "event_name": "PEER_LEAVING", "created_at": iso(10)},
+        {"peer_id": "pb", "event_name": "PEER_JOINING", "created_at": iso(30)},
+        {"peer_id": "pb", "event_name": "PEER_LEAVING", "created_at": iso(50)},
+    ]
+    fake.participants["s-1"] = [{**person("alice", 0, 50), "custom_participant_id": "alice", "peer_events": events}]
+    arm(engine, "session", "s-1")
+    reconcile(engine, fake)
+    assert sorted(intervals(engine)) == ["pa", "pb"]
+    [row] = attendance_report(engine, ReportFilter(session_id="s-1"))
+    assert (row["attended_seconds"], row["join_count"]) == (1800.0, 2)
+    assert (
+        "/sessions/s-1/participants",
+        {"include_peer_events": "true", "page_no": "1", "per_page": "100"},
+    ) in fake.calls
