@@ -152,16 +152,20 @@ def api_intervals(participant: ApiParticipant) -> list[ApiPeerInterval]:
             peer_id = stay_peer if counts[stay_peer] == 1 else f"{stay_peer}#{counts[stay_peer]}"
             if stay_left is None and index == len(stays) - 1 and left is not None and left >= (stay_joined or left):
                 stay_left = left  # the last stay ends with the participant
-            key = participant.custom_participant_id or stay_peer
             result.append(
                 ApiPeerInterval(
-                    peer_id=peer_id, participant_key=key, joined_at=stay_joined, left_at=stay_left, **common
+                    peer_id=peer_id,
+                    participant_key=participant.custom_participant_id or stay_peer,
+                    joined_at=stay_joined,
+                    left_at=stay_left,
+                    **common,
                 )
             )
         return result
-    key = participant.custom_participant_id or peer or participant.user_id
-    if not key:  # only stays without a peer id: nothing to attribute
+    person = participant.custom_participant_id or peer or participant.user_id
+    if not person:  # only stays without a peer id: nothing to attribute
         return []
+    key = person
     if not peer:
         moment = joined or left
         peer = f"api:{key}@{moment:%Y%m%dT%H%M%S.%f}" if moment is not None else f"api:{key}"

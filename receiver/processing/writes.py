@@ -270,6 +270,23 @@ class IntervalRow:
 
     __slots__ = (*_INTERVAL_COLUMNS, "_loaded")
 
+    # The slots' types, for the type checker (annotations only: no class attributes).
+    session_id: str
+    peer_id: str
+    meeting_id: str | None
+    source: str
+    participant_key: str
+    custom_participant_id: str | None
+    user_id: str | None
+    display_name: str | None
+    preset_name: str | None
+    joined_at: datetime | None
+    left_at: datetime | None
+    closed_at_session_end: bool
+    updated_at: datetime
+    invalid_fields: str | None
+    truncated_fields: str | None
+
     def __init__(self, **values: Any) -> None:
         for name in _INTERVAL_COLUMNS:
             setattr(self, name, values.get(name))
