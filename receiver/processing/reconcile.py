@@ -295,6 +295,7 @@ class Reconciler:
             now = datetime.now(UTC)
             with OrmSession(writer(self.engine)) as db, db.begin(), db.no_autoflush:
                 cache = RowCache()
+                cache.prefetch(db, {api_session.associated_id} if api_session.associated_id else set(), {session_id})
                 apply_api_session(db, api_session, now, cache)
                 cache.flush(db)
             return False, 0, 0

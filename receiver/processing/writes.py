@@ -205,7 +205,9 @@ class _BulkWrite:
         cells: list[Any] | None = None
         for index, limit in self._limits:
             value = row[index]
-            if isinstance(value, str) and (("\x00" in value) or (limit is not None and len(value) > limit)):
+            if isinstance(value, str) and (
+                (limit is not None and len(value) > limit) or "\x00" in value or not value.isascii()
+            ):
                 cells = cells or list(row)
                 cells[index] = fit_values(self.table, {self.columns[index]: value})[0][self.columns[index]]
         return row if cells is None else tuple(cells)
