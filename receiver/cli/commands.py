@@ -161,7 +161,11 @@ def reconcile() -> None:
 
 @reconcile.command("list")
 @click.option("--status", type=click.Choice(["pending", "done", "dead"]), multiple=True, help="Only these statuses.")
-@click.option("--kind", type=click.Choice(["session", "recording", "livestream", "meeting"]), help="Only this kind.")
+@click.option(
+    "--kind",
+    type=click.Choice(["session", "session_media", "recording", "livestream", "meeting"]),
+    help="Only this kind.",
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.pass_obj
@@ -207,11 +211,24 @@ def reconcile_retry(obj: Context, dead: bool) -> None:
 @click.command()
 @click.option("--since", required=True, help="UTC date or ISO 8601 time: sessions started at or after it.")
 @click.option("--until", help="UTC date or ISO 8601 time: sessions started before it (default: now).")
+@click.option(
+    "--recheck",
+    is_flag=True,
+    help="Reconcile sessions an earlier run already reconciled, too (default: skip them, so a rerun resumes).",
+)
 @click.pass_obj
-def backfill(obj: Context, since: str, until: str | None) -> None:
-    """Walk the provider's GET /sessions (all pages) in a time window and reconcile each session. Idempotent."""
+def backfill(obj: Context, since: str, until: str | None, recheck: bool) -> None:
+    """Walk the provider's GET /sessions (all pages) in a time window and reconcile each session. Idempotent.
+
+    Each session's participants, recordings and livestreams are merged as
+    the worker's reconciliation does. A failing listing page is retried
+    with back-off; if it keeps failing the command stops with a one-line
+    error and exit code 1, keeping everything done so far: run it again to
+    resume (sessions already reconciled are skipped). Exit code 1 also when
+    a session failed.
+    """
     from receiver.errors import ConfigurationError
-    from receiver.processing.backfill import run_backfill
+    from receiver.processing.backfill import BackfillError, run_backfill
 
     settings = obj.settings
     try:
@@ -219,12 +236,14 @@ def backfill(obj: Context, since: str, until: str | None) -> None:
     except ConfigurationError as exc:
         fail(str(exc))
     start, end = parse_cli_time(since), parse_cli_time(until) or datetime.now(UTC)
-    summary = asyncio.run(run_backfill(settings, obj.engine, start, end, console=Console(stderr=True)))
-    click.echo(
-        f"backfill {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC: {summary.sessions} sessions, "
-        f"{summary.reconciled} reconciled, {summary.still_live} still live, {summary.failed} failed; "
-        f"intervals added {summary.added}, changed {summary.changed}"
-    )
+    window = f"backfill {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"
+    try:
+        summary = asyncio.run(
+            run_backfill(settings, obj.engine, start, end, console=Console(stderr=True), recheck=recheck)
+        )
+    except BackfillError as exc:
+        fail(str(exc))
+    click.echo(f"{window}: {summary.line()}")
     if summary.failed:
         raise SystemExit(1)
 

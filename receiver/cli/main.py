@@ -160,7 +160,7 @@ def worker(obj: Context, once: bool, metrics_port: int | None) -> None:
 
 @cli.group()
 def report() -> None:
-    """Attendance, recordings and sessions reports (table, CSV or JSON)."""
+    """Attendance, sessions, recordings and livestreams reports (table, CSV or JSON)."""
 
 
 def _report_options(func):
@@ -196,9 +196,17 @@ def _emit(rows: list[dict[str, Any]], columns, fmt: str, output: str | None, tit
 @report.command("attendance")
 @click.option("--session-id", help="Only this session.")
 @click.option("--participant", help="Only this participant key (custom participant id, or peer id).")
+@click.option(
+    "--include-breakouts",
+    is_flag=True,
+    help="Count time in breakout rooms as time in their main session (adds breakout_seconds; "
+    "breakout rooms' own rows are then left out). People are matched by custom participant id.",
+)
 @_report_options
 @click.pass_obj
-def report_attendance(obj: Context, session_id, participant, meeting_id, since, until, fmt, output) -> None:
+def report_attendance(
+    obj: Context, session_id, participant, include_breakouts, meeting_id, since, until, fmt, output
+) -> None:
     """One row per person per session: attended seconds (overlaps once), joins, ratio."""
     from receiver.reports.queries import ATTENDANCE_COLUMNS, ReportFilter, attendance_report
 
@@ -209,10 +217,17 @@ def report_attendance(obj: Context, session_id, participant, meeting_id, since, 
         since=parse_cli_time(since),
         until=parse_cli_time(until),
     )
-    rows = attendance_report(obj.engine, flt)
+    columns: tuple[str, ...] = ATTENDANCE_COLUMNS
+    if include_breakouts:
+        from receiver.reports.queries import BREAKOUT_ATTENDANCE_COLUMNS, attendance_with_breakouts
+
+        rows = attendance_with_breakouts(obj.engine, flt)
+        columns = BREAKOUT_ATTENDANCE_COLUMNS
+    else:
+        rows = attendance_report(obj.engine, flt)
     if session_id and not rows and fmt == "table":
         click.echo(f"no attendance recorded for session {session_id}", err=True)
-    _emit(rows, ATTENDANCE_COLUMNS, fmt, output, "Attendance")
+    _emit(rows, columns, fmt, output, "Attendance")
 
 
 @report.command("recordings")
@@ -225,8 +240,8 @@ def report_attendance(obj: Context, session_id, participant, meeting_id, since, 
 @_report_options
 @click.pass_obj
 def report_recordings(obj: Context, session_id, refresh_expired, meeting_id, since, until, fmt, output) -> None:
-    """The recording index: status, times, size, download links."""
-    from receiver.reports.queries import RECORDING_COLUMNS, ReportFilter, recordings_report
+    """The recording index: status, times, size, download links, start/stop reasons."""
+    from receiver.reports.queries import RECORDING_DETAIL_COLUMNS, ReportFilter, recordings_detail_report
 
     flt = ReportFilter(
         session_id=session_id, meeting_id=meeting_id, since=parse_cli_time(since), until=parse_cli_time(until)
@@ -235,7 +250,28 @@ def report_recordings(obj: Context, session_id, refresh_expired, meeting_id, sin
         from receiver.service import refresh_expired_recordings
 
         asyncio.run(refresh_expired_recordings(obj.settings, obj.engine, flt))
-    _emit(recordings_report(obj.engine, flt), RECORDING_COLUMNS, fmt, output, "Recordings")
+    _emit(recordings_detail_report(obj.engine, flt), RECORDING_DETAIL_COLUMNS, fmt, output, "Recordings")
+
+
+@report.command("livestreams")
+@click.option("--session-id", help="Only livestreams of this session.")
+@_report_options
+@click.pass_obj
+def report_livestreams(obj: Context, session_id, meeting_id, since, until, fmt, output) -> None:
+    """One row per livestream: meeting, session, status and the totals of its runs.
+
+    Runs come from the REST API during reconciliation (a session's
+    livestream-sessions, a livestream's sessions): ingest_seconds (input
+    streamed) and viewer_seconds (watch time of all viewers) are summed per
+    livestream, in seconds; first start and last stop are UTC. Stream keys
+    are never stored.
+    """
+    from receiver.reports.queries import LIVESTREAM_COLUMNS, ReportFilter, livestreams_report
+
+    flt = ReportFilter(
+        session_id=session_id, meeting_id=meeting_id, since=parse_cli_time(since), until=parse_cli_time(until)
+    )
+    _emit(livestreams_report(obj.engine, flt), LIVESTREAM_COLUMNS, fmt, output, "Livestreams")
 
 
 @report.command("sessions")
