@@ -118,7 +118,7 @@ def test_participants_missing_optional_fields_or_with_unreadable_times_are_kept(
         {**person("x", 1, 2), "custom_participant_id": "k" * 300, "preset_name": "p" * 250},  # REST: no length limits
     ]
     arm(engine, "session", "s-1")
-    with caplog.at_level(logging.WARNING, logger="receiver.providers.dyte.client"):
+    with caplog.at_level(logging.WARNING, logger="receiver.providers.http"):
         reconcile(engine, fake)
         reconcile(engine, fake)  # a second round logs nothing new
     assert tasks(engine)[("session", "s-1")].status == "done"

@@ -148,7 +148,7 @@ def test_participants_with_missing_or_unusable_fields_are_kept_one_by_one(caplog
         return httpx.Response(200, json={"success": True, "data": {"participants": participants}})
 
     client = make_client(handler)
-    with caplog.at_level(logging.WARNING, logger="receiver.providers.dyte.client"):
+    with caplog.at_level(logging.WARNING, logger="receiver.providers.http"):
 
         async def twice(c: DyteClient) -> Any:
             first = await c.list_session_participants("s-1")
