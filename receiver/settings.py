@@ -116,6 +116,13 @@ class Settings(BaseSettings):
         ge=0,
         description="A session with no event for this long and no meeting.ended is reconciled by the sweep.",
     )
+    session_idle_end_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A live session in which nobody is present and no event arrived for this long gets an "
+        "inferred end at its last leave (shown as 'ended (inferred)') and is reconciled at once, without waiting "
+        "for meeting.ended or STALE_SESSION_SECONDS (Dyte ends a meeting ~60 s after the last leave). 0 disables.",
+    )
     reconcile_enabled: bool = Field(
         True,
         description="Reconcile with the provider's REST API (needs DYTE_ORG_ID and DYTE_API_KEY, or with "

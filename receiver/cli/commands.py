@@ -176,7 +176,11 @@ def reconcile() -> None:
 
 @reconcile.command("list")
 @click.option("--status", type=click.Choice(["pending", "done", "dead"]), multiple=True, help="Only these statuses.")
-@click.option("--kind", type=click.Choice(["session", "recording", "livestream", "meeting"]), help="Only this kind.")
+@click.option(
+    "--kind",
+    type=click.Choice(["session", "session_media", "recording", "livestream", "meeting"]),
+    help="Only this kind.",
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @wide_option
@@ -225,15 +229,25 @@ def reconcile_retry(obj: Context, dead: bool) -> None:
     "--since", required=True, type=UTC_TIME, help="UTC date or ISO 8601 time: sessions started at or after it."
 )
 @click.option("--until", type=UTC_TIME, help="UTC date or ISO 8601 time: sessions started before it (default: now).")
+@click.option(
+    "--recheck",
+    is_flag=True,
+    help="Reconcile sessions an earlier run already reconciled, too (default: skip them, so a rerun resumes).",
+)
 @click.pass_obj
-def backfill(obj: Context, since: datetime, until: datetime | None) -> None:
+def backfill(obj: Context, since: datetime, until: datetime | None, recheck: bool) -> None:
     """Walk the provider's GET /sessions (all pages) in a time window and reconcile each session. Idempotent.
 
-    A progress bar on a terminal; exit 1 when some sessions failed (listed
-    on stderr), 3 when the provider's credentials are not set, 7/8 when the
-    provider's API cannot be reached or refuses.
+    Each session's participants, recordings and livestreams are merged as
+    the worker's reconciliation does. A failing listing page is retried
+    with back-off; if it keeps failing the command stops with a one-line
+    error and exit code 1, keeping everything done so far: run it again to
+    resume (sessions already reconciled are skipped). A progress bar on a
+    terminal; exit 1 also when a session failed, 3 when the provider's
+    credentials are not set, 7/8 when the provider's API cannot be reached
+    or refuses.
     """
-    from receiver.processing.backfill import run_backfill
+    from receiver.processing.backfill import BackfillError, run_backfill
 
     settings = obj.settings
     settings.require_api_credentials("receiver backfill")  # ConfigurationError: exit 3, names what is missing
@@ -241,21 +255,22 @@ def backfill(obj: Context, since: datetime, until: datetime | None) -> None:
     check_window(start, end)
     engine = obj.engine
     console = Console(stderr=True)
-    summary = asyncio.run(
-        run_backfill(
-            settings,
-            engine,
-            start,
-            end,
-            console=console if console.is_terminal else None,
-            transport=obj.dyte_transport,
+    window = f"backfill {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"
+    try:
+        summary = asyncio.run(
+            run_backfill(
+                settings,
+                engine,
+                start,
+                end,
+                console=console if console.is_terminal else None,
+                transport=obj.dyte_transport,
+                recheck=recheck,
+            )
         )
-    )
-    click.echo(
-        f"backfill {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC: {summary.sessions} sessions, "
-        f"{summary.reconciled} reconciled, {summary.still_live} still live, {summary.failed} failed; "
-        f"intervals added {summary.added}, changed {summary.changed}"
-    )
+    except BackfillError as exc:
+        fail(str(exc))
+    click.echo(f"{window}: {summary.line()}")
     if summary.failed:
         raise SystemExit(1)
 

@@ -23,7 +23,7 @@ __all__ = ["report", "emit", "wide_option"]
 
 @click.group()
 def report() -> None:
-    """Attendance, recordings and sessions reports (table, CSV or JSON).
+    """Attendance, sessions, recordings and livestreams reports (table, CSV or JSON).
 
     Tables show short ids and the main columns (times UTC); `--wide` shows
     every column in full, CSV and JSON always do.
@@ -166,23 +166,42 @@ def _computing(what: str) -> Progress:
 @report.command("attendance")
 @click.option("--session-id", help="Only this session.")
 @click.option("--participant", help="Only this participant key (custom participant id, or peer id).")
+@click.option(
+    "--include-breakouts",
+    is_flag=True,
+    help="Count time in breakout rooms as time in their main session (adds breakout_seconds; "
+    "breakout rooms' own rows are then left out). People are matched by custom participant id.",
+)
 @_report_options
 @click.pass_obj
-def report_attendance(obj: Context, session_id, participant, meeting_id, since, until, fmt, output, wide: bool) -> None:
+def report_attendance(
+    obj: Context, session_id, participant, include_breakouts, meeting_id, since, until, fmt, output, wide: bool
+) -> None:
     """One row per person per session: attended time (overlaps once), joins, ratio of the session."""
-    from receiver.reports.queries import ATTENDANCE_COLUMNS, ReportFilter, attendance_report
+    from receiver.reports.queries import (
+        ATTENDANCE_COLUMNS,
+        BREAKOUT_ATTENDANCE_COLUMNS,
+        ReportFilter,
+        attendance_report,
+        attendance_with_breakouts,
+    )
 
     check_window(since, until)
     engine = obj.engine
     require_known(engine, session_id=session_id, meeting_id=meeting_id, participant=participant)
     flt = ReportFilter(session_id=session_id, meeting_id=meeting_id, participant=participant, since=since, until=until)
+    columns: tuple[str, ...] = ATTENDANCE_COLUMNS
     with _computing("attendance"):
-        rows = attendance_report(engine, flt)
+        if include_breakouts:
+            rows = attendance_with_breakouts(engine, flt)
+            columns = BREAKOUT_ATTENDANCE_COLUMNS
+        else:
+            rows = attendance_report(engine, flt)
     if participant and not rows:
         click.echo(f"no attendance of participant {participant!r} in the selected sessions", err=True)
     else:
         _note_when_empty(rows, "attendance", session_id=session_id, since=since, until=until, meeting_id=meeting_id)
-    emit(rows, ATTENDANCE_COLUMNS, fmt, output, "Attendance", wide=wide)
+    emit(rows, columns, fmt, output, "Attendance", wide=wide)
 
 
 @report.command("recordings")
@@ -197,10 +216,10 @@ def report_attendance(obj: Context, session_id, participant, meeting_id, since, 
 def report_recordings(
     obj: Context, session_id, refresh_expired, meeting_id, since, until, fmt, output, wide: bool
 ) -> None:
-    """The recording index: status, times, size, download links (links: `--wide` or CSV/JSON)."""
+    """The recording index: status, times, size, download links, start/stop reasons (all: `--wide` or CSV/JSON)."""
     import asyncio
 
-    from receiver.reports.queries import RECORDING_COLUMNS, ReportFilter, recordings_report
+    from receiver.reports.queries import RECORDING_DETAIL_COLUMNS, ReportFilter, recordings_detail_report
 
     check_window(since, until)
     engine = obj.engine
@@ -211,9 +230,33 @@ def report_recordings(
 
         with Progress("refreshing expired download links"):
             asyncio.run(refresh_expired_recordings(obj.settings, engine, flt, transport=obj.dyte_transport))
-    rows = recordings_report(engine, flt)
+    rows = recordings_detail_report(engine, flt)
     _note_when_empty(rows, "recordings", session_id=session_id, since=since, until=until, meeting_id=meeting_id)
-    emit(rows, RECORDING_COLUMNS, fmt, output, "Recordings", wide=wide)
+    emit(rows, RECORDING_DETAIL_COLUMNS, fmt, output, "Recordings", wide=wide)
+
+
+@report.command("livestreams")
+@click.option("--session-id", help="Only livestreams of this session.")
+@_report_options
+@click.pass_obj
+def report_livestreams(obj: Context, session_id, meeting_id, since, until, fmt, output, wide: bool) -> None:
+    """One row per livestream: meeting, session, status and the totals of its runs.
+
+    Runs come from the REST API during reconciliation (a session's
+    livestream-sessions, a livestream's sessions): ingest_seconds (input
+    streamed) and viewer_seconds (watch time of all viewers) are summed per
+    livestream, in seconds; first start and last stop are UTC. Stream keys
+    are never stored.
+    """
+    from receiver.reports.queries import LIVESTREAM_COLUMNS, ReportFilter, livestreams_report
+
+    check_window(since, until)
+    engine = obj.engine
+    require_known(engine, session_id=session_id, meeting_id=meeting_id)
+    flt = ReportFilter(session_id=session_id, meeting_id=meeting_id, since=since, until=until)
+    rows = livestreams_report(engine, flt)
+    _note_when_empty(rows, "livestreams", session_id=session_id, since=since, until=until, meeting_id=meeting_id)
+    emit(rows, LIVESTREAM_COLUMNS, fmt, output, "Livestreams", wide=wide)
 
 
 @report.command("sessions")

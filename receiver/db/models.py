@@ -11,6 +11,8 @@ Tables:
   joined_at/left_at, keyed by (session_id, peer_id).
 * ``recordings`` + ``recording_status_history``, ``livestreams`` +
   ``livestream_status_history`` - the recording and livestream indexes.
+* ``livestream_sessions`` - runs of livestreams (REST): times, ingest and
+  viewer seconds (migration 0007).
 * ``session_artifacts`` - chat, transcript and summary download URLs.
 * ``reconcile_tasks`` - what the reconciler must fetch from the REST API.
 * ``session_attendance`` + ``session_attendance_refreshes`` - precomputed
@@ -22,6 +24,12 @@ Tables:
 
 All timestamps are stored and returned as timezone-aware UTC
 (:class:`UTCDateTime`), on SQLite and PostgreSQL alike.
+
+``truncated_fields`` (meetings, sessions, participant_intervals,
+recordings, livestreams, livestream_sessions): the columns whose value was
+longer than the column holds (or held a character the database cannot
+store) and was cut to fit by the write layer, comma-separated; NULL when
+nothing was cut (:func:`receiver.processing.columns.fit_row`).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -176,10 +185,21 @@ class Meeting(Base):
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     title_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    truncated_fields: Mapped[str | None] = mapped_column(Text)
 
 
 class Session(Base):
-    """One live run of a meeting (Dyte ``sessionId``). Times are UTC; duration = ended_at - started_at."""
+    """One live run of a meeting (Dyte ``sessionId``). Times are UTC; duration = ended_at - started_at.
+
+    ``end_inferred``: the end was inferred because nobody was present and no
+    event arrived for ``SESSION_IDLE_END_SECONDS`` (``ended_at`` is then the
+    last leave); cleared when meeting.ended or the REST API confirms the end.
+    ``parent_session_id``: for a breakout room's session, the main session
+    it was opened from (REST ``breakout_rooms``). ``api_meeting_id``: the
+    meeting id the REST API gave when it differs from the webhooks'
+    ``meeting_id`` (which is kept). ``media_reconciled_at``: when the
+    session's recordings and livestreams were last listed from the REST API.
+    """
 
     __tablename__ = "sessions"
 
@@ -194,11 +214,17 @@ class Session(Base):
     reconcile_added: Mapped[int] = mapped_column(Integer, default=0)  # intervals only the API knew
     reconcile_changed: Mapped[int] = mapped_column(Integer, default=0)  # intervals whose times the API corrected
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_inferred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    parent_session_id: Mapped[str | None] = mapped_column(String(100))
+    api_meeting_id: Mapped[str | None] = mapped_column(String(100))
+    media_reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    truncated_fields: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_sessions_meeting_id", "meeting_id"),
         Index("ix_sessions_started_at", "started_at"),
         Index("ix_sessions_status_last_event_at", "status", "last_event_at"),
+        Index("ix_sessions_parent_session_id", "parent_session_id"),
     )
 
 
@@ -209,6 +235,9 @@ class ParticipantInterval(Base):
     several peers: rejoins and second devices. ``source`` says who told us:
     ``webhook``, ``api`` or ``both``. ``closed_at_session_end`` marks an
     interval whose leave was never seen and was closed at the session's end.
+    ``invalid_fields``: REST participant fields that could not be read
+    (comma-separated, e.g. ``joined_at``); a missing time was then derived
+    from the other one and the participant's ``duration``.
     """
 
     __tablename__ = "participant_intervals"
@@ -227,6 +256,8 @@ class ParticipantInterval(Base):
     closed_at_session_end: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(10), default="webhook")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    invalid_fields: Mapped[str | None] = mapped_column(Text)
+    truncated_fields: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("session_id", "peer_id", name="uq_participant_intervals_session_peer"),
@@ -256,6 +287,8 @@ class Recording(Base):
     stop_reason: Mapped[str | None] = mapped_column(Text)
     reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    start_reason: Mapped[str | None] = mapped_column(Text)  # REST startReason code, e.g. API_CALL
+    truncated_fields: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_recordings_meeting_id", "meeting_id"), Index("ix_recordings_session_id", "session_id"))
 
@@ -287,6 +320,36 @@ class Livestream(Base):
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     linked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when the REST API linked it to a meeting
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    truncated_fields: Mapped[str | None] = mapped_column(Text)
+
+
+class LivestreamSession(Base):
+    """One run of a livestream, from the REST API (``livestream-sessions``): times, ingest and viewer seconds.
+
+    ``session_id`` is the meeting session it streamed, when the API said so
+    (listing by session); ``ingest_seconds`` is how long input was streamed,
+    ``viewer_seconds`` the total watch time of all viewers, both seconds.
+    """
+
+    __tablename__ = "livestream_sessions"
+
+    livestream_session_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    livestream_id: Mapped[str | None] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(100))
+    meeting_id: Mapped[str | None] = mapped_column(String(100))
+    invoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ingest_seconds: Mapped[float | None] = mapped_column(Float)
+    viewer_seconds: Mapped[float | None] = mapped_column(Float)
+    err_message: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    truncated_fields: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_livestream_sessions_livestream_id", "livestream_id"),
+        Index("ix_livestream_sessions_session_id", "session_id"),
+    )
 
 
 class LivestreamStatusChange(Base):
@@ -330,10 +393,12 @@ TASK_DEAD = TaskStatus.DEAD
 class ReconcileTask(Base):
     """Work for the reconciler: fetch one object from the Dyte REST API and merge it.
 
-    ``kind`` is ``session`` (after meeting.ended, or from the stale sweep),
-    ``recording`` (after a recording.statusUpdate), ``livestream`` (link a
-    streamId to its meeting) or ``meeting`` (fetch a missing title). One row
-    per (kind, object_id); new information re-arms a done task.
+    ``kind`` is ``session`` (after meeting.ended, or from the stale and idle
+    sweeps), ``session_media`` (list a reconciled session's recordings and
+    livestreams), ``recording`` (after a recording.statusUpdate),
+    ``livestream`` (link a streamId to its meeting) or ``meeting`` (fetch a
+    missing title). One row per (kind, object_id); new information re-arms a
+    done task.
     """
 
     __tablename__ = "reconcile_tasks"

@@ -7,9 +7,12 @@ or events in any order, gives the same rows. The rules that make it so:
   earliest value seen, ``left_at`` the value from a participantLeft event;
 * once the REST API has confirmed an interval (``source`` api/both), webhook
   events no longer move its times (API times win, issue #3);
-* a session's end comes only from meeting.ended (or reconciliation); open
-  intervals are closed at it and flagged ``closed_at_session_end``; a later
-  participantLeft replaces such a closing with the real leave;
+* a session's end comes from meeting.ended or reconciliation, or is
+  inferred after ``SESSION_IDLE_END_SECONDS`` with nobody present
+  (:mod:`receiver.processing.sweeps`); open intervals are closed at it and
+  flagged ``closed_at_session_end``; a later participantLeft replaces such a
+  closing with the real leave; meeting.ended replaces an inferred end, and a
+  join whose leave is not known reopens the session (somebody is present);
 * recording status never moves backwards (:data:`RECORDING_STATUS_RANK`);
 * status histories hold one row per (object, status, source event);
 * presence of an erased person from before the erasure is not written again
@@ -41,6 +44,7 @@ from receiver.processing.writes import (
     earliest,
     ensure_meeting,
     ensure_session,
+    reopen_session,
     write_livestream,
     write_recording,
 )
@@ -134,6 +138,9 @@ def _apply_participant(
         if interval.left_at is None or interval.closed_at_session_end:
             interval.left_at = left
             interval.closed_at_session_end = False
+    elif interval.left_at is None and row.end_inferred:
+        # Somebody is present after all: the inferred end was wrong.
+        reopen_session(row, now)
     elif interval.left_at is None and row.ended_at is not None:
         # Joined event processed after the session ended and no leave seen: close at the end.
         interval.left_at = max(row.ended_at, interval.joined_at or row.ended_at)
@@ -142,7 +149,11 @@ def _apply_participant(
 
 def _apply_ended(db: OrmSession, event: MeetingEnded, row: Session, event_time: datetime, cache: RowCache) -> None:
     ended_at = event.meeting.ended_at or event_time
-    row.ended_at = ended_at if row.ended_at is None else max(row.ended_at, ended_at)
+    if row.end_inferred:  # Dyte's own end replaces the inferred one
+        row.ended_at = ended_at
+        row.end_inferred = False
+    else:
+        row.ended_at = ended_at if row.ended_at is None else max(row.ended_at, ended_at)
     row.end_reason = event.reason or row.end_reason
     row.status = "ended"
     close_open_intervals(db, row, cache)

@@ -48,7 +48,27 @@ __all__ = [
     "queue_stats",
     "refresh_queue_metrics",
     "QueueStats",
+    "error_line",
+    "MAX_ERROR_CHARS",
+    "TRACEBACK_FRAMES",
 ]
+
+#: Frames of the traceback logged (not stored) with a processing or reconciliation error.
+TRACEBACK_FRAMES = 8
+#: Longest error text stored on an event or task (one line; the traceback goes to the logs only).
+MAX_ERROR_CHARS = 500
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line stored in ``last_error``: ``"<ExceptionType>: <first line of the message>"``.
+
+    Database errors carry the SQL and a documentation link on later lines;
+    tracebacks carry file paths: neither belongs in the event log (the
+    worker logs the traceback). At most :data:`MAX_ERROR_CHARS` characters.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text[:MAX_ERROR_CHARS]
 
 
 def _now() -> datetime:
@@ -129,8 +149,10 @@ def record_failure(
 
     The event is retried after ``retry_delay_seconds`` unless it has already
     been attempted ``max_attempts`` times. Only the worker holding the claim
-    may record (a worker that lost its lease changes nothing).
+    may record (a worker that lost its lease changes nothing). ``error`` is
+    stored as its first line (see :func:`error_line`).
     """
+    error = (error.strip().splitlines() or [""])[0][:MAX_ERROR_CHARS]
     now = now or _now()
     with writer(engine).begin() as connection:
         attempts = connection.execute(
@@ -144,7 +166,7 @@ def record_failure(
             .where(WebhookEvent.id == event_id)
             .values(
                 status=status,
-                last_error=error[:2000],
+                last_error=error,
                 next_attempt_at=None if status == EVENT_DEAD else now + timedelta(seconds=retry_delay_seconds),
                 locked_by=None,
                 locked_until=None,

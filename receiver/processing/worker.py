@@ -6,6 +6,10 @@ them ``done`` (effects and state commit together; a failed chunk is redone
 one event per transaction), record failures with a backoff from
 :class:`RetryPolicy`, then let the reconciler (REST API) do what is due.
 ``receiver worker --once`` repeats cycles until nothing is due and exits.
+Every ``IDLE_SWEEP_INTERVAL_SECONDS`` a cycle also infers the end of live
+sessions idle for ``SESSION_IDLE_END_SECONDS``
+(:func:`receiver.processing.sweeps.infer_idle_session_ends`; no REST API
+needed, so it runs without a reconciler too).
 
 Shutdown: :meth:`Worker.request_stop` (SIGTERM) lets the current event
 finish and gives the rest of the claimed batch back to the queue.
@@ -35,8 +39,9 @@ from receiver import metrics
 from receiver.db.engine import database_error_reason, writer
 from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from receiver.processing.apply import apply_event
-from receiver.processing.queue import claim_events, record_failure, release_events
+from receiver.processing.queue import TRACEBACK_FRAMES, claim_events, error_line, record_failure, release_events
 from receiver.processing.retention import RetentionSchedule
+from receiver.processing.sweeps import infer_idle_session_ends
 from receiver.processing.writes import RowCache
 from receiver.providers.dyte.events import EventParseError, parse_event
 from receiver.retry import RetryPolicy
@@ -52,6 +57,10 @@ _EVENT_COLUMNS = tuple(
     _EVENTS.c[name]
     for name in ("id", "raw_body", "received_at", "delivery_id", "event_name", "meeting_id", "session_id")
 )
+
+
+#: Seconds between two idle-session sweeps of one worker.
+IDLE_SWEEP_INTERVAL_SECONDS = 30.0
 
 
 class Reconciler(Protocol):
@@ -119,6 +128,9 @@ class Worker:
             if settings.raw_retention_days > 0
             else None
         )
+        self.idle_end_seconds = settings.session_idle_end_seconds
+        self.idle_sweep_interval_seconds = IDLE_SWEEP_INTERVAL_SECONDS
+        self._last_idle_sweep: float | None = None
 
     def request_stop(self) -> None:
         """Finish the current event, release the rest of the batch, then stop."""
@@ -140,19 +152,27 @@ class Worker:
                     return "lost"  # another worker took it over after our lease expired
                 line = lines[0]
                 name = line["event_name"]
-        except Exception as exc:  # any failure is recorded on the event and retried
-            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # any failure is recorded on the event (one line) and retried
+            error = error_line(exc)
             attempts_so_far = self._attempts(event_id)
             status = record_failure(
                 self.engine,
                 event_id,
                 self.worker_id,
-                error + "\n" + traceback.format_exc(limit=5),
+                error,
                 max_attempts=self.retry_policy.max_attempts,
                 retry_delay_seconds=self.retry_policy.delay_seconds(max(attempts_so_far, 1)),
             )
             metrics.PROCESSED.labels(event=name or "unknown", result=status).inc()
-            log.warning("event_failed", event_id=event_id, event_name=name, status=status, error=error[:300])
+            # The traceback goes to the log only, never to the event log.
+            log.warning(
+                "event_failed",
+                event_id=event_id,
+                event_name=name,
+                status=status,
+                error=error,
+                traceback=traceback.format_exc(limit=TRACEBACK_FRAMES),
+            )
             return status
         elapsed = time.perf_counter() - started
         for lag in lags:
@@ -162,6 +182,32 @@ class Worker:
         metrics.PROCESSING_LATENCY.labels(event=name or "unknown").observe(elapsed)
         log.info("event_processed", ms=round(elapsed * 1000, 2), **line)
         return outcome
+
+    def sweep_idle_sessions(self, *, now: datetime | None = None, force: bool = False) -> int:
+        """Infer the end of idle sessions (at most once per ``idle_sweep_interval_seconds`` unless ``force``); returns how many.
+
+        Raises ``OperationalError`` when the database is unreachable (the run
+        loop waits and retries); other errors are logged and the sweep skipped.
+        """
+        if self.idle_end_seconds <= 0:
+            return 0
+        clock = time.monotonic()
+        last = self._last_idle_sweep
+        if not force and last is not None and clock - last < self.idle_sweep_interval_seconds:
+            return 0
+        self._last_idle_sweep = clock
+        try:
+            ended = infer_idle_session_ends(
+                self.engine, idle_seconds=self.idle_end_seconds, now=now or datetime.now(UTC)
+            )
+        except OperationalError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "idle_sweep_failed", error=error_line(exc), traceback=traceback.format_exc(limit=TRACEBACK_FRAMES)
+            )
+            return 0
+        return len(ended)
 
     def _attempts(self, event_id: int) -> int:
         try:
@@ -216,7 +262,7 @@ class Worker:
             with OrmSession(writer(self.engine)) as db, db.begin():
                 lines, lags = self._apply_claimed(db, ids)
         except Exception as exc:  # redone one by one: the failing event gets its own error and backoff
-            log.warning("batch_transaction_failed", events=len(ids), error=f"{type(exc).__name__}: {exc}"[:300])
+            log.warning("batch_transaction_failed", events=len(ids), error=error_line(exc))
             return None
         elapsed = time.perf_counter() - started
         for lag in lags:
@@ -341,6 +387,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 claimed = self.process_batch(result)
+                self.sweep_idle_sessions()
                 handled = 0
                 if self.reconciler is not None and not self._stop.is_set():
                     handled = await self.reconciler.run_due()

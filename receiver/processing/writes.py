@@ -12,6 +12,17 @@ functions, so each rule is written once:
   (:data:`LIVESTREAM_STATUS_RANK`, :func:`write_livestream`);
 * reconciliation work is scheduled with :func:`schedule_task` (one row per
   kind and object; new information re-arms a done task);
+* no value the database cannot hold is sent: strings are fitted to their
+  column and the row flagged in ``truncated_fields``
+  (:mod:`receiver.processing.columns`; :func:`insert_and_lock`,
+  :func:`ensure_meeting` and :meth:`RowCache.flush` apply it), so an event
+  never goes dead for a long field;
+* inferred ends are set and undone by :func:`infer_session_end` and
+  :func:`reopen_session`.
+
+The REST half of the write layer (sessions, participants, recordings and
+livestream runs as the API reports them) is
+:mod:`receiver.processing.writes_api`, built on these functions.
 * within a worker batch, loaded rows are shared through a :class:`RowCache`
   and intervals, tasks and status history rows are written by one
   multi-row statement each (:meth:`RowCache.flush`).
@@ -31,6 +42,7 @@ from receiver.db.models import (
     TASK_PENDING,
     Base,
     Livestream,
+    LivestreamSession,
     LivestreamStatusChange,
     Meeting,
     ParticipantInterval,
@@ -41,6 +53,7 @@ from receiver.db.models import (
     SessionArtifact,
 )
 from receiver.enums import LivestreamStatus, RecordingStatus
+from receiver.processing.columns import fit_row, fit_values, merge_flags
 from receiver.processing.suppression import ErasedSubjects
 from receiver.providers.dyte.events import (
     MeetingInfo,
@@ -62,6 +75,8 @@ __all__ = [
     "RowCache",
     "IntervalRow",
     "earliest",
+    "infer_session_end",
+    "reopen_session",
 ]
 
 # A dialect's INSERT with ON CONFLICT support (PostgreSQL or SQLite).
@@ -99,6 +114,7 @@ def upsert_insert(session: OrmSession, model: type[Base] | Table) -> UpsertInser
 
 def schedule_task(db: OrmSession, kind: str, object_id: str, due_at: datetime, now: datetime) -> None:
     """Arm (or re-arm) the reconciliation task (kind, object_id) to run at ``due_at`` (UTC)."""
+    object_id = fit_values(ReconcileTask.__table__, {"object_id": object_id})[0]["object_id"]
     statement = upsert_insert(db, ReconcileTask).values(
         kind=kind, object_id=object_id, status=TASK_PENDING, due_at=due_at, attempts=0, updated_at=now
     )
@@ -133,9 +149,13 @@ def earliest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 _INTERVALS = ParticipantInterval.__table__
-# The columns a webhook event may change on an existing interval; the others
-# (id, keys, meeting_id, source) are written only when the row is inserted.
+# The columns a webhook event or the REST API (source: webhook -> both;
+# meeting_id: filled when missing) may change on an existing interval; the keys
+# are written only when the row is inserted. Every interval write happens under
+# its session's row lock, so the values written are the ones read under it.
 _INTERVAL_UPDATED = (
+    "meeting_id",
+    "source",
     "participant_key",
     "custom_participant_id",
     "user_id",
@@ -145,8 +165,10 @@ _INTERVAL_UPDATED = (
     "left_at",
     "closed_at_session_end",
     "updated_at",
+    "invalid_fields",
+    "truncated_fields",
 )
-_INTERVAL_COLUMNS = ("session_id", "peer_id", "meeting_id", "source", *_INTERVAL_UPDATED)
+_INTERVAL_COLUMNS = ("session_id", "peer_id", *_INTERVAL_UPDATED)
 
 
 class _BulkWrite:
@@ -164,6 +186,8 @@ class _BulkWrite:
         self.updated = updated
         self.unnest_sql = self._unnest_sql()
         self._upserts: dict[str, UpsertInsert] = {}
+        limits = {c.name: c.type.length for c in table.columns if isinstance(c.type, String)}
+        self._limits = [(i, limits[name]) for i, name in enumerate(columns) if name in limits]
 
     def execute(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
         """Write ``rows`` (tuples in :attr:`columns` order, no two with the same keys); raises on database errors.
@@ -171,8 +195,10 @@ class _BulkWrite:
         PostgreSQL: ONE statement whose text never changes (so it is prepared
         once): ``INSERT ... SELECT * FROM unnest(<one array per column>)``.
         SQLite: an executemany of the one-row upsert (in-process: no round
-        trips to save).
+        trips to save). Strings are fitted to their columns
+        (:func:`receiver.processing.columns.fit_text`) first.
         """
+        rows = [self._fitted(row) for row in rows]
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(self.unnest_sql, tuple(list(column) for column in zip(*rows, strict=False)))
             return
@@ -180,6 +206,17 @@ class _BulkWrite:
         if upsert is None:
             upsert = self._upserts[connection.dialect.name] = self._one_row_upsert(connection.dialect.name)
         connection.execute(upsert, [dict(zip(self.columns, row, strict=False)) for row in rows])
+
+    def _fitted(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        cells: list[Any] | None = None
+        for index, limit in self._limits:
+            value = row[index]
+            if isinstance(value, str) and (
+                (limit is not None and len(value) > limit) or "\x00" in value or not value.isascii()
+            ):
+                cells = cells or list(row)
+                cells[index] = fit_values(self.table, {self.columns[index]: value})[0][self.columns[index]]
+        return row if cells is None else tuple(cells)
 
     def _unnest_sql(self) -> str:
         def array_type(name: str) -> str:
@@ -243,6 +280,7 @@ class IntervalRow:
 
     __slots__ = (*_INTERVAL_COLUMNS, "_loaded")
 
+    # The slots' types, for the type checker (annotations only: no class attributes).
     session_id: str
     peer_id: str
     meeting_id: str | None
@@ -256,6 +294,8 @@ class IntervalRow:
     left_at: datetime | None
     closed_at_session_end: bool
     updated_at: datetime
+    invalid_fields: str | None
+    truncated_fields: str | None
 
     def __init__(self, **values: Any) -> None:
         for name in _INTERVAL_COLUMNS:
@@ -289,6 +329,7 @@ class RowCache:
     sessions: dict[str, Session] = field(default_factory=dict)
     recordings: dict[str, Recording] = field(default_factory=dict)
     livestreams: dict[str, Livestream] = field(default_factory=dict)
+    livestream_sessions: dict[str, LivestreamSession] = field(default_factory=dict)
     intervals: dict[str, dict[str, IntervalRow]] = field(default_factory=dict)
     artifacts: dict[str, dict[str, SessionArtifact]] = field(default_factory=dict)
     tasks: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
@@ -369,14 +410,25 @@ class RowCache:
 
         One multi-row ``INSERT ... ON CONFLICT`` per table (none when there
         is nothing to write); returns the number of rows sent. The cache can
-        go on being used and flushed again. Raises on database errors.
+        go on being used and flushed again. Every cached row (the ORM rows
+        too, which the session flushes at commit) is first fitted to its
+        columns (:func:`receiver.processing.columns.fit_row`). Raises on
+        database errors.
         """
         connection = db.connection()
+        for group in (self.meetings, self.sessions, self.recordings, self.livestreams, self.livestream_sessions):
+            for orm_row in group.values():
+                fit_row(orm_row)
+        for artifacts in self.artifacts.values():
+            for artifact in artifacts.values():
+                fit_row(artifact)
         changed: list[tuple[IntervalRow, tuple[Any, ...]]] = []
         for by_peer in self.intervals.values():
             for row in by_peer.values():
                 values = row.values()
                 if values != row._loaded:
+                    if fit_row(row, _INTERVALS, key=f"{row.session_id},{row.peer_id}"):
+                        values = row.values()
                     changed.append((row, values))
         sent = 0
         if changed:
@@ -399,7 +451,11 @@ def insert_and_lock(db: OrmSession, model: type[_Row], key: str, values: dict[st
 
     Returns ``(row, inserted)``; ``inserted`` is True when this call created
     the row. Concurrent writers of the same key serialise on the row lock.
+    String values are fitted to their columns first (the key too: a key
+    longer than its column is stored, and found again, cut to it), and the
+    row flagged in ``truncated_fields``.
     """
+    values, truncated = fit_values(model.__table__, values)
     column = getattr(model, key)
     # RETURNING, not rowcount: psycopg can report -1 for a prepared statement.
     inserted = (
@@ -409,6 +465,10 @@ def insert_and_lock(db: OrmSession, model: type[_Row], key: str, values: dict[st
         is not None
     )
     row = db.execute(select(model).where(column == values[key]).with_for_update()).scalar_one()
+    if truncated and hasattr(row, "truncated_fields"):
+        flags = merge_flags(row.truncated_fields, truncated)
+        if row.truncated_fields != flags:
+            row.truncated_fields = flags
     return row, inserted
 
 
@@ -417,6 +477,7 @@ def ensure_meeting(
 ) -> Meeting:
     """Create or update the meeting row (title, room, organizer) and return it, locked."""
     values: dict[str, Any] = {"meeting_id": meeting_id, "updated_at": now}
+    cut: list[str] = []
     if info is not None:
         values.update(
             title=info.title,
@@ -425,6 +486,7 @@ def ensure_meeting(
             organized_by_id=info.organized_by.id if info.organized_by else None,
             organized_by_name=info.organized_by.name if info.organized_by else None,
         )
+    values, cut = fit_values(Meeting.__table__, values)
     meeting = cache.meetings.get(meeting_id) if cache is not None else None
     if meeting is None:
         meeting, inserted = insert_and_lock(db, Meeting, "meeting_id", values)
@@ -435,6 +497,10 @@ def ensure_meeting(
                 schedule_task(db, "meeting", meeting_id, now, now)
         if cache is not None:
             cache.meetings[meeting_id] = meeting
+    if cut:
+        flags = merge_flags(meeting.truncated_fields, cut)
+        if meeting.truncated_fields != flags:
+            meeting.truncated_fields = flags
     if info is not None:
         # Only what differs is set: most events repeat the meeting's fields, and
         # an ORM attribute set costs more than the comparison.
@@ -579,3 +645,29 @@ def write_livestream(
         row.linked_at = now
     row.updated_at = now
     return row, changed
+
+
+# --------------------------------------------------------------------------
+# Inferred ends
+# --------------------------------------------------------------------------
+
+
+def infer_session_end(row: Session, ended_at: datetime, now: datetime) -> None:
+    """Mark a live session ended at ``ended_at`` (its last leave), flagged ``end_inferred``.
+
+    Used when nobody is present and no event came for
+    ``SESSION_IDLE_END_SECONDS`` (Dyte ends a meeting about 60 s after the
+    last participant leaves); meeting.ended or the REST API replace it.
+    """
+    row.ended_at = ended_at
+    row.status = "ended"
+    row.end_inferred = True
+    row.updated_at = now
+
+
+def reopen_session(row: Session, now: datetime) -> None:
+    """Undo an inferred end: somebody joined again, or the REST API reports the session live."""
+    row.ended_at = None
+    row.status = "live"
+    row.end_inferred = False
+    row.updated_at = now

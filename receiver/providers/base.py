@@ -24,13 +24,14 @@ A new provider adds a subpackage with a client satisfying
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from receiver.providers.dyte.rest_models import (
     ApiLivestream,
+    ApiLivestreamSession,
     ApiMeeting,
     ApiParticipant,
     ApiRecording,
@@ -68,7 +69,13 @@ class ProviderClient(Protocol):
     subclasses: ``ProviderNotFound`` (404), ``ProviderAuthError`` (401/403),
     ``ProviderRateLimited`` (429 after retries), ``ProviderTransportError``,
     ``ProviderResponseError``. Times are aware UTC datetimes; participant
-    ``duration_minutes`` is in minutes, recording durations in seconds.
+    ``duration_minutes`` is in minutes, recording durations and livestream
+    ``viewer_seconds`` / ``ingest_seconds`` in seconds.
+
+    Listings walk every page, driven by the server's ``paging`` totals (a
+    capped page size or a short page never ends the walk early), and skip
+    an item that is not a usable object with a warning instead of failing
+    the whole listing.
     """
 
     provider_name: str
@@ -81,13 +88,27 @@ class ProviderClient(Protocol):
 
     async def aclose(self) -> None: ...
 
-    async def get_session(self, session_id: str) -> ApiSession: ...
+    async def get_session(self, session_id: str, *, include_breakout_rooms: bool = False) -> ApiSession: ...
 
-    async def list_session_participants(self, session_id: str) -> list[ApiParticipant]: ...
+    async def list_session_participants(
+        self, session_id: str, *, include_peer_events: bool = False
+    ) -> list[ApiParticipant]: ...
 
     def iter_sessions(
-        self, *, start_time: datetime | None = None, end_time: datetime | None = None
+        self,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        on_page: Callable[[int, int, int | None], object] | None = None,
     ) -> AsyncIterator[ApiSession]: ...
+
+    async def list_recordings(self, *, meeting_id: str | None = None) -> list[ApiRecording]: ...
+
+    async def list_meeting_livestreams(self, meeting_id: str) -> list[ApiLivestream]: ...
+
+    async def list_session_livestream_sessions(self, session_id: str) -> list[ApiLivestreamSession]: ...
+
+    async def list_livestream_sessions(self, livestream_id: str) -> list[ApiLivestreamSession]: ...
 
     async def get_recording(self, recording_id: str) -> ApiRecording: ...
 

@@ -21,7 +21,12 @@ rules every call follows, whatever the provider:
   the subclass declares, and no header is ever quoted;
 * the ``{"success", "data", "paging"}`` envelope (Dyte v2, and RealtimeKit's
   resources under the Cloudflare API) is unwrapped in :meth:`RestClient._unwrap`;
-* ``page_no``/``per_page`` paging is walked by :meth:`RestClient._paginate`.
+* ``page_no``/``per_page`` paging is walked by :meth:`RestClient._paginate`,
+  driven by the server's ``paging`` totals (a capped page size or a short
+  page never ends the walk early; overlapping pages yield an item once);
+* listings are validated item by item (:meth:`RestClient._listed`): an item
+  that is not a usable object is skipped with a warning, and each unreadable
+  field is logged once, with an excerpt of its value, never the whole object.
 
 A provider's client subclasses :class:`RestClient`, passes its base URL,
 authentication and secrets, and writes one method per resource (paths and
@@ -62,11 +67,14 @@ __all__ = [
     "RestClient",
     "ApiResult",
     "OnCall",
+    "OnPage",
     "parse_retry_after",
     "extract_list",
     "MAX_RETRY_AFTER_SECONDS",
     "BODY_EXCERPT_CHARS",
     "MAX_PAGES",
+    "MAX_REMEMBERED_UNREADABLE",
+    "UNREADABLE_VALUE_CHARS",
     "WEBHOOK_PATCH_FIELDS",
     "webhook_patch_body",
 ]
@@ -79,6 +87,10 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 BODY_EXCERPT_CHARS = 300
 #: Hard stop for a paginator whose server never signals the end.
 MAX_PAGES = 10_000
+#: Characters of an unreadable field value shown in the warning that names it.
+UNREADABLE_VALUE_CHARS = 80
+#: Unreadable (item, field) pairs remembered per client, so each is logged once.
+MAX_REMEMBERED_UNREADABLE = 10_000
 
 #: Fields a webhook PATCH may change (Dyte spec ``PatchWebhookRequest``, SDK ``WebhookEditWebhookParams``).
 WEBHOOK_PATCH_FIELDS = frozenset({"name", "url", "events", "enabled"})
@@ -86,6 +98,10 @@ WEBHOOK_PATCH_FIELDS = frozenset({"name", "url", "events", "enabled"})
 _M = TypeVar("_M", bound=DyteModel)
 #: ``on_call(method, path_template, status_or_exception_name, seconds)``, after every attempt.
 OnCall = Callable[[str, str, "int | str", float], object]
+#: ``on_page(page_no, items_so_far, total_count_or_None)``, called after each page of a listing.
+OnPage = Callable[[int, int, "int | None"], object]
+#: Where a listing's items are: a dotted key (see :func:`extract_list`) or a function from ``data`` to the list.
+ListKey = str | Callable[[Any], list[Any]] | None
 
 
 @dataclass(frozen=True)
@@ -165,6 +181,16 @@ def _item_identity(item: Any) -> Any:
     return item.get("id") if isinstance(item, Mapping) else repr(item)
 
 
+def _raw_value(model: type[DyteModel], raw: Mapping[str, Any], name: str) -> Any:
+    """The value ``raw`` carried for field ``name`` (its own key, camelCase key, or a renamed source key)."""
+    keys = [name, "".join(part.capitalize() if i else part for i, part in enumerate(name.split("_")))]
+    keys += [source for source, target in model._renames.items() if target == name]
+    for key in keys:
+        if key in raw:
+            return raw[key]
+    return None
+
+
 class RestClient:
     """Base of the providers' async REST clients (see the module docstring for the rules).
 
@@ -229,6 +255,7 @@ class RestClient:
         self.calls_by_endpoint: collections.Counter[tuple[str, str, int | str]] = collections.Counter()
         self._sleep = sleep
         self._rng = rng
+        self._unreadable_logged: set[tuple[str, str, str]] = set()
         # Longest first: a secret containing another is replaced whole.
         self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
         self._http = httpx.AsyncClient(
@@ -425,50 +452,116 @@ class RestClient:
             )
             raise ProviderResponseError(f"{what}: invalid {model.__name__}: {problems}") from None
 
+    def _listed(self, model: type[_M], items: Iterable[Any], what: str) -> list[_M]:
+        """Validate the items of a listing one by one: an item that is not a usable object is skipped
+        with a warning (the others are kept), and each unreadable field is logged once (see :meth:`_validated`)."""
+        found: list[_M] = []
+        for item in items:
+            try:
+                found.append(self._validated(model, item, what))
+            except ProviderResponseError as exc:
+                log.warning("%s: item skipped: %s", what, exc)
+        return found
+
+    def _validated(self, model: type[_M], item: Any, what: str) -> _M:
+        """:meth:`_model`, then one warning per unreadable field naming the field and an excerpt of its
+        value (never the whole object), once per (item id, field) for the client's lifetime."""
+        obj = self._model(model, item, what)
+        if obj.invalid_fields and isinstance(item, Mapping):
+            identity = str(getattr(obj, "id", None) or "?")
+            for name in obj.invalid_fields:
+                key = (what, identity, name)
+                if key in self._unreadable_logged:
+                    continue
+                if len(self._unreadable_logged) < MAX_REMEMBERED_UNREADABLE:
+                    self._unreadable_logged.add(key)
+                value = self._scrub(repr(_raw_value(model, item, name)))[:UNREADABLE_VALUE_CHARS]
+                log.warning("%s: %s %s: unreadable %s %s (kept as null)", what, model.__name__, identity, name, value)
+        return obj
+
     async def _paginate(
         self,
         path: str,
-        list_key: str | None,
+        list_key: ListKey,
         params: Mapping[str, Any] | None = None,
         *,
         path_params: Mapping[str, str] | None = None,
+        on_page: OnPage | None = None,
     ) -> AsyncIterator[Any]:
         """Yield raw items of every page of ``GET path``, walking ``page_no`` from 1 with ``per_page``.
 
         ``list_key`` locates the list: ``"data.sessions"`` / ``"sessions"``,
-        ``"data.participants"``, or ``"data"`` / ``None`` for a bare array.
-        Stops after a page shorter than ``per_page``, when
-        ``paging.end_offset >= paging.total_count``, on an empty page, when a
-        page repeats the previous one (server ignoring ``page_no``), or after
-        :data:`MAX_PAGES` pages. Works without any ``paging`` object (as
-        RealtimeKit's participants listing).
+        ``"data.participants"``, or ``"data"`` / ``None`` for a bare array;
+        or a function from ``data`` to the list.
+
+        The walk is driven by the server's ``paging`` (``total_count``,
+        1-based ``start_offset`` / ``end_offset``; top level or in ``data``),
+        never by a short page: a server that caps the page size (asked 100,
+        answers 25 of 60) is walked on with the size it actually serves until
+        ``total_count`` items came. Items seen on an earlier page (same
+        ``id``: overlapping offsets) are skipped; a gap in the offsets is
+        logged. It stops when ``total_count`` items came (or ``end_offset >=
+        total_count``), on an empty page, when a page repeats the previous one
+        (server ignoring ``page_no``), or after :data:`MAX_PAGES` pages.
+
+        Without ``paging`` (as RealtimeKit's participants listing) it walks
+        until an empty or repeated page: a short page may be a capped one, so
+        the end is confirmed by one extra call.
+
+        ``on_page(page_no, items_so_far, total_count)`` is called after each
+        page (``total_count`` None when the server does not say).
         """
+        name = self.provider_name
         base = dict(params or {})
+        per_page = self.per_page
         previous_ids: tuple[Any, ...] | None = None
+        seen: set[Any] = set()
+        fetched = 0
+        expected_offset = 1
         for page_no in range(1, MAX_PAGES + 1):
             result = await self._request(
-                "GET", path, params={**base, "page_no": page_no, "per_page": self.per_page}, path_params=path_params
+                "GET", path, params={**base, "page_no": page_no, "per_page": per_page}, path_params=path_params
             )
-            items = extract_list(result.data, list_key)
+            items = list_key(result.data) if callable(list_key) else extract_list(result.data, list_key)
+            paging = result.paging
+            total = paging.total_count if paging is not None else None
             if not items:
+                if total is not None and fetched < total:
+                    log.warning("%s GET %s: page %d is empty after %d of %d items", name, path, page_no, fetched, total)
                 return
             ids = tuple(_item_identity(item) for item in items)
             if ids == previous_ids:
-                log.warning(
-                    "%s GET %s: page %d repeats page %d; stopping", self.provider_name, path, page_no, page_no - 1
-                )
+                log.warning("%s GET %s: page %d repeats page %d; stopping", name, path, page_no, page_no - 1)
                 return
             previous_ids = ids
-            for item in items:
+            if paging is not None and paging.start_offset is not None and paging.start_offset > expected_offset:
+                log.warning(
+                    "%s GET %s: page %d starts at item %d, expected %d (items may be missing)",
+                    name,
+                    path,
+                    page_no,
+                    paging.start_offset,
+                    expected_offset,
+                )
+            for item, identity in zip(items, ids, strict=True):
+                if isinstance(item, Mapping) and isinstance(identity, (str, int)):
+                    if identity in seen:
+                        continue  # overlapping pages: already yielded
+                    seen.add(identity)
+                fetched += 1
                 yield item
-            if len(items) < self.per_page:
-                return
-            paging = result.paging
-            if (
-                paging is not None
-                and paging.total_count is not None
-                and paging.end_offset is not None
-                and paging.end_offset >= paging.total_count
-            ):
-                return
-        log.warning("%s GET %s: stopped after %d pages", self.provider_name, path, MAX_PAGES)
+            if paging is not None and paging.end_offset is not None:
+                expected_offset = paging.end_offset + 1
+            else:
+                expected_offset += len(items)
+            if on_page is not None:
+                on_page(page_no, fetched, total)
+            if total is not None:
+                if fetched >= total or (paging is not None and (paging.end_offset or 0) >= total):
+                    return
+                if page_no == 1 and len(items) < per_page:
+                    # The server capped the page size: walk on with the size it serves, so
+                    # page_no * per_page lands where the next page really starts.
+                    log.info("%s GET %s: server serves %d items a page (asked %d)", name, path, len(items), per_page)
+                    per_page = len(items)
+        log.warning("%s GET %s: stopped after %d pages", name, path, MAX_PAGES)

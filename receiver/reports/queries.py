@@ -1,8 +1,10 @@
 """Report queries: plain rows (dicts with documented keys) from the attendance database.
 
 This module is the public entry point; the queries live in
-:mod:`~receiver.reports.attendance_queries` (attendance report and pages),
-:mod:`~receiver.reports.listings` (sessions, recordings),
+:mod:`~receiver.reports.attendance_queries` (attendance report and pages,
+attendance with breakout rooms folded in),
+:mod:`~receiver.reports.listings` (sessions, recordings with their REST
+reasons, livestreams),
 :mod:`~receiver.reports.precomputed` (the ``session_attendance`` store),
 :mod:`~receiver.reports.intervals` (loading intervals) and
 :mod:`~receiver.reports.rows` (columns, filter).
@@ -25,13 +27,21 @@ Keys of an attendance row (``ATTENDANCE_COLUMNS``):
     names in join order when there are several, else None.
 """
 
-from receiver.reports.attendance_queries import attendance_page, attendance_report
+from receiver.reports.attendance_queries import attendance_page, attendance_report, attendance_with_breakouts
 from receiver.reports.intervals import intervals_by_session
-from receiver.reports.listings import recordings_report, sessions_report
+from receiver.reports.listings import (
+    livestreams_report,
+    recordings_detail_report,
+    recordings_report,
+    sessions_report,
+)
 from receiver.reports.precomputed import refresh_session_attendance
 from receiver.reports.rows import (
     ATTENDANCE_COLUMNS,
+    BREAKOUT_ATTENDANCE_COLUMNS,
+    LIVESTREAM_COLUMNS,
     RECORDING_COLUMNS,
+    RECORDING_DETAIL_COLUMNS,
     SESSION_COLUMNS,
     ReportFilter,
     display_names_of,
@@ -39,10 +49,16 @@ from receiver.reports.rows import (
 
 __all__ = [
     "ATTENDANCE_COLUMNS",
+    "BREAKOUT_ATTENDANCE_COLUMNS",
+    "LIVESTREAM_COLUMNS",
     "RECORDING_COLUMNS",
+    "RECORDING_DETAIL_COLUMNS",
     "SESSION_COLUMNS",
     "attendance_report",
     "attendance_page",
+    "attendance_with_breakouts",
+    "livestreams_report",
+    "recordings_detail_report",
     "recordings_report",
     "sessions_report",
     "ReportFilter",

@@ -2,7 +2,9 @@
 
 Owns ``ATTENDANCE_COLUMNS``, ``SESSION_COLUMNS`` and ``RECORDING_COLUMNS``
 (the keys of the rows every report returns; see :mod:`receiver.reports.queries`
-for their meaning), :class:`ReportFilter`, :func:`display_names_of`,
+for their meaning), the columns of the issue #18 reports
+(``BREAKOUT_ATTENDANCE_COLUMNS``, ``RECORDING_DETAIL_COLUMNS``,
+``LIVESTREAM_COLUMNS``), :class:`ReportFilter`, :func:`display_names_of`,
 :func:`session_end` (the end a live session is measured to) and
 :func:`gc_paused` (building many rows without the cyclic collector).
 """
@@ -19,7 +21,10 @@ from receiver.db.models import Session
 
 __all__ = [
     "ATTENDANCE_COLUMNS",
+    "BREAKOUT_ATTENDANCE_COLUMNS",
+    "LIVESTREAM_COLUMNS",
     "RECORDING_COLUMNS",
+    "RECORDING_DETAIL_COLUMNS",
     "SESSION_COLUMNS",
     "ReportFilter",
     "display_names_of",
@@ -68,6 +73,27 @@ SESSION_COLUMNS = (
     "peers",
     "peak_concurrency",
     "reconciled",
+    "end_inferred",
+    "parent_session_id",
+    "api_meeting_id",
+)
+#: The attendance columns plus ``breakout_seconds`` (seconds added by the session's breakout rooms).
+BREAKOUT_ATTENDANCE_COLUMNS = (*ATTENDANCE_COLUMNS, "breakout_seconds")
+#: ``RECORDING_COLUMNS`` plus the REST reasons and the API confirmation time.
+RECORDING_DETAIL_COLUMNS = (*RECORDING_COLUMNS, "start_reason", "stop_reason", "reconciled_at")
+LIVESTREAM_COLUMNS = (
+    "livestream_id",
+    "meeting_id",
+    "session_id",
+    "name",
+    "status",
+    "status_at",
+    "runs",
+    "first_started_at",
+    "last_stopped_at",
+    "ingest_seconds",
+    "viewer_seconds",
+    "linked_at",
 )
 
 

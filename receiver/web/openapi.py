@@ -54,6 +54,16 @@ def _schemas() -> dict[str, Any]:
             "peers": {**_INT, "minimum": 0, "description": "connections (a person can have several)"},
             "peak_concurrency": {**_INT, "minimum": 0, "description": "most peers connected at once"},
             "reconciled": {**_BOOL, "description": "the Dyte REST API confirmed the session"},
+            # issue #18: inferred ends, breakout rooms, meeting id disagreements
+            "end_inferred": {
+                **_BOOL,
+                "description": "the end was inferred (nobody present, no event for SESSION_IDLE_END_SECONDS), "
+                "not yet confirmed by meeting.ended or the REST API",
+            },
+            "parent_session_id": _nullable({**_STR, "description": "for a breakout room: its main session"}),
+            "api_meeting_id": _nullable(
+                {**_STR, "description": "the REST API's meeting id when it differs from meeting_id (kept)"}
+            ),
         },
         "One session (one live run of a meeting). Times are UTC.",
     )

@@ -500,8 +500,17 @@ def session_page_data(engine: Engine, session_id: str, now: datetime) -> dict[st
     start, end = timeline_bounds(session["started_at"], session["ended_at"], intervals, now)
     rows = timeline_layout(start, end, intervals, CHART_WIDTH)
     curve = concurrency_curve(start, end, intervals, CHART_WIDTH, CURVE_HEIGHT)
+    with OrmSession(engine) as db:  # issue #18: the breakout rooms opened from this session
+        breakout_sessions = list(
+            db.execute(
+                select(Session.session_id)
+                .where(Session.parent_session_id == session_id)
+                .order_by(Session.started_at, Session.session_id)
+            ).scalars()
+        )
     return {
         "session": session,
+        "breakout_sessions": breakout_sessions,
         "attendance": attendance,
         "recordings": recordings,
         "artifacts": artifacts,

@@ -19,12 +19,21 @@ from typing import Any
 import httpx
 import pytest
 from cloudflare import AsyncCloudflare
+from cloudflare.types.realtime_kit import livestream_get_all_livestreams_params as sdk_all_livestreams_params
+from cloudflare.types.realtime_kit import livestream_get_all_livestreams_response as sdk_all_livestreams
+from cloudflare.types.realtime_kit import (
+    livestream_get_livestream_session_for_livestream_id_params as sdk_livestream_params,
+)
 from cloudflare.types.realtime_kit import (
     livestream_get_livestream_session_for_livestream_id_response as sdk_livestream,
 )
 from cloudflare.types.realtime_kit import meeting_get_meeting_by_id_response as sdk_meeting
 from cloudflare.types.realtime_kit import recording_get_one_recording_response as sdk_recording
+from cloudflare.types.realtime_kit import recording_get_recordings_params as sdk_recordings_params
+from cloudflare.types.realtime_kit import recording_get_recordings_response as sdk_recordings
+from cloudflare.types.realtime_kit import session_get_session_details_params as sdk_session_params
 from cloudflare.types.realtime_kit import session_get_session_details_response as sdk_session
+from cloudflare.types.realtime_kit import session_get_session_participants_params as sdk_participants_params
 from cloudflare.types.realtime_kit import session_get_session_participants_response as sdk_participants
 from cloudflare.types.realtime_kit import session_get_sessions_params as sdk_sessions_params
 from cloudflare.types.realtime_kit import session_get_sessions_response as sdk_sessions
@@ -150,7 +159,11 @@ def test_session_details_put_the_session_itself_in_data():
 
 
 def test_participants_without_paging_are_walked_page_by_page():
-    """data.participants has no paging: the client walks page_no until a short page; id is the peer id."""
+    """data.participants has no paging: the client walks page_no until an empty page; id is the peer id.
+
+    Without totals a short page may be a capped one (see the next test), so
+    the shared paginator confirms the end with one more call.
+    """
     people = [participant(n) for n in range(5)]
 
     def page(request: httpx.Request) -> httpx.Response:
@@ -165,7 +178,7 @@ def test_participants_without_paging_are_walked_page_by_page():
     server = Server({("GET", "/sessions/sess-1/participants"): page})
     got = run(client(server, per_page=2).list_session_participants("sess-1"))
     assert [p.peer_id for p in got] == [f"peer-{n}" for n in range(5)]
-    assert [r.url.params["page_no"] for r in server.requests] == ["1", "2", "3"]
+    assert [r.url.params["page_no"] for r in server.requests] == ["1", "2", "3", "4"]
     first = got[1]
     assert first.participant_key == "student-1" and first.duration_minutes == 12.5 and first.duration_seconds == 750.0
     assert first.joined_at == datetime(2026, 3, 2, 9, 1, tzinfo=UTC)
@@ -464,3 +477,339 @@ def test_empty_credentials_are_refused_at_construction():
         RealtimeKitClient(BASE, "", APP, TOKEN)
     with pytest.raises(ValueError, match="API token"):
         RealtimeKitClient(BASE, ACCOUNT, APP, " ")
+
+
+# --------------------------------------------------------------------------- issue #18: what reconciliation lists
+
+
+def sdk_query_names(params_type: Any) -> set[str]:
+    """The query parameters an SDK ``*Params`` TypedDict allows (the path ids excluded)."""
+    return set(params_type.__annotations__) - {"account_id", "app_id"}
+
+
+def test_participants_of_a_server_capping_the_page_size_without_paging_are_all_listed():
+    """Asked for 100 a page, the server serves 2 and says no totals: every participant still comes."""
+    people = [participant(n) for n in range(5)]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        page_no, per_page = int(request.url.params["page_no"]), int(request.url.params["per_page"])
+        size = min(per_page, 2)
+        chunk = people[(page_no - 1) * size : page_no * size]
+        return ok(
+            sdk_participants.SessionGetSessionParticipantsResponse(
+                success=True, data=sdk_participants.Data(participants=chunk)
+            )
+        )
+
+    server = Server({("GET", "/sessions/sess-1/participants"): page})
+    got = run(client(server).list_session_participants("sess-1"))
+    assert [p.peer_id for p in got] == [f"peer-{n}" for n in range(5)]
+    assert [r.url.params["page_no"] for r in server.requests] == ["1", "2", "3", "4"]
+
+
+def test_sessions_listing_is_walked_to_its_total_when_the_page_size_is_capped():
+    """Top-level paging says 5, the server serves 2 a page: the walk goes on with 2 and reports each page."""
+    sessions = [dict(SESSION, id=f"sess-{n}") for n in range(5)]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        page_no, per_page = int(request.url.params["page_no"]), int(request.url.params["per_page"])
+        size = min(per_page, 2)
+        start = (page_no - 1) * size
+        chunk = sessions[start : start + size]
+        return ok(
+            sdk_sessions.SessionGetSessionsResponse(
+                success=True,
+                data=sdk_sessions.Data(sessions=[sdk_sessions.DataSession(**s) for s in chunk]),
+                paging=sdk_sessions.Paging(total_count=5, start_offset=start + 1, end_offset=start + len(chunk)),
+            )
+        )
+
+    server = Server({("GET", "/sessions"): page})
+    pages: list[tuple[int, int, int | None]] = []
+
+    async def collect() -> list[str]:
+        return [s.id async for s in client(server).iter_sessions(on_page=lambda *args: pages.append(args))]
+
+    assert run(collect()) == [f"sess-{n}" for n in range(5)]
+    assert [r.url.params["per_page"] for r in server.requests] == ["100", "2", "2"]
+    assert pages == [(1, 2, 5), (2, 4, 5), (3, 5, 5)]
+
+
+def test_breakout_rooms_and_peer_events_are_asked_for_and_read(caplog: pytest.LogCaptureFixture):
+    """include_breakout_rooms / include_peer_events as the SDK sends them; rooms are sessions, events upper-cased.
+
+    A participant that is not an object is skipped with a warning; an
+    unreadable time is logged once, naming the field, not the object.
+    """
+    room = dict(SESSION, id="sess-1-room-a", meeting_display_name="Room A", ended_at="2026-03-02T09:40:00.000Z")
+    details = sdk_session.SessionGetSessionDetailsResponse(
+        success=True, data=sdk_session.Data(**SESSION, breakout_rooms=[room, "not a room"])
+    )
+    person = sdk_participants.DataParticipant(
+        id="peer-7",
+        custom_participant_id="student-7",
+        joined_at="2026-03-02T09:01:00.000Z",
+        left_at="2026-03-02T09:30:00.000Z",
+        peer_events=[
+            sdk_participants.DataParticipantPeerEvent(
+                id="e1", peer_id="peer-7", event_name="PEER_CREATED", created_at="2026-03-02T09:00:59.000Z"
+            ),
+            sdk_participants.DataParticipantPeerEvent(
+                id="e2", peer_id="peer-7", event_name="PEER_JOINING", created_at="2026-03-02T09:01:00.000Z"
+            ),
+            sdk_participants.DataParticipantPeerEvent(
+                id="e3", peer_id="peer-7", event_name="PEER_LEAVING", created_at="2026-03-02T09:30:00.000Z"
+            ),
+        ],
+    )
+    listing = json.loads(
+        sdk_participants.SessionGetSessionParticipantsResponse(
+            success=True, data=sdk_participants.Data(participants=[person])
+        ).to_json()
+    )
+    listing["data"]["participants"] += ["garbage", {"id": "peer-8", "joined_at": "yesterday-ish"}]
+
+    def participants(request: httpx.Request) -> httpx.Response:
+        if request.url.params["page_no"] != "1":
+            return ok(
+                sdk_participants.SessionGetSessionParticipantsResponse(success=True, data=sdk_participants.Data())
+            )
+        return httpx.Response(200, json=listing)
+
+    server = Server(
+        {("GET", "/sessions/sess-1"): lambda r: ok(details), ("GET", "/sessions/sess-1/participants"): participants}
+    )
+    rtk = client(server)
+    session = run(rtk.get_session("sess-1", include_breakout_rooms=True))
+    assert [b.id for b in session.breakout_rooms] == ["sess-1-room-a"]
+    assert session.breakout_rooms[0].ended_at == datetime(2026, 3, 2, 9, 40, tzinfo=UTC)
+    with caplog.at_level("WARNING"):
+        got = run(rtk.list_session_participants("sess-1", include_peer_events=True))
+    assert [p.peer_id for p in got] == ["peer-7", "peer-8"]
+    assert [e.event_name for e in got[0].peer_events] == ["PEER_CREATED", "PEER_JOINING", "PEER_LEAVING"]
+    assert got[1].joined_at is None and got[1].invalid_fields == ("joined_at",)
+    assert "item skipped" in caplog.text and "unreadable joined_at 'yesterday-ish'" in caplog.text
+    first, second = server.requests[0], server.requests[1]
+    assert first.url.params["include_breakout_rooms"] == "true"
+    assert set(first.url.params) <= sdk_query_names(sdk_session_params.SessionGetSessionDetailsParams)
+    assert second.url.params["include_peer_events"] == "true"
+    assert set(second.url.params) <= sdk_query_names(sdk_participants_params.SessionGetSessionParticipantsParams)
+    plain = run(client(server).get_session("sess-1"))
+    assert plain.id == "sess-1" and "include_breakout_rooms" not in server.requests[-1].url.params
+
+
+def recording_item(n: int, session_id: str | None) -> sdk_recordings.Data:
+    return sdk_recordings.Data(
+        id=f"rec-{n}",
+        invoked_time=datetime(2026, 3, 2, 9, n, tzinfo=UTC),
+        output_file_name=f"rec-{n}.mp4",
+        status="UPLOADED",
+        session_id=session_id,
+        file_size=2048.5,
+        recording_duration=60 * n,
+        meeting=sdk_recordings.DataMeeting(
+            id="meet-1", created_at=datetime(2026, 1, 1, tzinfo=UTC), updated_at=datetime(2026, 1, 1, tzinfo=UTC)
+        ),
+    )
+
+
+def test_recordings_of_a_meeting_are_listed_page_by_page():
+    """GET recordings?meeting_id=: bare data array, top-level paging; the meeting comes from the nested object."""
+    items = [recording_item(n, "sess-1" if n % 2 else None) for n in range(1, 4)]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        page_no, per_page = int(request.url.params["page_no"]), int(request.url.params["per_page"])
+        start = (page_no - 1) * per_page
+        chunk = items[start : start + per_page]
+        return ok(
+            sdk_recordings.RecordingGetRecordingsResponse(
+                success=True,
+                data=chunk,
+                paging=sdk_recordings.Paging(total_count=3, start_offset=start + 1, end_offset=start + len(chunk)),
+            )
+        )
+
+    server = Server({("GET", "/recordings"): page})
+    got = run(client(server, per_page=2).list_recordings(meeting_id="meet-1"))
+    assert [(r.id, r.meeting_id, r.session_id) for r in got] == [
+        ("rec-1", "meet-1", "sess-1"),
+        ("rec-2", "meet-1", None),
+        ("rec-3", "meet-1", "sess-1"),
+    ]
+    assert got[0].file_size == 2048 and got[2].recording_duration == 180
+    assert [r.url.params["page_no"] for r in server.requests] == ["1", "2"]
+    assert {r.url.params["meeting_id"] for r in server.requests} == {"meet-1"}
+    assert set(server.requests[0].url.params) <= sdk_query_names(sdk_recordings_params.RecordingGetRecordingsParams)
+
+
+def livestream_fields(livestream_id: str, meeting_id: str | None) -> dict[str, Any]:
+    return dict(
+        id=livestream_id,
+        meeting_id=meeting_id,
+        name=f"stream {livestream_id}",
+        status="IDLE",
+        stream_key=f"sk_{livestream_id}_PLANTED",
+        disabled="false",
+        created_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+    )
+
+
+def livestreams_server(runs: dict[str, list[dict[str, Any]]], meetings: dict[str, str | None]) -> Server:
+    """GET livestreams (a bare data array of SDK livestream objects) and GET livestreams/{id}, one run a page."""
+
+    def all_livestreams(request: httpx.Request) -> httpx.Response:
+        page_no, per_page = int(request.url.params["page_no"]), int(request.url.params["per_page"])
+        ids = sorted(meetings)
+        start = (page_no - 1) * per_page
+        chunk = ids[start : start + per_page]
+        data = [json.loads(sdk_all_livestreams.Data(**livestream_fields(i, meetings[i])).to_json()) for i in chunk]
+        paging = {"total_count": len(ids), "start_offset": start + 1, "end_offset": start + len(chunk)}
+        return httpx.Response(200, json={"success": True, "data": data, "paging": paging})
+
+    def one_livestream(request: httpx.Request) -> httpx.Response:
+        livestream_id = request.url.path.rsplit("/", 1)[-1]
+        if livestream_id not in runs:
+            return cf_error(404, 404, f"No livestream found with id {livestream_id}")
+        page_no = int(request.url.params["page_no"])
+        mine = runs[livestream_id]
+        run_ = mine[page_no - 1] if page_no <= len(mine) else None
+        fields = {k: v for k, v in livestream_fields(livestream_id, meetings.get(livestream_id)).items()}
+        fields["created_at"] = fields["created_at"].isoformat()
+        return ok(
+            sdk_livestream.LivestreamGetLivestreamSessionForLivestreamIDResponse(
+                success=True,
+                data=sdk_livestream.Data(
+                    livestream=sdk_livestream.DataLivestream(**fields),
+                    session=sdk_livestream.DataSession(**run_) if run_ else None,
+                    paging=sdk_livestream.DataPaging(
+                        total_count=len(mine), start_offset=page_no, end_offset=min(page_no, len(mine))
+                    ),
+                ),
+            )
+        )
+
+    routes: dict[tuple[str, str], Callable[[httpx.Request], httpx.Response]] = {
+        ("GET", "/livestreams"): all_livestreams
+    }
+    for livestream_id in set(meetings) | set(runs):
+        routes[("GET", f"/livestreams/{livestream_id}")] = one_livestream
+    return Server(routes)
+
+
+def run_fields(run_id: str, livestream_id: str, started: datetime, viewer_seconds: float) -> dict[str, Any]:
+    return dict(
+        id=run_id,
+        livestream_id=livestream_id,
+        started_time=started,
+        stopped_time=started + (datetime(2026, 1, 1, 0, 10) - datetime(2026, 1, 1)),
+        ingest_seconds=600,
+        viewer_seconds=viewer_seconds,
+    )
+
+
+def test_a_meetings_livestreams_come_from_the_apps_listing():
+    """No listing by meeting on RealtimeKit: GET livestreams is walked and the meeting's are kept, keys secret."""
+    server = livestreams_server({}, {"ls-a": "meet-1", "ls-b": "meet-2", "ls-c": "meet-1", "ls-d": None})
+    got = run(client(server, per_page=3).list_meeting_livestreams("meet-1"))
+    assert [(s.id, s.meeting_id, s.disabled) for s in got] == [("ls-a", "meet-1", False), ("ls-c", "meet-1", False)]
+    assert all(s.stream_key is not None and "PLANTED" not in repr(s) for s in got)
+    assert [r.url.params["page_no"] for r in server.requests] == ["1", "2"]
+    assert set(server.requests[0].url.params) <= sdk_query_names(
+        sdk_all_livestreams_params.LivestreamGetAllLivestreamsParams
+    )
+
+
+def test_a_livestreams_runs_are_walked_one_session_a_page():
+    """GET livestreams/{id}: the SDK's data.session (one run) with data.paging: every run comes, seconds kept."""
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    runs = {"ls-a": [run_fields("run-1", "ls-a", t0, 120.0), run_fields("run-2", "ls-a", t0.replace(hour=11), 30.5)]}
+    server = livestreams_server(runs, {"ls-a": "meet-1"})
+    got = run(client(server).list_livestream_sessions("ls-a"))
+    assert [(r.id, r.livestream_id, r.viewer_seconds, r.ingest_seconds) for r in got] == [
+        ("run-1", "ls-a", 120.0, 600.0),
+        ("run-2", "ls-a", 30.5, 600.0),
+    ]
+    assert got[0].started_time == t0 and got[0].session_id is None
+    assert [r.url.params["per_page"] for r in server.requests] == ["100", "1"]
+    assert set(server.requests[0].url.params) <= sdk_query_names(
+        sdk_livestream_params.LivestreamGetLivestreamSessionForLivestreamIDParams
+    )
+
+
+def test_a_sessions_livestream_runs_are_those_of_its_meeting_while_it_was_live():
+    """No sessions/{id}/livestream-sessions on RealtimeKit: runs of the meeting's livestreams started during the
+    session are its runs (session_id set); earlier or later runs, other meetings' and a deleted livestream are not."""
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    runs = {
+        "ls-a": [
+            run_fields("before", "ls-a", start.replace(hour=8), 10.0),
+            run_fields("during", "ls-a", start.replace(minute=5), 120.0),
+            run_fields("after", "ls-a", start.replace(hour=11), 10.0),
+        ],
+        "ls-b": [run_fields("other-meeting", "ls-b", start.replace(minute=5), 10.0)],
+    }
+    server = livestreams_server(runs, {"ls-a": "meet-1", "ls-b": "meet-2", "ls-gone": "meet-1"})
+    server.routes[("GET", "/sessions/sess-1")] = lambda r: ok(
+        sdk_session.SessionGetSessionDetailsResponse(success=True, data=sdk_session.Data(**SESSION))
+    )
+    got = run(client(server).list_session_livestream_sessions("sess-1"))
+    assert [(r.id, r.session_id, r.livestream_id, r.viewer_seconds) for r in got] == [
+        ("during", "sess-1", "ls-a", 120.0)
+    ]
+    with pytest.raises(ProviderNotFound):
+        run(client(server).list_session_livestream_sessions("sess-unknown"))
+
+
+def test_listings_tolerate_unusable_items_and_a_missing_endpoint_is_not_found(caplog: pytest.LogCaptureFixture):
+    """A recording that is not an object (or has no id) is skipped with a warning; the rest are kept."""
+    good = json.loads(recording_item(1, "sess-1").to_json())
+    body = {"success": True, "data": [good, 42, {"status": "UPLOADED"}], "paging": {"total_count": 3}}
+    server = Server({("GET", "/recordings"): lambda r: httpx.Response(200, json=body)})
+    with caplog.at_level("WARNING"):
+        got = run(client(server).list_recordings(meeting_id="meet-1"))
+    assert [r.id for r in got] == ["rec-1"]
+    assert caplog.text.count("GET /recordings: item skipped") == 2
+    with pytest.raises(ProviderNotFound):
+        run(client(Server({})).list_meeting_livestreams("meet-1"))
+
+
+def test_the_listings_use_the_sdk_paths_and_query_values():
+    """The listings reconciliation adds hit the SDK methods' paths, with the SDK's spelling of the options."""
+    sdk_seen: set[tuple[str, str, str]] = set()
+    ours_seen: set[tuple[str, str, str]] = set()
+
+    def recorder(seen: set[tuple[str, str, str]]) -> Callable[[httpx.Request], httpx.Response]:
+        def handler(request: httpx.Request) -> httpx.Response:
+            params = request.url.params
+            options = "&".join(
+                f"{k}={params[k]}" for k in sorted(params) if k not in {"page_no", "per_page"}
+            )  # the SDK sends no paging parameters unless asked
+            path = request.url.raw_path.decode().split("?")[0]
+            seen.add((request.method, path, options))
+            data: Any = {"participants": []} if path.endswith("/participants") else []
+            return httpx.Response(200, json={"success": True, "data": data})
+
+        return handler
+
+    async def sdk_calls() -> None:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(recorder(sdk_seen)))
+        async with AsyncCloudflare(api_token=TOKEN, http_client=http, max_retries=0) as cf:
+            rk, ids = cf.realtime_kit, {"account_id": ACCOUNT, "app_id": APP}
+            await rk.sessions.get_session_details("s-1", include_breakout_rooms=True, **ids)
+            await rk.sessions.get_session_participants("s-1", include_peer_events=True, **ids)
+            await rk.recordings.get_recordings(meeting_id="m-1", **ids)
+            await rk.livestreams.get_all_livestreams(**ids)
+            await rk.livestreams.get_livestream_session_for_livestream_id("l-1", **ids)
+
+    async def our_calls() -> None:
+        async with client(recorder(ours_seen)) as rtk:
+            with pytest.raises(ProviderResponseError):
+                await rtk.get_session("s-1", include_breakout_rooms=True)  # the canned data is no session
+            await rtk.list_session_participants("s-1", include_peer_events=True)
+            await rtk.list_recordings(meeting_id="m-1")
+            await rtk.list_meeting_livestreams("m-1")
+            await rtk.list_livestream_sessions("l-1")
+
+    run(sdk_calls())
+    run(our_calls())
+    assert ours_seen == sdk_seen

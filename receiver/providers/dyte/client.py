@@ -37,6 +37,7 @@ import httpx
 
 from receiver.providers.dyte.rest_models import (
     ApiLivestream,
+    ApiLivestreamSession,
     ApiMeeting,
     ApiParticipant,
     ApiRecording,
@@ -57,6 +58,7 @@ from receiver.providers.http import (
     WEBHOOK_PATCH_FIELDS,
     ApiResult,
     OnCall,
+    OnPage,
     RestClient,
     extract_list,
     webhook_patch_body,
@@ -92,6 +94,18 @@ DyteRateLimited = ProviderRateLimited
 DyteNotFound = ProviderNotFound
 DyteAuthError = ProviderAuthError
 DyteResponseError = ProviderResponseError
+
+
+def _livestream_session_items(data: Any) -> list[Any]:
+    """The items of ``/sessions/{id}/livestream-sessions``: ``data.data`` (spec example), a bare array,
+    or one object in ``data`` (spec schema)."""
+    if isinstance(data, Mapping):
+        if isinstance(data.get("data"), list):
+            return list(data["data"])
+        if data.get("id") is not None:
+            return [data]
+        return []
+    return list(data) if isinstance(data, list) else []
 
 
 class DyteClient(RestClient):
@@ -167,40 +181,62 @@ class DyteClient(RestClient):
 
     # ------------------------------------------------------------------ sessions
 
-    async def get_session(self, session_id: str) -> ApiSession:
+    async def get_session(self, session_id: str, *, include_breakout_rooms: bool = False) -> ApiSession:
         """``GET /sessions/{session_id}`` -> the session in ``data.session`` (spec ``GetSessionDetails``).
 
-        Raises DyteNotFound for an unknown id, and the other errors of :meth:`_request`.
+        ``include_breakout_rooms`` asks for the session's breakout rooms
+        (``breakout_rooms``: sessions of their own). Raises DyteNotFound for
+        an unknown id, and the other errors of :meth:`_request`.
         """
-        result = await self._request("GET", "/sessions/{session_id}", path_params={"session_id": session_id})
+        params = {"include_breakout_rooms": "true"} if include_breakout_rooms else None
+        result = await self._request(
+            "GET", "/sessions/{session_id}", params=params, path_params={"session_id": session_id}
+        )
         data = result.data
         if isinstance(data, Mapping) and isinstance(data.get("session"), Mapping):
             data = data["session"]
-        return self._model(ApiSession, data, "GET /sessions/{session_id}")
+        return self._validated(ApiSession, data, "GET /sessions/{session_id}")
 
-    async def list_session_participants(self, session_id: str) -> list[ApiParticipant]:
+    async def list_session_participants(
+        self, session_id: str, *, include_peer_events: bool = False
+    ) -> list[ApiParticipant]:
         """All participants of a session, every page of ``GET /sessions/{session_id}/participants`` (``data.participants``), in API order.
 
         ``duration_minutes`` is in minutes (spec ``duration``).
+        ``include_peer_events`` asks for each participant's per-peer
+        join/leave events (``peer_events``). A participant that is not an
+        object is skipped with a warning; missing optional fields (``id``
+        included) are tolerated; unreadable values are logged once each.
         """
         template = "/sessions/{session_id}/participants"
-        return [
-            self._model(ApiParticipant, item, f"GET {template}")
-            async for item in self._paginate(template, "data.participants", path_params={"session_id": session_id})
+        params = {"include_peer_events": "true"} if include_peer_events else None
+        items = [
+            item
+            async for item in self._paginate(
+                template, "data.participants", params, path_params={"session_id": session_id}
+            )
         ]
+        return self._listed(ApiParticipant, items, f"GET {template}")
 
     async def iter_sessions(
-        self, *, start_time: datetime | None = None, end_time: datetime | None = None
+        self,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        on_page: OnPage | None = None,
     ) -> AsyncIterator[ApiSession]:
         """Every session of the organization, all pages of ``GET /sessions`` (``data.sessions``).
 
         ``start_time`` / ``end_time`` become the spec's ``start_time`` /
         ``end_time`` query parameters, ISO 8601 UTC with ``Z`` (naive values
-        are taken as UTC).
+        are taken as UTC). ``on_page(page_no, sessions_so_far, total_count)``
+        follows the walk (see :meth:`_paginate`). An item that is not a usable
+        session (no ``id``) is skipped with a warning.
         """
         params = {"start_time": to_iso(start_time), "end_time": to_iso(end_time)}
-        async for item in self._paginate("/sessions", "data.sessions", params):
-            yield self._model(ApiSession, item, "GET /sessions")
+        async for item in self._paginate("/sessions", "data.sessions", params, on_page=on_page):
+            for session in self._listed(ApiSession, [item], "GET /sessions"):
+                yield session
 
     # ------------------------------------------------------------------ recordings, livestreams, meetings
 
@@ -230,6 +266,57 @@ class DyteClient(RestClient):
         """``GET /meetings/{meeting_id}`` -> ``data`` (spec ``GetMeeting``)."""
         result = await self._request("GET", "/meetings/{meeting_id}", path_params={"meeting_id": meeting_id})
         return self._model(ApiMeeting, result.data, "GET /meetings/{meeting_id}")
+
+    async def list_recordings(self, *, meeting_id: str | None = None) -> list[ApiRecording]:
+        """Every page of ``GET /recordings`` (spec ``get_all_recordings``: a bare ``data`` array), for one
+        meeting when ``meeting_id`` is given (the spec filters by meeting, not by session).
+
+        Items carry ``session_id`` and a nested ``meeting`` (read as
+        ``meeting_id``); file_size bytes, recording_duration seconds.
+        """
+        items = [item async for item in self._paginate("/recordings", "data", {"meeting_id": meeting_id})]
+        return self._listed(ApiRecording, items, "GET /recordings")
+
+    async def list_meeting_livestreams(self, meeting_id: str) -> list[ApiLivestream]:
+        """Every page of ``GET /meetings/{meeting_id}/livestream`` (``data.livestreams``): the meeting's livestreams.
+
+        Stream keys come back as ``SecretStr`` (never stored).
+        """
+        template = "/meetings/{meeting_id}/livestream"
+        items = [
+            item async for item in self._paginate(template, "data.livestreams", path_params={"meeting_id": meeting_id})
+        ]
+        return self._listed(ApiLivestream, items, f"GET {template}")
+
+    async def list_session_livestream_sessions(self, session_id: str) -> list[ApiLivestreamSession]:
+        """Every page of ``GET /sessions/{session_id}/livestream-sessions``: the livestream runs of a meeting session.
+
+        The spec's example nests the list in ``data.data`` (its schema shows
+        one object in ``data``): both are read. Each item gets
+        ``session_id`` = this session when it does not say. ``viewer_seconds``
+        and ``ingest_seconds`` are seconds.
+        """
+        template = "/sessions/{session_id}/livestream-sessions"
+        items = [
+            {"session_id": session_id, **item} if isinstance(item, Mapping) else item
+            async for item in self._paginate(
+                template, _livestream_session_items, path_params={"session_id": session_id}
+            )
+        ]
+        return self._listed(ApiLivestreamSession, items, f"GET {template}")
+
+    async def list_livestream_sessions(self, livestream_id: str) -> list[ApiLivestreamSession]:
+        """Every page of the ``sessions`` of ``GET /livestreams/{livestream_id}``: the runs of one livestream.
+
+        ``viewer_seconds`` and ``ingest_seconds`` are seconds; the meeting
+        session is not named there (``session_id`` stays None unless sent).
+        """
+        template = "/livestreams/{livestream_id}"
+        items = [
+            item
+            async for item in self._paginate(template, "data.sessions", path_params={"livestream_id": livestream_id})
+        ]
+        return self._listed(ApiLivestreamSession, items, f"GET {template}")
 
     # ------------------------------------------------------------------ webhooks
 

@@ -41,7 +41,14 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
-from receiver.providers.dyte.coercion import CoercionError, Converter, converter_for, is_nullish, to_str_tuple
+from receiver.providers.dyte.coercion import (
+    CoercionError,
+    Converter,
+    converter_for,
+    is_nullish,
+    to_number,
+    to_str_tuple,
+)
 
 __all__ = [
     "DyteModel",
@@ -51,6 +58,8 @@ __all__ = [
     "ApiLivestream",
     "ApiMeeting",
     "ApiWebhook",
+    "ApiPeerEvent",
+    "ApiLivestreamSession",
     "Page",
 ]
 
@@ -150,6 +159,41 @@ def _upper(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
+def _mappings(value: Any) -> tuple[Mapping[str, Any], ...]:
+    """The objects of a list field (``peer_events``, ``breakout_rooms``); anything else is dropped."""
+    if not isinstance(value, (list, tuple)):
+        return ()
+    return tuple(item for item in value if isinstance(item, Mapping))
+
+
+def _rounded(data: dict[str, Any], *names: str) -> None:
+    """Round numbers with a fraction (the spec types counts and sizes as ``number``) to the nearest integer."""
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, bool) or is_nullish(value):
+            continue
+        try:
+            number = to_number(value)
+        except CoercionError:
+            continue  # left to the converter: recorded in invalid_fields
+        if isinstance(number, float):
+            data[name] = round(number)
+
+
+_REASON_IN_TEXT = re.compile(r"""['"]reason['"]\s*:\s*['"]([^'"]+)['"]""")
+
+
+def _reason_code(value: Any) -> Any:
+    """A start/stop reason as its code: ``{"reason": "ALL_PEERS_LEFT", ...}`` (spec ``stopReason``), the
+    webhook's Python-repr text of that object, or a plain string; other values are left to the converter."""
+    if isinstance(value, Mapping):
+        return value.get("reason")
+    if isinstance(value, str):
+        found = _REASON_IN_TEXT.search(value)
+        return found.group(1) if found else value
+    return value
+
+
 class ApiSession(DyteModel):
     """A meeting session (spec ``ActiveSession``; ``GET /sessions``, ``GET /sessions/{session_id}``).
 
@@ -169,11 +213,16 @@ class ApiSession(DyteModel):
     updated_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    #: Breakout room sessions (``GET /sessions/{id}?include_breakout_rooms=true``), each an ApiSession.
+    breakout_rooms: tuple[ApiSession, ...] = ()
 
     @classmethod
     def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
         if "status" in data:
             data["status"] = _upper(data["status"])
+        _rounded(data, "live_participants", "max_concurrent_participants")
+        if "breakout_rooms" in data:
+            data["breakout_rooms"] = _mappings(data["breakout_rooms"])
         return data
 
     @property
@@ -189,13 +238,20 @@ class ApiParticipant(DyteModel):
     its ``id`` "maps to the corresponding peerId". So ``peer_id`` is the
     object's ``peer_id`` (or ``peerId``) when present, else ``id``.
 
+    Every field is optional, ``id`` included (the spec requires none): a
+    participant without ``id`` still validates, with ``id`` and ``peer_id``
+    None (an ``id`` that is not a string or number is recorded in
+    ``invalid_fields``). ``peer_events`` holds the per-peer join/leave
+    events of ``include_peer_events=true`` (example
+    ``ParticipantListWithPeerEventSucces``).
+
     ``duration_minutes`` is the spec's ``duration``, in MINUTES (kept as is;
     see :attr:`duration_seconds`). Datetimes are UTC.
     """
 
     _renames: ClassVar[dict[str, str]] = {"duration": "duration_minutes"}
 
-    id: str
+    id: str | None = None
     peer_id: str | None = None
     user_id: str | None = None
     custom_participant_id: str | None = None
@@ -206,9 +262,16 @@ class ApiParticipant(DyteModel):
     duration_minutes: float | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    peer_events: tuple[ApiPeerEvent, ...] = ()
 
     @classmethod
     def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        identity = data.get("id")
+        if not is_nullish(identity) and (isinstance(identity, bool) or not isinstance(identity, (str, int, float))):
+            data["id"] = None  # unusable: kept out of the identity, recorded as unreadable
+            data["invalid_fields"] = ("id",)
+        if "peer_events" in data:
+            data["peer_events"] = _mappings(data["peer_events"])
         # Deprecated webhook name for custom_participant_id (FACTS.md).
         if is_nullish(data.get("custom_participant_id")) and not is_nullish(data.get("client_specific_id")):
             data["custom_participant_id"] = data["client_specific_id"]
@@ -218,8 +281,9 @@ class ApiParticipant(DyteModel):
 
     @property
     def participant_key(self) -> str:
-        """Stable key for attendance: ``custom_participant_id``, else ``peer_id``, else ``id``."""
-        return self.custom_participant_id or self.peer_id or self.id
+        """Stable key for attendance: ``custom_participant_id``, else ``peer_id``, else ``id``, else
+        ``user_id`` (``""`` when the participant carries none of them)."""
+        return self.custom_participant_id or self.peer_id or self.id or self.user_id or ""
 
     @property
     def duration_seconds(self) -> float | None:
@@ -251,11 +315,18 @@ class ApiRecording(DyteModel):
     file_size: int | None = None
     recording_duration: float | None = None
     output_file_name: str | None = None
+    #: Reason codes of ``GET /recordings/{id}`` (spec ``startReason`` / ``stopReason``), e.g. ``API_CALL``, ``ALL_PEERS_LEFT``.
+    start_reason: str | None = None
+    stop_reason: str | None = None
 
     @classmethod
     def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
         if "status" in data:
             data["status"] = _upper(data["status"])
+        _rounded(data, "file_size")
+        for name in ("start_reason", "stop_reason"):
+            if name in data:
+                data[name] = _reason_code(data[name])
         meeting = data.get("meeting")
         if is_nullish(data.get("meeting_id")) and isinstance(meeting, Mapping) and meeting.get("id"):
             data["meeting_id"] = meeting["id"]
@@ -292,6 +363,47 @@ class ApiLivestream(DyteModel):
         if "id" not in data and not is_nullish(data.get("stream_id")):
             data["id"] = data["stream_id"]
         return data
+
+
+class ApiPeerEvent(DyteModel):
+    """One per-peer event of a participant (``include_peer_events=true``): ``event_name`` is
+    ``PEER_JOINING`` or ``PEER_LEAVING`` (upper-cased), at ``created_at`` (UTC), for ``peer_id``."""
+
+    id: str | None = None
+    peer_id: str | None = None
+    event_name: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if "event_name" in data:
+            data["event_name"] = _upper(data["event_name"])
+        return data
+
+
+class ApiLivestreamSession(DyteModel):
+    """One run of a livestream (spec: ``GET /sessions/{session_id}/livestream-sessions``,
+    ``/livestreams/sessions/{id}``, the ``sessions`` of ``GET /meetings/{meeting_id}/livestream``).
+
+    ``id`` is the livestream session id, ``livestream_id`` its livestream,
+    ``session_id`` the meeting session when the object says so.
+    ``ingest_seconds`` (input streamed) and ``viewer_seconds`` (total view
+    time of all viewers) are seconds (the spec types them as number,
+    integer or string); datetimes are UTC.
+    """
+
+    id: str
+    livestream_id: str | None = None
+    session_id: str | None = None
+    err_message: str | None = None
+    invoked_time: datetime | None = None
+    started_time: datetime | None = None
+    stopped_time: datetime | None = None
+    ingest_seconds: float | None = None
+    viewer_seconds: float | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 class ApiMeeting(DyteModel):

@@ -16,15 +16,35 @@ call                                            RealtimeKit answer (SDK type)
                                                 still page it (``SessionGetSessionParticipantsResponse``);
                                                 a participant's ``id`` is its peer id
 ``GET sessions``                                ``data.sessions`` + top-level ``paging``
+``GET sessions/{id}?include_breakout_rooms``   ``breakout_rooms``: sessions of their own (SDK ``List[object]``)
+``GET sessions/{id}/participants?               each participant's ``peer_events`` (``PEER_CREATED``,
+include_peer_events``                           ``PEER_JOINING``, ``PEER_LEAVING``)
 ``GET recordings/{id}``                         ``data`` (``RecordingGetOneRecordingResponse``)
+``GET recordings?meeting_id=``                  a bare ``data`` array + top-level ``paging``
+                                                (``RecordingGetRecordingsResponse``)
 ``GET livestreams/{id}``                        ``data.livestream`` (+ ``data.session``, ``data.paging``);
-                                                ``disabled`` is a string
+                                                ``disabled`` is a string; its runs are ``data.session``
+                                                (SDK) or ``data.sessions`` (Dyte's example), paged
+``GET livestreams``                             every livestream of the app (``LivestreamGetAllLivestreamsResponse``;
+                                                a bare ``data`` array in practice); no filter by meeting
 ``GET meetings/{id}``                           ``data`` (``MeetingGetMeetingByIDResponse``)
 ``GET/POST webhooks``, ``PATCH/DELETE           ``data`` (a bare array for the list); ``POST`` answers 201
 webhooks/{id}``
 failures                                        Cloudflare's v4 envelope ``{"success": false, "errors":
                                                 [{"code", "message"}], "messages", "result": null}``
 ==============================================  =====================================================
+
+What Dyte has and RealtimeKit does not (SDK 5.9): ``GET
+meetings/{id}/livestream`` (a meeting's livestreams) and ``GET
+sessions/{id}/livestream-sessions`` (the livestream runs of a meeting
+session). :meth:`RealtimeKitClient.list_meeting_livestreams` walks ``GET
+livestreams`` and keeps the meeting's; :meth:`RealtimeKitClient.list_session_livestream_sessions`
+takes the runs of those livestreams that started while the session was
+live (a meeting has one live session at a time).
+
+Listings are paged, validated and logged as
+:class:`~receiver.providers.http.RestClient` does for both providers
+(paging by the server's totals, items kept one by one).
 
 Rate limit: RealtimeKit calls count toward Cloudflare's API limit of 1200
 requests per five minutes per user or token (over it, HTTP 429 and every
@@ -51,13 +71,15 @@ import httpx
 
 from receiver.providers.dyte.rest_models import (
     ApiLivestream,
+    ApiLivestreamSession,
     ApiMeeting,
     ApiParticipant,
     ApiRecording,
     ApiSession,
     ApiWebhook,
 )
-from receiver.providers.http import OnCall, RestClient, extract_list, webhook_patch_body
+from receiver.providers.errors import ProviderNotFound
+from receiver.providers.http import OnCall, OnPage, RestClient, extract_list, webhook_patch_body
 from receiver.providers.ratelimit import RateLimiter
 from receiver.retry import RetryPolicy
 from receiver.timeparse import to_iso
@@ -65,6 +87,8 @@ from receiver.timeparse import to_iso
 __all__ = [
     "RealtimeKitClient",
     "DEFAULT_BASE_URL",
+    "livestream_items",
+    "livestream_run_items",
     "RATE_WINDOW_SECONDS",
     "app_base_url",
     "cloudflare_errors_summary",
@@ -116,6 +140,33 @@ def cloudflare_errors_summary(body: Any) -> str | None:
         return None
     more = len(entries) - _MAX_ERRORS_QUOTED
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def livestream_items(data: Any) -> list[Any]:
+    """The livestreams of ``GET livestreams``: a bare ``data`` array (Dyte's example, the sandbox),
+    ``data.livestreams``, or one object in ``data`` (the SDK's ``LivestreamGetAllLivestreamsResponse``)."""
+    if isinstance(data, list):
+        return list(data)
+    if isinstance(data, Mapping):
+        if isinstance(data.get("livestreams"), list):
+            return list(data["livestreams"])
+        if data.get("id") is not None:
+            return [data]
+    return []
+
+
+def livestream_run_items(data: Any) -> list[Any]:
+    """The runs of ``GET livestreams/{id}``: ``data.sessions`` (Dyte's example), else ``data.session``,
+    one object (SDK ``DataSession``) or a list."""
+    if not isinstance(data, Mapping):
+        return []
+    runs = data.get("sessions")
+    if isinstance(runs, list):
+        return list(runs)
+    run = data.get("session")
+    if isinstance(run, list):
+        return list(run)
+    return [run] if isinstance(run, Mapping) else []
 
 
 class RealtimeKitClient(RestClient):
@@ -198,43 +249,63 @@ class RealtimeKitClient(RestClient):
 
     # ------------------------------------------------------------------ sessions
 
-    async def get_session(self, session_id: str) -> ApiSession:
+    async def get_session(self, session_id: str, *, include_breakout_rooms: bool = False) -> ApiSession:
         """``GET sessions/{session_id}`` -> the session in ``data`` (SDK ``SessionGetSessionDetailsResponse``).
 
-        A Dyte-shaped ``data.session`` is read too. Raises ProviderNotFound for an unknown id.
+        A Dyte-shaped ``data.session`` is read too. ``include_breakout_rooms``
+        asks for the session's ``breakout_rooms`` (SDK
+        ``SessionGetSessionDetailsParams``; sessions of their own). Raises
+        ProviderNotFound for an unknown id; unreadable fields are logged once each.
         """
         template = "/sessions/{session_id}"
-        result = await self._request("GET", template, path_params={"session_id": session_id})
+        params = {"include_breakout_rooms": "true"} if include_breakout_rooms else None
+        result = await self._request("GET", template, params=params, path_params={"session_id": session_id})
         data = result.data
         if isinstance(data, Mapping) and isinstance(data.get("session"), Mapping):
             data = data["session"]
-        return self._model(ApiSession, data, f"GET {template}")
+        return self._validated(ApiSession, data, f"GET {template}")
 
-    async def list_session_participants(self, session_id: str) -> list[ApiParticipant]:
+    async def list_session_participants(
+        self, session_id: str, *, include_peer_events: bool = False
+    ) -> list[ApiParticipant]:
         """All participants of a session: every page of ``GET sessions/{session_id}/participants``.
 
         The list is ``data.participants`` (SDK ``SessionGetSessionParticipantsResponse``),
         without ``paging``: pages are walked with ``page_no``/``per_page``
-        until a short or empty page. A participant's ``id`` is its peer id;
-        ``duration_minutes`` is in minutes (SDK ``duration``).
+        until an empty page (see :meth:`RestClient._paginate`). A
+        participant's ``id`` is its peer id; ``duration_minutes`` is in
+        minutes (SDK ``duration``). ``include_peer_events`` asks for each
+        participant's ``peer_events`` (SDK ``DataParticipantPeerEvent``). A
+        participant that is not an object is skipped with a warning.
         """
         template = "/sessions/{session_id}/participants"
-        return [
-            self._model(ApiParticipant, item, f"GET {template}")
-            async for item in self._paginate(template, "data.participants", path_params={"session_id": session_id})
+        params = {"include_peer_events": "true"} if include_peer_events else None
+        items = [
+            item
+            async for item in self._paginate(
+                template, "data.participants", params, path_params={"session_id": session_id}
+            )
         ]
+        return self._listed(ApiParticipant, items, f"GET {template}")
 
     async def iter_sessions(
-        self, *, start_time: datetime | None = None, end_time: datetime | None = None
+        self,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        on_page: OnPage | None = None,
     ) -> AsyncIterator[ApiSession]:
         """Every session of the app, all pages of ``GET sessions`` (``data.sessions``, top-level ``paging``).
 
         ``start_time`` / ``end_time`` become the SDK's ``start_time`` /
-        ``end_time`` query parameters (ISO 8601 UTC with ``Z``; naive values are UTC).
+        ``end_time`` query parameters (ISO 8601 UTC with ``Z``; naive values
+        are UTC). ``on_page(page_no, sessions_so_far, total_count)`` follows
+        the walk. An item that is not a usable session is skipped with a warning.
         """
         params = {"start_time": to_iso(start_time), "end_time": to_iso(end_time)}
-        async for item in self._paginate("/sessions", "data.sessions", params):
-            yield self._model(ApiSession, item, "GET /sessions")
+        async for item in self._paginate("/sessions", "data.sessions", params, on_page=on_page):
+            for session in self._listed(ApiSession, [item], "GET /sessions"):
+                yield session
 
     # ------------------------------------------------------------------ recordings, livestreams, meetings
 
@@ -248,12 +319,22 @@ class RealtimeKitClient(RestClient):
         result = await self._request("GET", template, path_params={"recording_id": recording_id})
         return self._model(ApiRecording, result.data, f"GET {template}")
 
+    async def list_recordings(self, *, meeting_id: str | None = None) -> list[ApiRecording]:
+        """Every page of ``GET recordings`` (SDK ``get_recordings``: a bare ``data`` array, top-level
+        ``paging``), for one meeting when ``meeting_id`` is given (the SDK filters by meeting, not by session).
+
+        Items carry ``session_id`` and a nested ``meeting`` (read as
+        ``meeting_id``); file_size bytes, recording_duration seconds.
+        """
+        items = [item async for item in self._paginate("/recordings", "data", {"meeting_id": meeting_id})]
+        return self._listed(ApiRecording, items, "GET /recordings")
+
     async def get_livestream(self, livestream_id: str) -> ApiLivestream:
         """``GET livestreams/{livestream_id}`` -> ``data.livestream`` (SDK
         ``LivestreamGetLivestreamSessionForLivestreamIDResponse``).
 
-        The livestream session beside it is not returned; ``stream_key`` and
-        ``ingest_server`` come back as ``SecretStr``.
+        The livestream sessions beside it are :meth:`list_livestream_sessions`;
+        ``stream_key`` and ``ingest_server`` come back as ``SecretStr``.
         """
         template = "/livestreams/{livestream_id}"
         result = await self._request("GET", template, path_params={"livestream_id": livestream_id})
@@ -261,6 +342,70 @@ class RealtimeKitClient(RestClient):
         if isinstance(data, Mapping) and isinstance(data.get("livestream"), Mapping):
             data = data["livestream"]
         return self._model(ApiLivestream, data, f"GET {template}")
+
+    async def list_meeting_livestreams(self, meeting_id: str) -> list[ApiLivestream]:
+        """The meeting's livestreams: every page of ``GET livestreams`` (SDK ``get_all_livestreams``),
+        those whose ``meeting_id`` is this meeting.
+
+        RealtimeKit has no listing by meeting (Dyte's ``GET
+        meetings/{id}/livestream``), so the app's livestreams are walked:
+        one call per ``per_page`` livestreams of the app. Stream keys come
+        back as ``SecretStr`` (never stored).
+        """
+        items = [item async for item in self._paginate("/livestreams", livestream_items)]
+        return [
+            stream
+            for stream in self._listed(ApiLivestream, items, "GET /livestreams")
+            if stream.meeting_id == meeting_id
+        ]
+
+    async def list_livestream_sessions(self, livestream_id: str) -> list[ApiLivestreamSession]:
+        """Every page of the runs of ``GET livestreams/{livestream_id}`` (``data.session`` in the SDK,
+        ``data.sessions`` in Dyte's example; ``paging`` in ``data`` or at the top).
+
+        ``viewer_seconds`` and ``ingest_seconds`` are seconds; the meeting
+        session is not named there (``session_id`` stays None unless sent).
+        """
+        template = "/livestreams/{livestream_id}"
+        items = [
+            item
+            async for item in self._paginate(
+                template, livestream_run_items, path_params={"livestream_id": livestream_id}
+            )
+        ]
+        return self._listed(ApiLivestreamSession, items, f"GET {template}")
+
+    async def list_session_livestream_sessions(self, session_id: str) -> list[ApiLivestreamSession]:
+        """The livestream runs of a meeting session, with ``session_id`` = this session.
+
+        RealtimeKit has no ``GET sessions/{id}/livestream-sessions`` (Dyte's).
+        The runs are those of the session's meeting's livestreams
+        (:meth:`list_meeting_livestreams`, :meth:`list_livestream_sessions`)
+        that started (else were invoked, else created) while the session was
+        live: from its ``started_at`` to its ``ended_at`` (still live: no
+        end). A meeting has one live session at a time, so such a run
+        streamed this session. Calls: the session, the app's livestreams,
+        then one listing per livestream of the meeting; a livestream deleted
+        meanwhile (404) is skipped. Raises ProviderNotFound for an unknown session.
+        """
+        session = await self.get_session(session_id)
+        if not session.meeting_id or session.started_at is None:
+            return []
+        start, end = session.started_at, session.ended_at
+        found: list[ApiLivestreamSession] = []
+        for stream in await self.list_meeting_livestreams(session.meeting_id):
+            try:
+                runs = await self.list_livestream_sessions(stream.id)
+            except ProviderNotFound:
+                continue
+            for run in runs:
+                began = run.started_time or run.invoked_time or run.created_at
+                if began is None or began < start or (end is not None and began > end):
+                    continue
+                found.append(
+                    run.model_copy(update={"session_id": session_id, "livestream_id": run.livestream_id or stream.id})
+                )
+        return found
 
     async def get_meeting(self, meeting_id: str) -> ApiMeeting:
         """``GET meetings/{meeting_id}`` -> ``data`` (SDK ``MeetingGetMeetingByIDResponse``)."""
