@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from receiver.cli.context import UTC_TIME, Context, check_window, fail
+from receiver.cli.errors import ExitCode, translate
 from receiver.cli.progress import Progress
 from receiver.cli.reports import wide_option
 from receiver.db.models import EVENT_DEAD, EVENT_FAILED, EVENT_STATUSES, WebhookEvent
@@ -269,7 +270,9 @@ def backfill(obj: Context, since: datetime, until: datetime | None, recheck: boo
             )
         )
     except BackfillError as exc:
-        fail(str(exc))
+        # One line that says what was kept; the exit code of the provider failure behind it.
+        cause = exc.__cause__
+        fail(str(exc), translate(cause).exit_code if cause is not None else ExitCode.FAILED)
     click.echo(f"{window}: {summary.line()}")
     if summary.failed:
         raise SystemExit(1)

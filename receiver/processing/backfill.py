@@ -43,7 +43,12 @@ from receiver.processing.reconcile import Reconciler
 from receiver.processing.worker import default_worker_id
 from receiver.processing.writes import schedule_task
 from receiver.providers.base import ProviderClient
-from receiver.providers.errors import ProviderAPIError
+from receiver.providers.errors import (
+    ProviderAPIError,
+    ProviderAuthError,
+    ProviderRateLimited,
+    ProviderStatusError,
+)
 from receiver.providers.registry import build_client
 from receiver.settings import Settings
 
@@ -154,6 +159,7 @@ async def run_backfill(
         TimeElapsedColumn(),
         console=console or Console(stderr=True),
         transient=False,
+        disable=console is None,  # no console given (a pipe): no bar, only the re-walk notices and the summary
     )
     seen: set[str] = set()
     async with client:
@@ -175,13 +181,15 @@ async def run_backfill(
                         progress.advance(bar)
                     break
                 except ProviderAPIError as exc:
+                    if _permanent(exc):
+                        raise  # refused credentials or a bad request: walking again cannot help
                     if walk == page_retries:
                         raise BackfillError(
                             f"GET /sessions failed after {walk + 1} walks ({error_line(exc)}); "
                             f"kept {summary.reconciled} reconciled of {summary.sessions} sessions; "
                             "run the same command again to resume",
                             summary,
-                        ) from None
+                        ) from exc  # the cause picks the CLI's exit code (7 unreachable, 8 refused)
                     delay = base_delay * 3**walk
                     progress.console.print(
                         f"[yellow]session listing failed ({error_line(exc)}); walking it again in {delay:.0f} s"
@@ -219,3 +227,10 @@ async def _backfill_one(
         now = datetime.now(UTC)
         with OrmSession(writer(engine)) as db, db.begin():
             schedule_task(db, "session_media", session_id, now, now)
+
+
+def _permanent(exc: ProviderAPIError) -> bool:
+    """True for a refusal no retry fixes: 401/403, or another 4xx than 429 (the listing stops at once)."""
+    if isinstance(exc, ProviderAuthError):
+        return True
+    return isinstance(exc, ProviderStatusError) and not isinstance(exc, ProviderRateLimited) and exc.status_code < 500

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 from test_reconcile_unfriendly import api_session, person
 
+from receiver.cli.errors import ExitCode
 from receiver.cli.main import cli
 from receiver.db.models import Recording, Session
 from receiver.processing import backfill as backfill_module
@@ -93,7 +94,7 @@ def test_a_page_failing_once_is_walked_again_and_the_run_completes(engine, setti
     assert (again.reconciled, again.skipped, again.added, again.changed) == (7, 0, 0, 0)
 
 
-def test_cli_stops_with_one_line_and_exit_code_1(db_url, monkeypatch):
+def test_cli_stops_with_one_line_and_the_provider_exit_code(db_url, monkeypatch):
     fake = world()
     fake.failures[("/sessions", 2)] = -1
     monkeypatch.setattr(backfill_module, "build_client", lambda settings, transport=None: fake_client(fake))
@@ -101,7 +102,7 @@ def test_cli_stops_with_one_line_and_exit_code_1(db_url, monkeypatch):
     monkeypatch.setattr(backfill_module, "PAGE_RETRY_BASE_SECONDS", 0.0)
     env = {"DATABASE_URL": db_url, "DYTE_ORG_ID": "org", "DYTE_API_KEY": "sk-cli-SECRET"}
     result = CliRunner().invoke(cli, ["backfill", "--since", "2023-01-01", "--until", "2023-03-01"], env=env)
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.PROVIDER_UNREACHABLE  # the listing kept failing (HTTP 500)
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "kept 3 reconciled of 3 sessions" in errors[0]
     assert "Traceback" not in result.output and "sk-cli-SECRET" not in result.output
