@@ -58,6 +58,14 @@ class Settings(BaseSettings):
         "webhook subscriptions point at PUBLIC_URL + /webhooks/dyte.",
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted webhook body, bytes (413 above).")
+    compact_fallback_max_bytes: int = Field(
+        65_536,
+        ge=0,
+        description="Largest body, bytes, that is JSON-parsed when its signature does not cover the raw bytes "
+        "(to try the compact re-serialisation Dyte's own sample signs, and to tell malformed JSON, 400, from a "
+        "bad signature, 401). Larger bodies whose raw bytes fail get 401 unparsed. Real deliveries are under "
+        "2 KB; parsing costs ~20 ms per MiB.",
+    )
     reconcile_delay_seconds: float = Field(
         60.0, ge=0, description="Wait after meeting.ended before reconciling the session with the REST API."
     )

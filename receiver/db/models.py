@@ -2,9 +2,11 @@
 
 Tables:
 
-* ``webhook_events`` - the inbox: every authentic delivery, raw body byte-exact,
-  keyed by ``delivery_id`` (the ``dyte-uuid`` header, Dyte's idempotency key),
-  with its processing state (pending/processing/done/failed/dead/ignored).
+* ``webhook_events`` - the inbox: every authentic delivery, the signed body
+  byte-exact, keyed by ``delivery_id`` (the ``dyte-uuid`` header, Dyte's
+  idempotency key) and unique on the body's digest (replays under new ids add
+  nothing; migration 0005), with its processing state
+  (pending/processing/done/failed/dead/ignored).
 * ``meetings``, ``sessions`` - one row per Dyte meeting and per session (one
   live run of a meeting).
 * ``participant_intervals`` - one row per peer (one connection) in a session:
@@ -103,7 +105,15 @@ PARSE_INVALID = ParseStatus.INVALID
 
 
 class WebhookEvent(Base):
-    """One authentic webhook delivery (the inbox). ``delivery_id`` is the idempotency key."""
+    """One authentic webhook delivery (the inbox). ``delivery_id`` is the idempotency key.
+
+    ``raw_body`` is what the signature covered: the bytes received, or their
+    compact re-serialisation when only that verified (``signature_scheme``
+    ``compact``). ``unique_body_sha256`` repeats ``body_sha256`` under a unique
+    index, so one body is stored once whatever ``dyte-uuid`` it comes with; it
+    is NULL only on rows stored before migration 0005 whose body an earlier
+    row already held.
+    """
 
     __tablename__ = "webhook_events"
 
@@ -113,6 +123,7 @@ class WebhookEvent(Base):
     event_name: Mapped[str | None] = mapped_column(String(100))
     raw_body: Mapped[bytes] = mapped_column(LargeBinary)
     body_sha256: Mapped[str] = mapped_column(String(64))
+    unique_body_sha256: Mapped[str | None] = mapped_column(String(64))
     signature_scheme: Mapped[str] = mapped_column(String(20))  # raw | compact: what the signature covered
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     parse_status: Mapped[str] = mapped_column(String(20))
@@ -134,6 +145,7 @@ class WebhookEvent(Base):
         Index("ix_webhook_events_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_webhook_events_session_id", "session_id"),
         Index("ix_webhook_events_meeting_id", "meeting_id"),
+        Index("ux_webhook_events_unique_body_sha256", "unique_body_sha256", unique=True),
     )
 
 

@@ -52,7 +52,7 @@ def test_every_real_payload_is_stored_byte_exact(client, inbox, signing_key):
 
 
 def test_compact_reserialisation_signature_is_accepted(client, inbox, signing_key):
-    """A signature over JSON.stringify(body) verifies even when the raw bytes are pretty-printed."""
+    """A signature over JSON.stringify(body) verifies even when the raw bytes are pretty-printed; the signed (compact) bytes are stored."""
     payload = {
         "event": "meeting.started",
         "meeting": {"id": "m1", "sessionId": "s1", "startedAt": "2026-01-01T00:00:00Z"},
@@ -62,7 +62,7 @@ def test_compact_reserialisation_signature_is_accepted(client, inbox, signing_ke
     response = client.post("/webhooks/dyte", content=pretty, headers=headers)
     assert response.status_code == 200
     assert inbox()[0].signature_scheme == "compact"
-    assert inbox()[0].raw_body == pretty
+    assert inbox()[0].raw_body == compact(payload)
 
 
 def test_same_delivery_twice_gives_one_row(client, inbox, signing_key):
@@ -131,9 +131,13 @@ def test_signature_from_another_key_is_401(client, inbox):
 
 
 def test_non_json_is_400(client, inbox, signing_key):
-    """A body that is not JSON gets 400 with a reason; unsigned, nothing is stored."""
-    response = client.post("/webhooks/dyte", content=b"hello", headers={"content-type": "application/json"})
+    """A body that is not JSON, with a signature over other bytes, gets 400 with a reason and is not stored;
+    without a signature header it is a 401 (an unsigned body is never parsed)."""
+    headers = signed_headers(b"other bytes", signing_key)
+    response = client.post("/webhooks/dyte", content=b"hello", headers=headers)
     assert response.status_code == 400 and response.json()["error"] == "malformed_json"
+    unsigned = client.post("/webhooks/dyte", content=b"hello", headers={"content-type": "application/json"})
+    assert unsigned.status_code == 401 and unsigned.json()["error"] == "invalid_signature"
     assert inbox() == []
 
 
