@@ -505,6 +505,41 @@ def header_values_out_of_the_ordinary(ctx: Ctx) -> None:
 
 
 @case
+def blank_idempotency_headers(ctx: Ctx) -> None:
+    """A dyte-uuid/rtk-uuid that is empty or only blank characters (NBSP as UTF-8 or latin-1, spaces, tab, ideographic
+    space, zero-width space, BOM) is treated as absent: the id is the body digest, so different events never share
+    one blank id, and a retry with any blank header still dedupes. Blanks around a real id are trimmed."""
+    blanks = (b"\xc2\xa0", b"\xa0", b"   ", b"\t", "\u3000".encode(), "\u200b".encode(), "\ufeff \u00a0".encode())
+    seen: set[str] = set()
+    for header in (b"dyte-uuid", b"rtk-uuid"):
+        for blank in blanks:
+            body = started()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"dyte-signature", sign_body(body, ctx.key).encode()),
+                (header, blank),
+            ]
+            status, answer = ctx.asgi(headers, [body])
+            digest_id = "sha256:" + body_digest(body)
+            assert (status, answer["status"], answer["delivery_id"]) == (200, "stored", digest_id), blank
+            assert ctx.row(digest_id).raw_body == body
+            seen.add(digest_id)
+            status, again = ctx.asgi([*headers[:2], (header, b" ")], [body])  # a retry, another blank
+            assert (status, again["status"], again["delivery_id"]) == (200, "duplicate", digest_id)
+    assert len(seen) == 2 * len(blanks)
+    tag = new_id()
+    status, answer = ctx.asgi(
+        [
+            (b"content-type", b"application/json"),
+            (b"dyte-signature", sign_body(body := started(), ctx.key).encode()),
+            (b"dyte-uuid", "\u00a0".encode() + tag.encode() + b" \t"),
+        ],
+        [body],
+    )
+    assert (status, answer["delivery_id"]) == (200, tag) and ctx.row(tag).raw_body == body
+
+
+@case
 def realtimekit_headers(ctx: Ctx) -> None:
     """rtk-signature, rtk-uuid and rtk-webhook-id (RealtimeKit) are accepted like Dyte's headers."""
     body = started()

@@ -38,6 +38,7 @@ client's own mistakes get 4xx; a database outage gets 503.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,7 +56,7 @@ from receiver.providers.dyte.signature import SignatureError, compact_json, deco
 from receiver.request_log import annotate_request
 from receiver.responses import FastJSONResponse
 
-__all__ = ["ClientError", "receive_dyte_webhook", "read_body_limited"]
+__all__ = ["ClientError", "idempotency_key", "receive_dyte_webhook", "read_body_limited"]
 
 log = structlog.get_logger("receiver.ingest.endpoint")
 
@@ -235,12 +236,52 @@ async def _authenticate(request: Request, headers: dict[bytes, bytes], raw: byte
     raise ClientError(401, "invalid_signature", str(failure))
 
 
-def _delivery_id(headers: dict[bytes, bytes], raw: bytes) -> str:
-    value = _first_header(headers, UUID_HEADERS)
-    if value and len(value) <= 200:
-        return value.strip()
-    # No usable dyte-uuid: the body's digest still dedupes exact retries.
-    return "sha256:" + body_digest(raw)
+# Characters that carry no identity at the ends of a dyte-uuid: Unicode spaces (Zs: NBSP,
+# U+2000.., U+3000), line/paragraph separators, controls (Cc: tab, NUL ...) and format
+# characters (Cf: zero-width space U+200B, BOM U+FEFF).
+_BLANK_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def _header_text(value: bytes) -> str:
+    """A header value as text: UTF-8 when it is valid UTF-8 (what a client sending non-ASCII means), else latin-1."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def _strip_blank(text: str) -> str:
+    """``text`` without blank characters (:data:`_BLANK_CATEGORIES`) at either end."""
+    start, end = 0, len(text)
+    while start < end and unicodedata.category(text[start]) in _BLANK_CATEGORIES:
+        start += 1
+    while end > start and unicodedata.category(text[end - 1]) in _BLANK_CATEGORIES:
+        end -= 1
+    return text[start:end]
+
+
+def idempotency_key(headers: dict[bytes, bytes], body: bytes) -> str:
+    """The delivery id: the ``dyte-uuid`` (or ``rtk-uuid``) header, else ``sha256:<hex digest of the stored body>``.
+
+    Rule (FACTS.md, "Delivery"): ``dyte-uuid`` is unique per event, the idempotency key.
+    The header is trimmed of blank characters at both ends (Unicode spaces such as a
+    non-breaking space, sent as UTF-8 or latin-1, controls, zero-width characters).
+
+    An **empty or blank-only** header is treated as absent, like a missing one, an over-long
+    one (> 200 characters) or one holding a NUL: the id becomes the body's digest. Not a 400,
+    because the signature does not cover the header (it proves nothing either way), a 400
+    would make Dyte give up on an authentic event after 5 retries if a proxy blanked it, and
+    the body digest dedupes as well as a uuid: the inbox is unique on it. Before, every
+    blank header became the same empty id, so unrelated deliveries collided as "conflicts".
+    """
+    for name in UUID_HEADERS:
+        value = headers.get(name)
+        if value:
+            text = _strip_blank(_header_text(value))
+            if text and len(text) <= 200 and _storable(text):
+                return text
+            break  # present but unusable: the digest, not the other header
+    return "sha256:" + body_digest(body)
 
 
 def _describe(parsed: Any, raw: bytes) -> dict[str, Any]:
@@ -300,7 +341,7 @@ async def receive_dyte_webhook(request: Request) -> FastJSONResponse:
         webhook_id = None  # longer than any real subscription id: not kept (like an over-long dyte-uuid)
 
     received_at = datetime.now(UTC)
-    delivery_id = _delivery_id(headers, body)
+    delivery_id = idempotency_key(headers, body)
     if json_error is not None:
         fields: dict[str, Any] = {"event_name": None, "parse_status": PARSE_INVALID, "parse_error": json_error}
     else:
