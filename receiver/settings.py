@@ -40,10 +40,17 @@ class Settings(BaseSettings):
     dyte_webhook_keys_url: str = Field(
         "https://api.dyte.io/.well-known/webhooks.json",
         description="Where Dyte publishes its webhook public key; fetched when no key is configured, "
-        "cached, and re-fetched at most once per DYTE_WEBHOOK_KEYS_REFRESH_SECONDS when a signature fails.",
+        "cached, and re-fetched at most once per DYTE_WEBHOOK_KEYS_REFRESH_SECONDS when a signature fails. "
+        "While it cannot be fetched (and no key is cached), deliveries get 503 (Dyte retries).",
     )
     dyte_webhook_keys_refresh_seconds: float = Field(
-        60.0, description="Minimum seconds between two fetches of the key document."
+        60.0, description="Minimum seconds from a successful fetch of the key document to the next one."
+    )
+    dyte_webhook_keys_retry_max_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest wait, seconds, before fetching the key document again after a failed fetch "
+        "(back-off from 0.5 s, doubling); the first delivery after an outage ends is accepted within it.",
     )
     dyte_api_base_url: str = Field("https://api.dyte.io/v2", description="Dyte v2 REST API base URL.")
     dyte_org_id: str | None = Field(None, description="Dyte organization id (HTTP Basic user).")

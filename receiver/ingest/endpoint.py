@@ -13,6 +13,8 @@ raw fails; body <= COMPACT_FALLBACK_MAX_    400     no
 BYTES and not JSON (or not UTF-8)
 raw fails; compact form fails too, or the   401     no
 body is larger (then unparsed)
+key document unavailable (no key configured  503     no (Dyte retries)
+and none fetched, or the re-fetch failed)
 dyte-webhook-id not ours (if enforced)      403     no
 database unreachable                        503     no (Dyte retries)
 authentic, body not JSON                    400     yes, flagged ``invalid``
@@ -52,6 +54,7 @@ from receiver.db.models import PARSE_INVALID, PARSE_OK, PARSE_UNKNOWN_EVENT
 from receiver.errors import HTTPError
 from receiver.ingest.inbox import Delivery, InboxUnavailable, StoreOutcome, body_digest
 from receiver.providers.dyte.events import EventParseError, UnknownEventError, event_name_of, parse_event
+from receiver.providers.dyte.keys import KeyDocumentUnavailable
 from receiver.providers.dyte.signature import SignatureError, compact_json, decode_signature, signature_matches
 from receiver.request_log import annotate_request
 from receiver.responses import FastJSONResponse
@@ -176,6 +179,17 @@ def _compact_form(parsed: Any, raw: bytes) -> bytes | None:
     return compact if compact != raw else None
 
 
+def _key_document_down(exc: KeyDocumentUnavailable) -> ClientError:
+    """503 for a key-document outage: not the sender's fault, retryable (Dyte retries a non-2xx)."""
+    log.warning("webhook_keys_unavailable", error=str(exc))
+    return ClientError(
+        503,
+        "key_document_unavailable",
+        "the webhook public key could not be fetched; retry later",
+        {"Retry-After": str(int(exc.retry_after_seconds))},
+    )
+
+
 async def _authenticate(request: Request, headers: dict[bytes, bytes], raw: bytes) -> _Verified:
     """Check the signature before any parsing; parse only for the compact fallback (``COMPACT_FALLBACK_MAX_BYTES``).
 
@@ -186,7 +200,9 @@ async def _authenticate(request: Request, headers: dict[bytes, bytes], raw: byte
        Node sample signs, FACTS.md) against the keys; a match is stored as the *compact* bytes.
        Larger bodies are not parsed: 401.
     3. Still no match: re-fetch the key document (rotation; rate-limited by the key store) and
-       try both forms again.
+       try both forms again. While the document cannot be fetched - no key known at all, or
+       the re-fetch failed - the answer is 503 ``key_document_unavailable`` with ``Retry-After``
+       (Dyte retries), not 401: the sender may be right.
 
     Cost of a refused request (measured on the 2-core VM): one RSA check over the raw bytes
     (0.16 ms for a real delivery, ~4 ms for 1 MiB), plus, with a signature header and at most
@@ -195,14 +211,18 @@ async def _authenticate(request: Request, headers: dict[bytes, bytes], raw: byte
     and re-serialised first (~330 ms for 1 MiB of small numbers).
 
     Raises:
-        ClientError: 400 malformed JSON (signed, parsed bodies only), 401 missing, garbled or wrong signature.
+        ClientError: 400 malformed JSON (signed, parsed bodies only), 401 missing, garbled or wrong
+            signature, 503 key document unavailable.
     """
     key_store = request.app.state.key_store
     try:
         signature: bytes | None = decode_signature(_first_header(headers, SIGNATURE_HEADERS))
     except SignatureError as exc:
         signature, failure = None, exc
-    keys = await key_store.keys() if signature is not None else []
+    try:
+        keys = await key_store.keys() if signature is not None else []
+    except KeyDocumentUnavailable as exc:
+        raise _key_document_down(exc) from exc
     if signature is not None:
         if signature_matches(raw, signature, keys):
             return _Verified("raw", raw)
@@ -230,6 +250,8 @@ async def _authenticate(request: Request, headers: dict[bytes, bytes], raw: byte
                 return _Verified("raw", raw)
             if compact is not None and signature_matches(compact, signature, fresh):
                 return _Verified("compact", compact, parsed, True)
+        if key_store.failing:  # the keys may be stale (a rotation we cannot see): let Dyte retry
+            raise _key_document_down(key_store.unavailable())
     metrics.SIGNATURE_FAILURES.inc()
     if json_error is not None:
         raise ClientError(400, "malformed_json", json_error)

@@ -130,6 +130,7 @@ def create_app(
             settings.webhook_public_key_pems(),
             settings.dyte_webhook_keys_url,
             refresh_seconds=settings.dyte_webhook_keys_refresh_seconds,
+            retry_max_seconds=settings.dyte_webhook_keys_retry_max_seconds,
         )
         app.state.health = HealthState(app.state.engine)
         app.state.health.subscription = app.state.subscription_state
