@@ -65,6 +65,22 @@ class Settings(BaseSettings):
         "webhook subscriptions point at PUBLIC_URL + /webhooks/dyte.",
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted webhook body, bytes (413 above).")
+    body_read_timeout_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=2.5,
+        description="Deadline, seconds, for receiving a webhook's whole body once its headers arrived; a slower "
+        "client gets 408 (Dyte retries). Well inside Dyte's 3 s answer budget, so a slow sender cannot hold a "
+        "request (and its memory) open.",
+    )
+    admin_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics, /api, /ui and the detailed /readyz only on this port (`receiver serve "
+        "--admin-port`); the main port then serves only /webhooks/*, /healthz and a /readyz that says ready or "
+        "not. Expose only the main port to the internet. Unset: everything on one port.",
+    )
     compact_fallback_max_bytes: int = Field(
         65_536,
         ge=0,

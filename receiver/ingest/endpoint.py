@@ -7,6 +7,8 @@ check                                       status  stored?
 ==========================================  ======  ==========================
 content type is not application/json        415     no
 body larger than MAX_BODY_BYTES (streamed)  413     no
+body not received within BODY_READ_TIMEOUT_  408     no (Dyte retries)
+SECONDS (1 s)
 signature over the raw bytes                -       (no JSON parse before it)
 signature header missing or garbled        401     no (body never parsed)
 raw fails; body <= COMPACT_FALLBACK_MAX_    400     no
@@ -39,6 +41,7 @@ client's own mistakes get 4xx; a database outage gets 503.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import unicodedata
 from dataclasses import dataclass
@@ -118,22 +121,33 @@ def _first_header(headers: dict[bytes, bytes], names: tuple[bytes, ...]) -> str 
     return None
 
 
-async def read_body_limited(request: Request, limit: int, declared: str | None) -> bytes:
-    """Read the body, refusing (413) as soon as it exceeds ``limit`` bytes.
+async def read_body_limited(
+    request: Request, limit: int, declared: str | None, timeout_seconds: float | None = None
+) -> bytes:
+    """Read the body, refusing (413) as soon as it exceeds ``limit`` bytes, and (408) when it is not all
+    received within ``timeout_seconds`` (None: no deadline).
 
     ``declared`` (the Content-Length header's value, None when absent), when
     too large, is refused before reading.
+
+    Raises:
+        ClientError: 413 too large, 408 too slow (BODY_READ_TIMEOUT_SECONDS), 400 client gone.
     """
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise ClientError(413, "payload_too_large", f"body exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ClientError(413, "payload_too_large", f"body exceeds {limit} bytes")
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout_seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ClientError(413, "payload_too_large", f"body exceeds {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise ClientError(
+            408, "request_timeout", f"the body was not received within {timeout_seconds:g} s", {"Connection": "close"}
+        ) from exc
     except ClientDisconnect as exc:
         raise ClientError(400, "client_disconnected", "client disconnected while sending the body") from exc
     return b"".join(chunks)
@@ -347,7 +361,12 @@ async def receive_dyte_webhook(request: Request) -> FastJSONResponse:
     headers = _header_map(request)
     _check_content_type(headers)
     declared = headers.get(b"content-length")
-    raw = await read_body_limited(request, settings.max_body_bytes, declared.decode("latin-1") if declared else None)
+    raw = await read_body_limited(
+        request,
+        settings.max_body_bytes,
+        declared.decode("latin-1") if declared else None,
+        settings.body_read_timeout_seconds,
+    )
     verified = await _authenticate(request, headers, raw)
     body = verified.body  # the signed bytes: the raw body, or its compact form
     if verified.parsed_ok:
