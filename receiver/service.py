@@ -95,9 +95,6 @@ def build_service_app(
         background_tasks=wiring.background_tasks,
         on_started=on_started,
         worker_factory=lambda engine: build_worker(settings, engine, transport=dyte_transport),
-        refresh_expired_recordings=lambda engine, flt: refresh_expired_recordings(
-            settings, engine, flt, transport=dyte_transport
-        ),
     )
     wiring.attach(app)
     return app
@@ -111,7 +108,11 @@ async def refresh_expired_recordings(
     transport: httpx.AsyncBaseTransport | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Re-fetch recordings whose download URL has expired (GET /recordings/{id}); returns how many were refreshed."""
+    """Re-fetch recordings whose download URL has expired (GET /recordings/{id}); returns how many were refreshed.
+
+    For ``receiver report recordings`` (a command, not a request). Pages and the API never call the
+    provider: they queue a refresh for the worker (:mod:`receiver.processing.links`).
+    """
     now = now or datetime.now(UTC)
     client = build_dyte_client(settings, transport=transport)
     if client is None:

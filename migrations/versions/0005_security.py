@@ -11,6 +11,10 @@ Create Date: 2026-11-27
   body an earlier row (lower id) already holds: those keep NULL (NULLs do not
   collide in a unique index), so the upgrade never fails or deletes a row.
 
+* ``recordings.api_missing_at``: when the REST API answered 404 for a
+  recording, so an expired download link is not queued for refresh again
+  (links are refreshed by the worker, never inside a page request).
+
 Downgrade drops what the upgrade added.
 """
 
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+import receiver.db.models
 
 
 revision = "0005"
@@ -34,9 +40,14 @@ def upgrade() -> None:
         "WHERE id IN (SELECT min(id) FROM webhook_events GROUP BY body_sha256)"
     )
     op.create_index("ux_webhook_events_unique_body_sha256", "webhook_events", ["unique_body_sha256"], unique=True)
+    op.add_column(
+        "recordings", sa.Column("api_missing_at", receiver.db.models.UTCDateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): a batch copy of `recordings` would trip over the
+    # analyst views that read it.
+    op.execute("ALTER TABLE recordings DROP COLUMN api_missing_at")
     op.drop_index("ux_webhook_events_unique_body_sha256", table_name="webhook_events")
-    with op.batch_alter_table("webhook_events") as batch:
-        batch.drop_column("unique_body_sha256")
+    op.execute("ALTER TABLE webhook_events DROP COLUMN unique_body_sha256")

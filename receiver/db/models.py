@@ -241,6 +241,8 @@ class Recording(Base):
     audio_download_url: Mapped[str | None] = mapped_column(Text)
     stop_reason: Mapped[str | None] = mapped_column(Text)
     reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the REST API answered 404 for this recording (its link cannot be refreshed; not asked again).
+    api_missing_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_recordings_meeting_id", "meeting_id"), Index("ix_recordings_session_id", "session_id"))

@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -49,6 +49,7 @@ from starlette.routing import BaseRoute, Route
 
 from receiver.db.models import EVENT_IGNORED, EVENT_PROCESSING, EVENT_STATUSES, WebhookEvent
 from receiver.errors import HTTPError
+from receiver.processing.links import LinkState, expired_recording_ids, queue_link_refresh
 from receiver.processing.queue import requeue_events
 from receiver.reports.formatting import cell, to_csv
 from receiver.reports.queries import (
@@ -449,23 +450,31 @@ async def list_attendance(request: Request) -> Response:
     )
 
 
-async def refresh_expired_links(request: Request, flt: ReportFilter) -> None:
-    """Refresh expired recording download URLs from the Dyte API before showing them (needs credentials)."""
-    refresher = request.app.state.refresh_expired_recordings
-    if refresher is not None and request.app.state.settings.api_credentials_set:
-        await refresher(_engine(request), flt)
+async def queue_expired_links(request: Request, rows: Sequence[dict[str, Any]]) -> dict[str, LinkState]:
+    """Queue a worker refresh of the expired download links among ``rows``; never calls the provider.
+
+    Returns each expired row's :class:`receiver.processing.links.LinkState` (see
+    :func:`receiver.processing.links.queue_link_refresh`). Nothing is queued when no
+    worker could refresh a link (reconciliation off, or no provider credentials).
+    """
+    now = datetime.now(UTC)
+    ids = expired_recording_ids(rows, now)
+    if not ids:
+        return {}
+    settings = request.app.state.settings
+    enabled = settings.reconcile_enabled and settings.api_credentials_set
+    return await run_in_threadpool(functools.partial(queue_link_refresh, _engine(request), ids, now, enabled=enabled))
 
 
 async def list_recordings(request: Request) -> Response:
-    """GET /api/recordings: the recording index, newest first."""
+    """GET /api/recordings: the recording index, newest first; expired links of the page are queued for refresh."""
     fmt = response_format(request)
     limit, offset = page_params(request)
     flt = _filter(request, "meeting_id", "session_id")
-    await refresh_expired_links(request, flt)
     rows = await run_in_threadpool(recordings_report, _engine(request), flt)
-    return _listing(
-        request, rows[offset : offset + limit], len(rows), limit, offset, RECORDING_COLUMNS, RECORDING_COLUMNS, fmt
-    )
+    page = rows[offset : offset + limit]
+    await queue_expired_links(request, page)
+    return _listing(request, page, len(rows), limit, offset, RECORDING_COLUMNS, RECORDING_COLUMNS, fmt)
 
 
 async def list_events(request: Request) -> Response:

@@ -145,7 +145,6 @@ def create_app(
     dyte_transport: Any = None,
     background_tasks: list[Callable[[Starlette], Awaitable[None]]] | None = None,
     worker_factory: Callable[[Engine], Any] | None = None,
-    refresh_expired_recordings: Callable[[Engine, Any], Awaitable[int]] | None = None,
     on_started: Callable[[], None] | None = None,
 ) -> Starlette:
     """Build the application.
@@ -163,8 +162,6 @@ def create_app(
             client (tests point it at the sandbox).
         worker_factory: builds the in-process worker from the engine
             (required with ``run_worker``; the composition root passes it).
-        refresh_expired_recordings: ``await f(engine, report_filter)``
-            refreshes expired download links (the composition root passes it).
         on_started: called once start-up is complete (the entry point's
             process-wide tuning: see :func:`receiver.cli.main.tune_process`).
         background_tasks: coroutines ``f(app)`` started after start-up and
@@ -228,7 +225,6 @@ def create_app(
     app.state.allowed_webhook_ids = allowed_webhook_ids
     app.state.dyte_transport = dyte_transport
     app.state.refresh_queue_metrics = None
-    app.state.refresh_expired_recordings = refresh_expired_recordings
     # Background jobs (e.g. the subscription manager) write their state here; /readyz shows it.
     app.state.subscription_state = {"state": "disabled"}
     app.add_middleware(AdminPortGate, admin_port=settings.admin_port)

@@ -54,7 +54,7 @@ from receiver.web.api import (
     event_rows,
     int_param,
     path_text,
-    refresh_expired_links,
+    queue_expired_links,
     retry_event,
     text_param,
 )
@@ -599,13 +599,14 @@ async def recordings_page(request: Request) -> Response:
     """GET /ui/recordings: the recording index with download links; expired links marked."""
     meeting_id = text_param(request, "meeting_id")
     flt = ReportFilter(meeting_id=meeting_id)
-    await refresh_expired_links(request, flt)
     rows = await run_in_threadpool(recordings_report, _engine(request), flt)
+    link_states = await queue_expired_links(request, rows)
     return render(
         "recordings.html",
         **_base(request, "recordings"),
         title="Recordings",
         recordings=rows,
+        link_states=link_states,
         now=_now(),
         meeting_id=meeting_id,
     )
