@@ -8,6 +8,7 @@ field. Nothing is read at import time: call :func:`load_settings`.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -211,9 +212,48 @@ class Settings(BaseSettings):
     # -- reports API and pages (receiver.web.api, receiver.web.pages) ------------------------------------
     api_tokens: SecretStr | None = Field(
         None,
-        description="Comma-separated bearer tokens for the reports API (/api) and the pages (/ui). "
-        "Unset: those answer 503 not configured (GET /api/openapi.json is always served). Never logged.",
+        description="Comma-separated tokens for the reports API (/api, Authorization: Bearer) and the pages "
+        "(/ui, sign in at /ui/login). Each entry is name:role:token (role analyst: read; operator: also retry, "
+        "replay, refresh) or a plain token (role analyst, named token-N by its position). Unset: /api and /ui "
+        "answer 503 not configured (GET /api/openapi.json is always served). Never logged.",
     )
+    ui_session_seconds: float = Field(
+        28800.0,
+        ge=60,
+        le=30 * 86400,
+        description="Lifetime of a page sign-in (/ui/login), seconds; the session then expires server-side and "
+        "in the cookie. Signing out, removing or changing the token, or an operator's revoke end it sooner.",
+    )
+    ui_session_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs the page-session cookie (itsdangerous). Default: derived from API_TOKENS, so "
+        "replicas sharing the tokens share sessions and changing the tokens signs everyone out. Never logged.",
+    )
+    ui_cookie_secure: bool = Field(
+        False,
+        description="Always mark the page-session cookie Secure (HTTPS only). Otherwise it is Secure when the "
+        "request came over HTTPS, directly or through a TRUSTED_PROXIES proxy saying so in X-Forwarded-Proto.",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated IP addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-Proto header is believed (HTTPS behind a TLS-terminating proxy). Empty: none.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part:
+                try:
+                    ipaddress.ip_network(part, strict=False)
+                except ValueError:
+                    raise ValueError(f"TRUSTED_PROXIES: {part!r} is not an IP address or network") from None
+        return value
+
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """TRUSTED_PROXIES parsed as networks (a bare address is a /32 or /128)."""
+        return [ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",") if p.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

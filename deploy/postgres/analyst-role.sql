@@ -4,7 +4,8 @@
 -- attendance tables documented in docs/schema.md, and nothing else. Not on
 -- webhook_events: its raw bodies are byte-exact Dyte deliveries and
 -- livestream events carry stream keys (secrets). Not on the operational
--- tables either (reconcile_tasks, managed_subscriptions, alembic_version).
+-- tables either (reconcile_tasks, managed_subscriptions, ui_sessions, audit_log,
+-- alembic_version).
 --
 -- Run it connected to the receiver database AS THE ROLE THAT RUNS THE
 -- MIGRATIONS (the owner of the tables and views), after `receiver migrate`:
@@ -86,6 +87,13 @@ DO $$
 BEGIN
     IF to_regclass('public.managed_subscriptions') IS NOT NULL THEN
         REVOKE ALL ON managed_subscriptions FROM receiver_analyst;
+    END IF;
+    -- Page sign-ins and the audit trail (migration 0005): operational, and who signed in from where.
+    IF to_regclass('public.ui_sessions') IS NOT NULL THEN
+        REVOKE ALL ON ui_sessions FROM receiver_analyst;
+    END IF;
+    IF to_regclass('public.audit_log') IS NOT NULL THEN
+        REVOKE ALL ON audit_log FROM receiver_analyst;
     END IF;
 END
 $$;

@@ -15,6 +15,11 @@ Create Date: 2026-11-27
   recording, so an expired download link is not queued for refresh again
   (links are refreshed by the worker, never inside a page request).
 
+* ``ui_sessions``: page sign-ins, server-side so that signing out and
+  revoking work (the cookie holds a signed random id, never a token);
+* ``audit_log``: every operator action (who = token name, what, when,
+  target, outcome).
+
 Downgrade drops what the upgrade added.
 """
 
@@ -43,9 +48,42 @@ def upgrade() -> None:
     op.add_column(
         "recordings", sa.Column("api_missing_at", receiver.db.models.UTCDateTime(timezone=True), nullable=True)
     )
+    op.create_table(
+        "ui_sessions",
+        sa.Column("session_hash", sa.String(length=64), nullable=False),
+        sa.Column("token_name", sa.String(length=64), nullable=False),
+        sa.Column("role", sa.String(length=20), nullable=False),
+        sa.Column("token_fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("created_at", receiver.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", receiver.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", receiver.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", receiver.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("client", sa.String(length=100), nullable=True),
+        sa.PrimaryKeyConstraint("session_hash", name=op.f("pk_ui_sessions")),
+    )
+    op.create_index("ix_ui_sessions_expires_at", "ui_sessions", ["expires_at"], unique=False)
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("at", receiver.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("role", sa.String(length=20), nullable=False),
+        sa.Column("action", sa.String(length=40), nullable=False),
+        sa.Column("target", sa.String(length=300), nullable=True),
+        sa.Column("outcome", sa.String(length=200), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("source", sa.String(length=10), nullable=False),
+        sa.Column("client", sa.String(length=100), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    op.create_index("ix_audit_log_at", "audit_log", ["at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_log_at", table_name="audit_log")
+    op.drop_table("audit_log")
+    op.drop_index("ix_ui_sessions_expires_at", table_name="ui_sessions")
+    op.drop_table("ui_sessions")
     # Plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): a batch copy of `recordings` would trip over the
     # analyst views that read it.
     op.execute("ALTER TABLE recordings DROP COLUMN api_missing_at")

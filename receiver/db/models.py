@@ -18,6 +18,8 @@ Tables:
 * ``session_attendance`` + ``session_attendance_refreshes`` - precomputed
   attendance of ended sessions, and which of them are current (markers that
   database triggers delete on every change; migration 0004).
+* ``ui_sessions``, ``audit_log`` - page sign-ins (server-side, revocable) and
+  the audit trail of operator actions (migration 0005).
 
 All timestamps are stored and returned as timezone-aware UTC
 (:class:`UTCDateTime`), on SQLite and PostgreSQL alike.
@@ -406,3 +408,59 @@ class SessionAttendance(Base):
     attendance_ratio: Mapped[float | None] = mapped_column(Float)
     closed_at_session_end: Mapped[bool] = mapped_column(Boolean)
     provenance: Mapped[str] = mapped_column(String(10))
+
+
+class UiSession(Base):
+    """A page sign-in (``POST /ui/login``): server-side, so signing out and revoking take effect at once.
+
+    ``session_hash`` is the SHA-256 (hex) of the random session id; the id
+    itself lives only in the signed cookie, never in the database, so a copy
+    of this table signs nobody in. ``token_name``/``role`` say who signed in
+    (the token itself is never stored); ``token_fingerprint`` is a keyed hash
+    of that token at sign-in: when the token is changed or removed from
+    API_TOKENS the session ends. Times are UTC; the session is valid while
+    ``revoked_at`` is NULL and ``expires_at`` is in the future. ``client`` is
+    the peer address at sign-in. Migration 0005.
+    """
+
+    __tablename__ = "ui_sessions"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(20))
+    token_fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    client: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (Index("ix_ui_sessions_expires_at", "expires_at"),)
+
+
+class AuditEntry(Base):
+    """One operator action (or sign-in/out, or a refused action), for the audit page ``/ui/audit``.
+
+    ``actor`` is the token name (never the token), ``role`` its role then;
+    ``action`` e.g. ``retry``, ``replay``, ``bulk_retry``, ``refresh_links``,
+    ``revoke_session``, ``login``, ``logout``; ``target`` what it acted on
+    (``event:42``, ``events:dead``, ``recordings:meeting=m-1``); ``outcome``
+    ``ok``, ``denied`` (the role lacks the right) or ``failed: <reason>``;
+    ``source`` ``ui`` or ``api``; ``client`` the peer address. ``at`` is UTC.
+    Rows are only ever added. Migration 0005.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(10))
+    client: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (Index("ix_audit_log_at", "at"),)

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 
@@ -33,7 +33,13 @@ from receiver.db.models import TASK_DONE, TASK_PENDING, ReconcileTask, Recording
 from receiver.enums import TaskKind
 from receiver.processing.writes import schedule_task
 
-__all__ = ["LinkState", "MIN_REFRESH_INTERVAL_SECONDS", "expired_recording_ids", "queue_link_refresh"]
+__all__ = [
+    "LinkState",
+    "MIN_REFRESH_INTERVAL_SECONDS",
+    "expired_recording_ids",
+    "force_link_refresh",
+    "queue_link_refresh",
+]
 
 #: A link refreshed less than this long ago (seconds) is not queued again, even if the new one is expired too.
 MIN_REFRESH_INTERVAL_SECONDS = 300.0
@@ -113,3 +119,20 @@ def queue_link_refresh(
             for recording_id in to_queue:
                 schedule_task(db, TaskKind.RECORDING, recording_id, now, now)
     return states
+
+
+def force_link_refresh(engine: Engine, recording_ids: Sequence[str], now: datetime) -> int:
+    """An operator's "refresh links": queue every given recording, 404-marked and recently refreshed ones too.
+
+    Clears ``api_missing_at`` (the provider may know the recording again) and arms the
+    ``recording`` task of each id through :func:`receiver.processing.writes.schedule_task`.
+    Returns how many were queued. Never calls the provider.
+    """
+    ids = list(dict.fromkeys(recording_ids))
+    if not ids:
+        return 0
+    with OrmSession(writer(engine)) as db, db.begin():
+        db.execute(update(Recording).where(Recording.recording_id.in_(ids)).values(api_missing_at=None))
+        for recording_id in ids:
+            schedule_task(db, TaskKind.RECORDING, recording_id, now, now)
+    return len(ids)

@@ -16,7 +16,12 @@ Conventions:
 * Auth: ``Authorization: Bearer <token>`` with a token of ``API_TOKENS``
   (:mod:`receiver.web.auth`); 401 + ``WWW-Authenticate`` when missing or wrong;
   503 ``not_configured`` when ``API_TOKENS`` is unset. The OpenAPI document
-  needs no token.
+  needs no token. Roles: every ``GET`` needs ``analyst``; the retry needs
+  ``operator`` (403 otherwise) and is recorded in the audit log
+  (:mod:`receiver.web.audit`) under the token's name.
+* Expired recording links in ``/api/recordings`` are queued for a refresh by
+  the worker (:mod:`receiver.processing.links`); the request itself never
+  calls the provider.
 * Format: JSON, or CSV with ``?format=csv`` or ``Accept: text/csv`` (the
   query parameter wins). CSV is the same rows as ``receiver report``:
   header row, ISO 8601 UTC timestamps, empty cell for null.
@@ -47,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from receiver.db.models import EVENT_IGNORED, EVENT_PROCESSING, EVENT_STATUSES, WebhookEvent
+from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, EVENT_STATUSES, WebhookEvent
 from receiver.errors import HTTPError
 from receiver.processing.links import LinkState, expired_recording_ids, queue_link_refresh
 from receiver.processing.queue import requeue_events
@@ -65,7 +70,8 @@ from receiver.reports.queries import (
 from receiver.responses import http_error_response
 from receiver.settings import Settings
 from receiver.timeparse import TimestampError, parse_timestamp
-from receiver.web.auth import TokenAuth, bearer_token
+from receiver.web import audit
+from receiver.web.auth import Role, TokenAuth, bearer_token
 
 __all__ = [
     "ApiError",
@@ -367,8 +373,10 @@ def check_known_params(request: Request, known: frozenset[str]) -> None:
         raise _bad(f"unknown query parameter {unknown[0][:40]!r}; use {', '.join(sorted(known)) or 'none'}")
 
 
-def _guarded(auth: TokenAuth, handler: Handler, params: Sequence[str] = ()) -> Handler:
-    """Wrap ``handler`` with bearer auth, the query parameter whitelist ``params`` and the ApiError -> JSON mapping."""
+def _guarded(auth: TokenAuth, handler: Handler, params: Sequence[str] = (), role: Role = Role.ANALYST) -> Handler:
+    """Wrap ``handler`` with bearer auth, the role it needs, the query parameter whitelist ``params`` and
+    the ApiError -> JSON mapping. A role without the right gets 403 (and, for an operator action, a
+    ``denied`` audit row)."""
     known = frozenset(params)
 
     @functools.wraps(handler)
@@ -376,12 +384,30 @@ def _guarded(auth: TokenAuth, handler: Handler, params: Sequence[str] = ()) -> H
         if not auth.configured:
             return error_response(ApiError(503, "not_configured", "the reports API is disabled: set API_TOKENS"))
         token = bearer_token(request)
-        if not auth.check(token):
+        principal = auth.identify(token)
+        if principal is None:
             detail = "missing bearer token" if token is None else "invalid bearer token"
             return error_response(
                 ApiError(401, "unauthorized", detail, {"WWW-Authenticate": auth.challenge(token is not None)})
             )
+        request.state.principal = principal
         try:
+            if not principal.role.allows(role):
+                await run_in_threadpool(
+                    functools.partial(
+                        audit.record,
+                        _engine(request),
+                        principal,
+                        handler.__name__,
+                        target=request.url.path,
+                        outcome="denied",
+                        source="api",
+                        client=audit.client_address(request.scope.get("client")),
+                    )
+                )
+                raise ApiError(
+                    403, "forbidden", f"this needs the {role.value} role; {principal.name!r} is {principal.role.value}"
+                )
             check_known_params(request, known)
             return await handler(request)
         except ApiError as exc:
@@ -494,9 +520,23 @@ async def list_events(request: Request) -> Response:
 
 
 async def retry(request: Request) -> Response:
-    """POST /api/events/{event_id}/retry: requeue one event."""
+    """POST /api/events/{event_id}/retry (operator): requeue one event (a done one is replayed); audited."""
     event_id = _event_id(request)
+    before = await run_in_threadpool(get_event, _engine(request), event_id)
     event = await run_in_threadpool(retry_event, _engine(request), event_id)
+    action = "replay" if before is not None and before["status"] == EVENT_DONE else "retry"
+    await run_in_threadpool(
+        functools.partial(
+            audit.record,
+            _engine(request),
+            request.state.principal,
+            action,
+            target=f"event:{event_id}",
+            detail=event.get("event_name"),
+            source="api",
+            client=audit.client_address(request.scope.get("client")),
+        )
+    )
     return _json({"requeued": True, "event": {c: cell(event.get(c)) for c in EVENT_COLUMNS}})
 
 
@@ -525,12 +565,16 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         ),
         Route("/api/recordings", guard(list_recordings, "meeting_id", "session_id", *page), methods=["GET"]),
         Route("/api/events", guard(list_events, "status", "session_id", *page), methods=["GET"]),
-        Route("/api/events/{event_id}/retry", guard(retry), methods=["POST"]),
+        Route("/api/events/{event_id}/retry", _guarded(auth, retry, (), Role.OPERATOR), methods=["POST"]),
     ]
 
 
 def analyst_routes(settings: Settings) -> list[BaseRoute]:
-    """Every analyst route: the reports API (``/api``) and the pages (``/ui``), for ``create_app(extra_routes=...)``."""
+    """Every analyst route: the reports API (``/api``) and the pages (``/ui``), for ``create_app(extra_routes=...)``.
+
+    Raises:
+        ConfigurationError: API_TOKENS is malformed (checked here, at start-up).
+    """
     from receiver.web.pages import page_routes  # pages builds on this module's queries
 
     return [*api_routes(settings), *page_routes(settings)]
