@@ -594,7 +594,8 @@ def test_openapi_document_lists_every_route(client: TestClient) -> None:
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
         "scheme": "bearer",
-        "description": "A token of API_TOKENS.",
+        "description": "A token of API_TOKENS (name:role:token, or a plain token: role analyst). "
+        "Every GET needs the analyst role; the retry needs operator.",
     }
     routes = {
         (method.lower(), route.path)
