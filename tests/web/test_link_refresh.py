@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from test_api import AUTH, TOKEN, build_dataset
 
 from receiver.db.engine import make_engine
-from receiver.db.models import ReconcileTask, Recording
+from receiver.db.models import AuditEntry, ReconcileTask, Recording
 from receiver.processing.links import MIN_REFRESH_INTERVAL_SECONDS, LinkState, queue_link_refresh
 from receiver.processing.reconcile import Reconciler
 from receiver.providers.dyte.client import DyteClient
@@ -57,7 +57,7 @@ def fake() -> FakeDyte:
 def link_settings(settings):
     return settings.model_copy(
         update={
-            "api_tokens": SecretStr(TOKEN),
+            "api_tokens": SecretStr(f"ops:operator:{TOKEN}"),
             "dyte_org_id": "org",
             "dyte_api_key": SecretStr("key"),
             "dyte_api_base_url": "http://dyte.test/v2",
@@ -176,3 +176,21 @@ def test_queue_link_refresh_rules(engine) -> None:
         db.execute(update(Recording).where(Recording.recording_id == "r-2").values(api_missing_at=now))
     assert queue_link_refresh(engine, ["r-2"], now) == {"r-2": LinkState.MISSING}
     assert queue_link_refresh(engine, ["r-2"], now, enabled=False) == {"r-2": LinkState.NOT_CONFIGURED}
+
+
+def test_an_operator_forces_a_refresh_of_every_expired_link(client, engine, fake) -> None:
+    """The operator's "Refresh every expired link" (a 404-marked one too) queues them all without a provider call
+    and is audited; the button is there for an operator with credentials configured."""
+    _reset_recording_tasks(engine)
+    with OrmSession(engine) as db, db.begin():
+        db.execute(update(Recording).where(Recording.recording_id == "r-1").values(api_missing_at=datetime.now(UTC)))
+    assert "Refresh every expired link" in client.get("/ui/recordings", headers=AUTH).text
+    response = client.post("/ui/recordings/refresh", headers=AUTH, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/ui/recordings?refreshed=1"
+    assert _tasks(engine) == [("r-1", "pending"), ("r-2", "done")]
+    with OrmSession(engine) as db:
+        assert db.get(Recording, "r-1").api_missing_at is None
+        entry = db.execute(select(AuditEntry).order_by(AuditEntry.id.desc())).scalars().first()
+    assert (entry.actor, entry.action, entry.target, entry.outcome) == ("ops", "refresh_links", "recordings:all", "ok")
+    assert "1 expired link queued for refresh" in client.get("/ui/recordings?refreshed=1", headers=AUTH).text
+    assert fake.calls == []

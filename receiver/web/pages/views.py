@@ -236,6 +236,8 @@ async def recordings_page(request: Request) -> Response:
         title="Recordings",
         recordings=rows,
         link_states=link_states,
+        refresh_possible=request.app.state.settings.reconcile_enabled
+        and request.app.state.settings.api_credentials_set,
         now=_now(),
         meeting_id=meeting_id,
         refreshed=request.query_params.get("refreshed")
