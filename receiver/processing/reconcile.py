@@ -11,7 +11,10 @@ of order. The reconciler runs due :class:`~receiver.db.models.ReconcileTask` row
   what was added and changed. A session the API still reports live is
   checked again after ``STALE_SESSION_SECONDS``.
 * ``recording``: ``GET /recordings/{id}``: download URLs, expiry, size,
-  duration, session id. Status never moves backwards.
+  duration, session id. Status never moves backwards. Also armed by pages
+  and the API for expired links someone looked at
+  (:mod:`receiver.processing.links`); a 404 is remembered in
+  ``recordings.api_missing_at``.
 * ``livestream``: ``GET /livestreams/{id}`` links a bare ``streamId`` to its
   meeting. Stream keys are never stored.
 * ``meeting``: ``GET /meetings/{id}`` fetches a missing title, once.
@@ -55,6 +58,7 @@ from receiver.processing.writes import (
     close_open_intervals,
     ensure_meeting,
     ensure_session,
+    mark_recording_missing,
     schedule_task,
     upsert_insert,
     write_livestream,
@@ -370,6 +374,8 @@ class Reconciler:
             api = await self.client.get_recording(recording_id)
         except DyteNotFound:
             log.warning("recording_unknown_to_api", recording_id=recording_id)
+            with OrmSession(writer(self.engine)) as db, db.begin():
+                mark_recording_missing(db, recording_id, datetime.now(UTC))  # links are not queued again
             return True
         now = datetime.now(UTC)
         with OrmSession(writer(self.engine)) as db, db.begin():
@@ -440,6 +446,7 @@ def apply_api_recording(db: OrmSession, api: ApiRecording, now: datetime, record
         "audio_download_url": api.audio_download_url,
     }
     row, changed = write_recording(db, recording_id, status, values, now=now, overwrite=_API_REFRESHED)
+    row.api_missing_at = None  # the API knows it (again)
     if changed:
         db.execute(
             upsert_insert(db, RecordingStatusChange)
