@@ -6,6 +6,7 @@ themselves beyond what they are handed.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.applications import Starlette
 
 from receiver.db.engine import writer
 from receiver.db.models import Recording
+from receiver.errors import ConfigurationError
 from receiver.processing.reconcile import Reconciler, apply_api_recording
 from receiver.processing.worker import Worker, default_worker_id
 from receiver.providers.base import ProviderClient
@@ -28,7 +30,14 @@ from receiver.reports.queries import ReportFilter
 from receiver.settings import Settings
 from receiver.web.app import create_app
 
-__all__ = ["build_dyte_client", "build_worker", "build_service_app", "refresh_expired_recordings"]
+__all__ = [
+    "build_dyte_client",
+    "build_worker",
+    "build_service_app",
+    "build_server",
+    "serve_app",
+    "refresh_expired_recordings",
+]
 
 log = structlog.get_logger("receiver.service")
 
@@ -91,9 +100,6 @@ def build_service_app(
         background_tasks=wiring.background_tasks,
         on_started=on_started,
         worker_factory=lambda engine: build_worker(settings, engine, transport=dyte_transport),
-        refresh_expired_recordings=lambda engine, flt: refresh_expired_recordings(
-            settings, engine, flt, transport=dyte_transport
-        ),
     )
     wiring.attach(app)
     return app
@@ -107,7 +113,11 @@ async def refresh_expired_recordings(
     transport: httpx.AsyncBaseTransport | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Re-fetch recordings whose download URL has expired (GET /recordings/{id}); returns how many were refreshed."""
+    """Re-fetch recordings whose download URL has expired (GET /recordings/{id}); returns how many were refreshed.
+
+    For ``receiver report recordings`` (a command, not a request). Pages and the API never call the
+    provider: they queue a refresh for the worker (:mod:`receiver.processing.links`).
+    """
     now = now or datetime.now(UTC)
     client = build_dyte_client(settings, transport=transport)
     if client is None:
@@ -129,3 +139,56 @@ async def refresh_expired_recordings(
                 apply_api_recording(db, api, datetime.now(UTC))
             refreshed += 1
     return refreshed
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound TCP socket (IPv6 when ``host`` has a colon), SO_REUSEADDR set; uvicorn calls ``listen``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def build_server(
+    app: Starlette, *, host: str, port: int, admin_port: int | None = None
+) -> tuple[Any, list[socket.socket] | None]:
+    """A uvicorn server for ``app`` and the sockets to pass to ``server.run(sockets=...)``.
+
+    Without ``admin_port`` the sockets are None (uvicorn binds ``host:port``). With it, two
+    sockets on ``host``: ``port`` (the public one: webhooks and health) and ``admin_port``
+    (metrics, reports API, pages); :class:`receiver.web.app.AdminPortGate` tells them apart
+    by each connection's local port, so the app's settings must carry the same ADMIN_PORT.
+
+    Raises:
+        ConfigurationError: ``admin_port`` equals ``port``.
+        OSError: a port cannot be bound.
+    """
+    import uvicorn
+
+    if admin_port is not None and admin_port == port:
+        raise ConfigurationError(f"--admin-port must differ from --port (both {port})")
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=20)
+    server = uvicorn.Server(config)
+    if admin_port is None:
+        return server, None
+    sockets = [_listen(host, port)]
+    try:
+        sockets.append(_listen(host, admin_port))
+    except OSError:
+        sockets[0].close()
+        raise
+    return server, sockets
+
+
+def serve_app(app: Starlette, *, host: str, port: int, admin_port: int | None = None) -> None:
+    """Run ``app`` with uvicorn until a signal stops it (``receiver serve``); see :func:`build_server`."""
+    server, sockets = build_server(app, host=host, port=port, admin_port=admin_port)
+    if admin_port is not None:
+        log.info("serving", public_port=port, admin_port=admin_port, host=host)
+    server.run(sockets=sockets)

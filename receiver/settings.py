@@ -8,6 +8,7 @@ field. Nothing is read at import time: call :func:`load_settings`.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -62,10 +63,17 @@ class Settings(BaseSettings):
     dyte_webhook_keys_url: str = Field(
         "https://api.dyte.io/.well-known/webhooks.json",
         description="Where Dyte publishes its webhook public key; fetched when no key is configured, "
-        "cached, and re-fetched at most once per DYTE_WEBHOOK_KEYS_REFRESH_SECONDS when a signature fails.",
+        "cached, and re-fetched at most once per DYTE_WEBHOOK_KEYS_REFRESH_SECONDS when a signature fails. "
+        "While it cannot be fetched (and no key is cached), deliveries get 503 (Dyte retries).",
     )
     dyte_webhook_keys_refresh_seconds: float = Field(
-        60.0, description="Minimum seconds between two fetches of the key document."
+        60.0, description="Minimum seconds from a successful fetch of the key document to the next one."
+    )
+    dyte_webhook_keys_retry_max_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest wait, seconds, before fetching the key document again after a failed fetch "
+        "(back-off from 0.5 s, doubling); the first delivery after an outage ends is accepted within it.",
     )
     dyte_api_base_url: str = Field("https://api.dyte.io/v2", description="Dyte v2 REST API base URL.")
     dyte_org_id: str | None = Field(None, description="Dyte organization id (HTTP Basic user).")
@@ -108,6 +116,30 @@ class Settings(BaseSettings):
         "subscription points at PUBLIC_URL + /webhooks/dyte (PROVIDER=dyte) or /webhooks/realtimekit.",
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted webhook body, bytes (413 above).")
+    body_read_timeout_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=2.5,
+        description="Deadline, seconds, for receiving a webhook's whole body once its headers arrived; a slower "
+        "client gets 408 (Dyte retries). Well inside Dyte's 3 s answer budget, so a slow sender cannot hold a "
+        "request (and its memory) open.",
+    )
+    admin_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics, /api, /ui and the detailed /readyz only on this port (`receiver serve "
+        "--admin-port`); the main port then serves only /webhooks/*, /healthz and a /readyz that says ready or "
+        "not. Expose only the main port to the internet. Unset: everything on one port.",
+    )
+    compact_fallback_max_bytes: int = Field(
+        65_536,
+        ge=0,
+        description="Largest body, bytes, that is JSON-parsed when its signature does not cover the raw bytes "
+        "(to try the compact re-serialisation Dyte's own sample signs, and to tell malformed JSON, 400, from a "
+        "bad signature, 401). Larger bodies whose raw bytes fail get 401 unparsed. Real deliveries are under "
+        "2 KB; parsing costs ~20 ms per MiB.",
+    )
     reconcile_delay_seconds: float = Field(
         60.0, ge=0, description="Wait after meeting.ended before reconciling the session with the REST API."
     )
@@ -308,9 +340,48 @@ class Settings(BaseSettings):
     # -- reports API and pages (receiver.web.api, receiver.web.pages) ------------------------------------
     api_tokens: SecretStr | None = Field(
         None,
-        description="Comma-separated bearer tokens for the reports API (/api) and the pages (/ui). "
-        "Unset: those answer 503 not configured (GET /api/openapi.json is always served). Never logged.",
+        description="Comma-separated tokens for the reports API (/api, Authorization: Bearer) and the pages "
+        "(/ui, sign in at /ui/login). Each entry is name:role:token (role analyst: read; operator: also retry, "
+        "replay, refresh) or a plain token (role analyst, named token-N by its position). Unset: /api and /ui "
+        "answer 503 not configured (GET /api/openapi.json is always served). Never logged.",
     )
+    ui_session_seconds: float = Field(
+        28800.0,
+        ge=60,
+        le=30 * 86400,
+        description="Lifetime of a page sign-in (/ui/login), seconds; the session then expires server-side and "
+        "in the cookie. Signing out, removing or changing the token, or an operator's revoke end it sooner.",
+    )
+    ui_session_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs the page-session cookie (itsdangerous). Default: derived from API_TOKENS, so "
+        "replicas sharing the tokens share sessions and changing the tokens signs everyone out. Never logged.",
+    )
+    ui_cookie_secure: bool = Field(
+        False,
+        description="Always mark the page-session cookie Secure (HTTPS only). Otherwise it is Secure when the "
+        "request came over HTTPS, directly or through a TRUSTED_PROXIES proxy saying so in X-Forwarded-Proto.",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated IP addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-Proto header is believed (HTTPS behind a TLS-terminating proxy). Empty: none.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part:
+                try:
+                    ipaddress.ip_network(part, strict=False)
+                except ValueError:
+                    raise ValueError(f"TRUSTED_PROXIES: {part!r} is not an IP address or network") from None
+        return value
+
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """TRUSTED_PROXIES parsed as networks (a bare address is a /32 or /128)."""
+        return [ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",") if p.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -221,11 +221,13 @@ def valid_signature_over_another_body(ctx: Ctx) -> None:
 
 @case
 def truncated_json_unsigned(ctx: Ctx) -> None:
-    """Half of a real event, unsigned: 400 malformed_json, nothing stored."""
+    """Half of a real event, unsigned: 401 (an unsigned body is never parsed); with a signature over the whole
+    event: 400 malformed_json (parsed for the compact fallback). Nothing stored."""
     before = ctx.count()
     body = started()
     response, _ = ctx.unsigned(body[: len(body) // 2])
-    assert_refused(response, 400, "malformed_json")
+    assert_refused(response, 401, "invalid_signature")
+    assert_refused(ctx.post(body[: len(body) // 2], signed_headers(body, ctx.key)), 400, "malformed_json")
     assert ctx.count() == before
 
 
@@ -256,11 +258,19 @@ def json_that_is_not_an_object(ctx: Ctx) -> None:
 
 @case
 def deeply_nested_json(ctx: Ctx) -> None:
-    """100k nested arrays: 400 (too deep), kept flagged when signed, nothing when unsigned; 600 levels inside an event are fine."""
+    """100k nested arrays: 400 (too deep) and kept flagged when signed; unsigned: 401, never parsed; signed over
+    other bytes: 400 when within the compact-fallback cap (64 KiB, parsed), 401 above it; 600 levels inside an
+    event are fine."""
     deep = b"[" * 100_000 + b"]" * 100_000
+    small_deep = b"[" * 20_000 + b"]" * 20_000
     before = ctx.count()
     response, _ = ctx.unsigned(deep)
-    assert_refused(response, 400, "malformed_json")
+    assert_refused(response, 401, "invalid_signature")
+    response, _ = ctx.unsigned(small_deep)
+    assert_refused(response, 401, "invalid_signature")
+    other_bytes = signed_headers(b"{}", ctx.key)
+    assert_refused(ctx.post(deep, other_bytes), 401, "invalid_signature")
+    assert_refused(ctx.post(small_deep, other_bytes), 400, "malformed_json")
     assert ctx.count() == before
     response, delivery_id = ctx.signed(deep)
     assert_refused(response, 400, "malformed_json")
@@ -331,10 +341,11 @@ def wrong_or_missing_content_type(ctx: Ctx) -> None:
 
 @case
 def empty_body(ctx: Ctx) -> None:
-    """An empty body: 400; nothing stored unsigned, kept flagged invalid when the signature covers the empty body."""
+    """An empty body: 401 unsigned (never parsed), nothing stored; 400 and kept flagged invalid when the signature
+    covers the empty body."""
     before = ctx.count()
     response, _ = ctx.unsigned(b"")
-    assert_refused(response, 400, "malformed_json")
+    assert_refused(response, 401, "invalid_signature")
     assert ctx.count() == before
     response, delivery_id = ctx.signed(b"")
     assert_refused(response, 400, "malformed_json")
@@ -440,13 +451,15 @@ def same_uuid_different_body(ctx: Ctx) -> None:
 
 @case
 def non_utf8_bytes(ctx: Ctx) -> None:
-    """Latin-1 JSON and an encoded surrogate: 400; kept flagged when signed, nothing stored when unsigned."""
+    """Latin-1 JSON and an encoded surrogate: 400 and kept flagged when signed; 400 and nothing stored when the
+    signature covers other bytes; 401 unsigned (never parsed)."""
     latin1 = '{"event":"meeting.started","meeting":{"id":"caf\u00e9"}}'.encode("latin-1")
     surrogate = b'{"event":"meeting.started","meeting":{"id":"\xed\xa0\x80"}}'
     for body in (latin1, surrogate):
         before = ctx.count()
         response, _ = ctx.unsigned(body)
-        assert_refused(response, 400, "malformed_json")
+        assert_refused(response, 401, "invalid_signature")
+        assert_refused(ctx.post(body, signed_headers(b"{}", ctx.key)), 400, "malformed_json")
         assert ctx.count() == before
         response, delivery_id = ctx.signed(body)
         assert_refused(response, 400, "malformed_json")
@@ -489,6 +502,41 @@ def header_values_out_of_the_ordinary(ctx: Ctx) -> None:
         assert (status, answer["delivery_id"]) == (200, expected_id)
         assert ctx.row(expected_id).raw_body == body
     assert ctx.count() > 0  # the table is still there
+
+
+@case
+def blank_idempotency_headers(ctx: Ctx) -> None:
+    """A dyte-uuid/rtk-uuid that is empty or only blank characters (NBSP as UTF-8 or latin-1, spaces, tab, ideographic
+    space, zero-width space, BOM) is treated as absent: the id is the body digest, so different events never share
+    one blank id, and a retry with any blank header still dedupes. Blanks around a real id are trimmed."""
+    blanks = (b"\xc2\xa0", b"\xa0", b"   ", b"\t", "\u3000".encode(), "\u200b".encode(), "\ufeff \u00a0".encode())
+    seen: set[str] = set()
+    for header in (b"dyte-uuid", b"rtk-uuid"):
+        for blank in blanks:
+            body = started()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"dyte-signature", sign_body(body, ctx.key).encode()),
+                (header, blank),
+            ]
+            status, answer = ctx.asgi(headers, [body])
+            digest_id = "sha256:" + body_digest(body)
+            assert (status, answer["status"], answer["delivery_id"]) == (200, "stored", digest_id), blank
+            assert ctx.row(digest_id).raw_body == body
+            seen.add(digest_id)
+            status, again = ctx.asgi([*headers[:2], (header, b" ")], [body])  # a retry, another blank
+            assert (status, again["status"], again["delivery_id"]) == (200, "duplicate", digest_id)
+    assert len(seen) == 2 * len(blanks)
+    tag = new_id()
+    status, answer = ctx.asgi(
+        [
+            (b"content-type", b"application/json"),
+            (b"dyte-signature", sign_body(body := started(), ctx.key).encode()),
+            (b"dyte-uuid", "\u00a0".encode() + tag.encode() + b" \t"),
+        ],
+        [body],
+    )
+    assert (status, answer["delivery_id"]) == (200, tag) and ctx.row(tag).raw_body == body
 
 
 @case

@@ -19,7 +19,8 @@
 -- documented in docs/schema.md, and nothing else. Not on webhook_events: its
 -- raw bodies are byte-exact Dyte deliveries and livestream events carry
 -- stream keys (secrets). Not on the operational tables either
--- (reconcile_tasks, managed_subscriptions, alembic_version).
+-- (reconcile_tasks, managed_subscriptions, ui_sessions, audit_log,
+-- alembic_version): migration 0005 revokes ui_sessions and audit_log.
 --
 -- Run it connected to the receiver database AS THE ROLE THAT RUNS THE
 -- MIGRATIONS (the owner of the tables and views):
@@ -107,6 +108,13 @@ BEGIN
     END IF;
     IF to_regclass('public.maintenance_runs') IS NOT NULL THEN
         REVOKE ALL ON maintenance_runs FROM receiver_analyst;
+    END IF;
+    -- Page sign-ins and the audit trail (migration 0005): operational, and who signed in from where.
+    IF to_regclass('public.ui_sessions') IS NOT NULL THEN
+        REVOKE ALL ON ui_sessions FROM receiver_analyst;
+    END IF;
+    IF to_regclass('public.audit_log') IS NOT NULL THEN
+        REVOKE ALL ON audit_log FROM receiver_analyst;
     END IF;
 END
 $$;

@@ -126,7 +126,7 @@ def _check_database(obj: Context, *, wait_if_unreachable: bool, log_unreachable:
         )
 
 
-def _check_port(host: str, port: int) -> None:
+def _check_port(host: str, port: int, option: str = "--port (or PORT)") -> None:
     """Fail with one line (exit 1) when ``host:port`` cannot be listened on (in use, not permitted, no such address)."""
     import socket
 
@@ -138,7 +138,7 @@ def _check_port(host: str, port: int) -> None:
         fail(
             f"cannot listen on {host}:{port} ({os.strerror(exc.errno) if exc.errno else exc}): "
             "is another server running there? "
-            "Choose another with --port (or PORT)"
+            f"Choose another with {option}"
         )
 
 
@@ -152,21 +152,36 @@ def _check_port(host: str, port: int) -> None:
     help="Run the event worker in-process. Default: on for SQLite, off for PostgreSQL (run `receiver worker`).",
 )
 @click.option("--migrate/--no-migrate", "auto_migrate", default=None, help="Migrate at start. Default: on for SQLite.")
+@click.option(
+    "--admin-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve /metrics, /api, /ui and the detailed /readyz only on this port; --port then serves only "
+    "/webhooks/*, /healthz and /readyz. Default: ADMIN_PORT, else everything on --port.",
+)
 @click.pass_obj
-def serve(obj: Context, host: str, port: int, run_worker: bool | None, auto_migrate: bool | None) -> None:
+def serve(
+    obj: Context, host: str, port: int, run_worker: bool | None, auto_migrate: bool | None, admin_port: int | None
+) -> None:
     """Serve the webhook endpoint, health, metrics and reports with uvicorn.
 
     Logs are JSON lines on stdout (LOG_FORMAT=console for people). Without
     migrating, a missing or unmigrated database stops it at once; an
     unreachable one is waited for (deliveries get 503, so Dyte retries).
+    With ``--admin-port`` (ADMIN_PORT), only the webhooks and health answer
+    on PORT; metrics, the API and the pages answer on the admin port.
     """
-    import uvicorn
-
     from receiver.logging_setup import configure_logging
-    from receiver.service import build_service_app
+    from receiver.service import build_service_app, serve_app
 
     settings = obj.settings
+    if admin_port is not None:
+        settings = settings.model_copy(update={"admin_port": admin_port})
+    if settings.admin_port == port:
+        fail(f"--admin-port must differ from --port (both {port})", ExitCode.CONFIG)
     _check_port(host, port)
+    if settings.admin_port is not None:
+        _check_port(host, settings.admin_port, "--admin-port (or ADMIN_PORT)")
     configure_logging(settings.log_format, settings.log_level, sys.stdout, settings.log_flush_seconds)
     if auto_migrate if auto_migrate is not None else settings.is_sqlite:
         from receiver.db.engine import migrate as run_migrate
@@ -177,7 +192,7 @@ def serve(obj: Context, host: str, port: int, run_worker: bool | None, auto_migr
     app = build_service_app(
         settings, run_worker=run_worker if run_worker is not None else settings.is_sqlite, on_started=tune_process
     )
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=20)
+    serve_app(app, host=host, port=port, admin_port=settings.admin_port)
 
 
 @cli.command()

@@ -2,9 +2,11 @@
 
 Tables:
 
-* ``webhook_events`` - the inbox: every authentic delivery, raw body byte-exact,
-  keyed by ``delivery_id`` (the ``dyte-uuid`` header, Dyte's idempotency key),
-  with its processing state (pending/processing/done/failed/dead/ignored).
+* ``webhook_events`` - the inbox: every authentic delivery, the signed body
+  byte-exact, keyed by ``delivery_id`` (the ``dyte-uuid`` header, Dyte's
+  idempotency key) and unique on the body's digest (replays under new ids add
+  nothing; migration 0005), with its processing state
+  (pending/processing/done/failed/dead/ignored).
 * ``meetings``, ``sessions`` - one row per Dyte meeting and per session (one
   live run of a meeting).
 * ``participant_intervals`` - one row per peer (one connection) in a session:
@@ -21,6 +23,8 @@ Tables:
 * ``erasures`` - the audit log of erasure requests (``receiver forget``),
   without the person's data; ``maintenance_runs`` - when periodic jobs
   (the daily retention purge) last ran (migration 0008).
+* ``ui_sessions``, ``audit_log`` - page sign-ins (server-side, revocable) and
+  the audit trail of operator actions (migration 0005).
 
 All timestamps are stored and returned as timezone-aware UTC
 (:class:`UTCDateTime`), on SQLite and PostgreSQL alike.
@@ -123,11 +127,17 @@ PARSE_INVALID = ParseStatus.INVALID
 class WebhookEvent(Base):
     """One authentic webhook delivery (the inbox). ``delivery_id`` is the idempotency key.
 
-    ``raw_body`` is byte-exact until the retention purge empties it
+    ``raw_body`` is what the signature covered: the bytes received, or their
+    compact re-serialisation when only that verified (``signature_scheme``
+    ``compact``). It stays byte-exact until the retention purge empties it
     (``purged_at``, RAW_RETENTION_DAYS after receipt, once processed) or an
     erasure drops or rewrites it (``erased_at``). The row itself stays, with
-    ``body_sha256`` of the body as received, so a retry of the delivery is
+    ``body_sha256`` of the body as stored, so a retry of the delivery is
     still recognised as a duplicate (docs/operations.md, "Retention").
+    ``unique_body_sha256`` repeats ``body_sha256`` under a unique index, so
+    one body is stored once whatever ``dyte-uuid`` it comes with; it is NULL
+    only on rows stored before migration 0005 whose body an earlier row
+    already held.
     """
 
     __tablename__ = "webhook_events"
@@ -138,6 +148,7 @@ class WebhookEvent(Base):
     event_name: Mapped[str | None] = mapped_column(String(100))
     raw_body: Mapped[bytes] = mapped_column(LargeBinary)
     body_sha256: Mapped[str] = mapped_column(String(64))
+    unique_body_sha256: Mapped[str | None] = mapped_column(String(64))
     signature_scheme: Mapped[str] = mapped_column(String(20))  # raw | compact: what the signature covered
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     parse_status: Mapped[str] = mapped_column(String(20))
@@ -169,6 +180,7 @@ class WebhookEvent(Base):
             postgresql_where=text("purged_at IS NULL"),
             sqlite_where=text("purged_at IS NULL"),
         ),
+        Index("ux_webhook_events_unique_body_sha256", "unique_body_sha256", unique=True),
     )
 
 
@@ -286,6 +298,8 @@ class Recording(Base):
     audio_download_url: Mapped[str | None] = mapped_column(Text)
     stop_reason: Mapped[str | None] = mapped_column(Text)
     reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the REST API answered 404 for this recording (its link cannot be refreshed; not asked again).
+    api_missing_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     start_reason: Mapped[str | None] = mapped_column(Text)  # REST startReason code, e.g. API_CALL
     truncated_fields: Mapped[str | None] = mapped_column(Text)
@@ -532,3 +546,59 @@ class MaintenanceRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     run_by: Mapped[str | None] = mapped_column(String(200))
     summary: Mapped[str | None] = mapped_column(Text)
+
+
+class UiSession(Base):
+    """A page sign-in (``POST /ui/login``): server-side, so signing out and revoking take effect at once.
+
+    ``session_hash`` is the SHA-256 (hex) of the random session id; the id
+    itself lives only in the signed cookie, never in the database, so a copy
+    of this table signs nobody in. ``token_name``/``role`` say who signed in
+    (the token itself is never stored); ``token_fingerprint`` is a keyed hash
+    of that token at sign-in: when the token is changed or removed from
+    API_TOKENS the session ends. Times are UTC; the session is valid while
+    ``revoked_at`` is NULL and ``expires_at`` is in the future. ``client`` is
+    the peer address at sign-in. Migration 0005.
+    """
+
+    __tablename__ = "ui_sessions"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(20))
+    token_fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    client: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (Index("ix_ui_sessions_expires_at", "expires_at"),)
+
+
+class AuditEntry(Base):
+    """One operator action (or sign-in/out, or a refused action), for the audit page ``/ui/audit``.
+
+    ``actor`` is the token name (never the token), ``role`` its role then;
+    ``action`` e.g. ``retry``, ``replay``, ``bulk_retry``, ``refresh_links``,
+    ``revoke_session``, ``login``, ``logout``; ``target`` what it acted on
+    (``event:42``, ``events:dead``, ``recordings:meeting=m-1``); ``outcome``
+    ``ok``, ``denied`` (the role lacks the right) or ``failed: <reason>``;
+    ``source`` ``ui`` or ``api``; ``client`` the peer address. ``at`` is UTC.
+    Rows are only ever added. Migration 0005.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(10))
+    client: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (Index("ix_audit_log_at", "at"),)

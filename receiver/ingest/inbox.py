@@ -1,11 +1,25 @@
 """The inbox: persisting verified deliveries, one transaction per batch (group commit).
 
 ``store_deliveries`` is the only write on the receive path. It inserts a
-batch with ``INSERT ... ON CONFLICT (delivery_id) DO NOTHING``: the unique
-constraint on ``delivery_id`` (Dyte's ``dyte-uuid``) is the idempotency
-check. A retry with the same body counts as a duplicate; the same id with a
-different body is a *conflict*: the first body is kept and the row's
-``conflict_count`` is raised so ops can see it.
+batch with ``INSERT ... ON CONFLICT DO NOTHING`` against two unique indexes:
+
+* ``delivery_id`` (Dyte's ``dyte-uuid``, the idempotency key): a retry with
+  the same body counts as a *duplicate*; the same id with a different body is
+  a *conflict*: the first body is kept and the row's ``conflict_count`` is
+  raised so ops can see it;
+* ``unique_body_sha256``, the digest of the stored body (the signed bytes,
+  see :mod:`receiver.ingest.endpoint`): the signature covers the body, not
+  ``dyte-uuid``, so a captured delivery replayed under fresh uuids is a
+  *replay*: no row is added, the row holding that body gets its
+  ``duplicate_count`` raised. Two distinct events never have byte-equal
+  bodies (each carries its own ids and times), so nothing real is lost.
+
+What one captured delivery can still cost (measured, ``tests/ingest/test_replay.py``
+and the numbers in the README's security notes): every replay is verified
+(one RSA check over at most ``MAX_BODY_BYTES``, plus one JSON parse of at
+most ``COMPACT_FALLBACK_MAX_BYTES`` when the raw bytes do not verify), then
+costs one indexed lookup and one ``UPDATE`` of the counter: no stored byte,
+whatever the number of replays or the padding sent with them.
 
 ``GroupCommitter`` funnels concurrent requests into batches written by one
 task of the event loop: each request awaits the commit of the batch that
@@ -42,7 +56,7 @@ __all__ = [
 
 
 def body_digest(raw_body: bytes) -> str:
-    """Hex SHA-256 of the raw body (used to tell a retry from a conflicting reuse of an id)."""
+    """Hex SHA-256 of a stored body: tells a retry from a conflicting reuse of an id, and dedupes replays."""
     return hashlib.sha256(raw_body).hexdigest()
 
 
@@ -71,14 +85,16 @@ class Delivery:
         """Processing status of the new row: ``pending`` when parsed, else ``ignored`` (kept, flagged)."""
         return EVENT_PENDING if self.parse_status == PARSE_OK else EVENT_IGNORED
 
-    def row(self) -> dict[str, object]:
-        """Column values for ``webhook_events``."""
+    def row(self, digest: str | None = None) -> dict[str, object]:
+        """Column values for ``webhook_events`` (``digest``: the body's, when the caller has it)."""
+        digest = digest or body_digest(self.raw_body)
         return {
             "delivery_id": self.delivery_id,
             "webhook_id": self.webhook_id,
             "event_name": self.event_name,
             "raw_body": self.raw_body,
-            "body_sha256": body_digest(self.raw_body),
+            "body_sha256": digest,
+            "unique_body_sha256": digest,
             "signature_scheme": self.signature_scheme,
             "received_at": self.received_at,
             "parse_status": self.parse_status,
@@ -106,19 +122,21 @@ class StoreOutcome(str, Enum):
     STORED = "stored"  # a new row
     DUPLICATE = "duplicate"  # same delivery id, same body: a retry; nothing added
     CONFLICT = "conflict"  # same delivery id, different body: first kept, flagged
+    REPLAY = "replay"  # new delivery id, a body already stored: nothing added (counted as a duplicate of it)
 
 
 def _insert_ignore(engine: Engine) -> postgresql.Insert | sqlite.Insert:
-    """``INSERT INTO webhook_events ... ON CONFLICT (delivery_id) DO NOTHING`` in ``engine``'s dialect.
+    """``INSERT INTO webhook_events ... ON CONFLICT DO NOTHING`` in ``engine``'s dialect (any unique
+    index: delivery id or body digest).
 
     Raises:
         RuntimeError: a database other than PostgreSQL or SQLite.
     """
     dialect = engine.dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(WebhookEvent).on_conflict_do_nothing(index_elements=["delivery_id"])
+        return postgresql.insert(WebhookEvent).on_conflict_do_nothing()
     if dialect == "sqlite":
-        return sqlite.insert(WebhookEvent).on_conflict_do_nothing(index_elements=["delivery_id"])
+        return sqlite.insert(WebhookEvent).on_conflict_do_nothing()
     raise RuntimeError(f"unsupported database dialect: {dialect}")
 
 
@@ -126,8 +144,8 @@ def _insert_ignore(engine: Engine) -> postgresql.Insert | sqlite.Insert:
 class BatchResult:
     """What one batch did: an outcome per delivery (in order) and the counters to raise.
 
-    ``duplicates``/``conflicts`` map a delivery id to how many deliveries of
-    the batch were retries / conflicting reuses of it.
+    ``duplicates``/``conflicts`` map a stored delivery id to how many deliveries of
+    the batch were retries or replays of it / conflicting reuses of its id.
     """
 
     outcomes: list[StoreOutcome]
@@ -148,6 +166,7 @@ def classify_batch(
     first_index: dict[str, int],
     inserted: set[str],
     stored_digests: dict[str, str],
+    body_owners: dict[str, str] | None = None,
 ) -> BatchResult:
     """Pure: decide each delivery's :class:`StoreOutcome` once the insert has run.
 
@@ -157,19 +176,32 @@ def classify_batch(
         inserted: delivery ids the ``INSERT ... ON CONFLICT DO NOTHING`` added.
         stored_digests: delivery id -> ``body_sha256`` of rows that were
             already stored (ids of the batch not in ``inserted``).
+        body_owners: body digest -> delivery id of the stored row holding that
+            body, for the deliveries whose id is stored nowhere (their body was:
+            a replay). Bodies inserted earlier in this batch need not be listed.
     """
     outcomes: list[StoreOutcome] = []
     duplicates: dict[str, int] = {}
     conflicts: dict[str, int] = {}
+    owners = dict(body_owners or {})
+    for delivery_id in inserted:
+        first = deliveries[first_index[delivery_id]]
+        owners.setdefault(body_digest(first.raw_body), delivery_id)
     for index, delivery in enumerate(deliveries):
         delivery_id = delivery.delivery_id
         if delivery_id in inserted and first_index[delivery_id] == index:
             outcomes.append(StoreOutcome.STORED)
             continue
         stored_digest = stored_digests.get(delivery_id)
-        if stored_digest is None:  # inserted earlier in this very batch
+        if stored_digest is None and delivery_id in inserted:  # inserted earlier in this very batch
             stored_digest = body_digest(deliveries[first_index[delivery_id]].raw_body)
-        if stored_digest == body_digest(delivery.raw_body):
+        digest = body_digest(delivery.raw_body)
+        if stored_digest is None:  # the id is stored nowhere: its body is (a replay under a new id)
+            outcomes.append(StoreOutcome.REPLAY)
+            owner = owners.get(digest)
+            if owner is not None:
+                duplicates[owner] = duplicates.get(owner, 0) + 1
+        elif stored_digest == digest:
             outcomes.append(StoreOutcome.DUPLICATE)
             duplicates[delivery_id] = duplicates.get(delivery_id, 0) + 1
         else:
@@ -195,6 +227,7 @@ def store_deliveries(engine: Engine, deliveries: list[Delivery]) -> list[StoreOu
         )
         existing_ids = [d for d in first_index if d not in inserted]
         digests: dict[str, str] = {}
+        owners: dict[str, str] = {}
         if existing_ids:
             digests = dict(
                 connection.execute(
@@ -203,7 +236,18 @@ def store_deliveries(engine: Engine, deliveries: list[Delivery]) -> list[StoreOu
                     )
                 ).all()
             )
-        result = classify_batch(deliveries, first_index, inserted, digests)
+            replayed = [body_digest(deliveries[first_index[d]].raw_body) for d in existing_ids if d not in digests]
+            if replayed:
+                owners = {
+                    digest: owner
+                    for owner, digest in connection.execute(
+                        select(WebhookEvent.delivery_id, WebhookEvent.unique_body_sha256).where(
+                            WebhookEvent.unique_body_sha256.in_(replayed)
+                        )
+                    ).all()
+                    if digest is not None
+                }
+        result = classify_batch(deliveries, first_index, inserted, digests, owners)
         for counters, column in (
             (result.duplicates, WebhookEvent.duplicate_count),
             (result.conflicts, WebhookEvent.conflict_count),

@@ -7,14 +7,16 @@ server's event loop, commits whatever requests queued while the previous
 batch was in flight. A batch is at most three
 statements, whatever its size:
 
-1. ``INSERT ... SELECT FROM json_to_recordset($1) ON CONFLICT (delivery_id)
-   DO NOTHING RETURNING delivery_id`` - the unique constraint on
-   ``delivery_id`` (``dyte-uuid``) is the idempotency check. The batch is one
+1. ``INSERT ... SELECT FROM json_to_recordset($1) ON CONFLICT DO NOTHING
+   RETURNING delivery_id`` - the unique indexes on ``delivery_id``
+   (``dyte-uuid``) and on the body's digest are the idempotency checks
+   (a replay of a stored body under a new id adds nothing). The batch is one
    JSON parameter (bodies hex-encoded, hashed with ``sha256()`` by the
    server), which costs the loop less than thirteen typed arrays. It commits
    on its own (one round trip): when every delivery was new, that is all;
-2. only when some ids were already stored: their ``body_sha256``, to tell a
-   retry (duplicate) from a conflicting reuse of the id;
+2. only when some deliveries were not inserted: the ``body_sha256`` of their
+   ids, to tell a retry (duplicate) from a conflicting reuse of the id, and,
+   for ids stored nowhere, which row holds their body (a replay);
 3. only then: one ``UPDATE ... FROM unnest(...)`` raising
    ``duplicate_count``/``conflict_count`` (2 and 3 in one transaction, after
    the insert committed: the rows they read were committed before it).
@@ -46,6 +48,7 @@ from receiver.ingest.inbox import (
     GroupCommitter,
     InboxUnavailable,
     StoreOutcome,
+    body_digest,
     classify_batch,
     first_occurrences,
 )
@@ -58,19 +61,19 @@ __all__ = ["PostgresGroupCommitter", "asyncpg_connect_kwargs"]
 _INSERT = """
 WITH inserted AS (
     INSERT INTO webhook_events (
-        delivery_id, webhook_id, event_name, raw_body, body_sha256, signature_scheme, received_at,
-        parse_status, parse_error, meeting_id, session_id, occurred_at, status,
+        delivery_id, webhook_id, event_name, raw_body, body_sha256, unique_body_sha256, signature_scheme,
+        received_at, parse_status, parse_error, meeting_id, session_id, occurred_at, status,
         attempts, duplicate_count, conflict_count
     )
-    SELECT d, w, e, raw, encode(sha256(raw), 'hex'), s, r, p, pe, m, se, o, st, 0, 0, 0
+    SELECT d, w, e, raw, digest, digest, s, r, p, pe, m, se, o, st, 0, 0, 0
     FROM (
-        SELECT t.*, decode(t.b, 'hex') AS raw
+        SELECT t.*, decode(t.b, 'hex') AS raw, encode(sha256(decode(t.b, 'hex')), 'hex') AS digest
         FROM json_to_recordset($1::text::json) AS t(
             d text, w text, e text, b text, s text, r timestamptz, p text, pe text,
             m text, se text, o timestamptz, st text
         )
     ) AS batch
-    ON CONFLICT (delivery_id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING delivery_id
 )
 SELECT array_agg(delivery_id) FROM inserted
@@ -101,6 +104,7 @@ def _batch_json(deliveries: list[Delivery]) -> str:
 
 
 _STORED_DIGESTS = "SELECT delivery_id, body_sha256 FROM webhook_events WHERE delivery_id = ANY($1::text[])"
+_BODY_OWNERS = "SELECT unique_body_sha256, delivery_id FROM webhook_events WHERE unique_body_sha256 = ANY($1::text[])"
 _RAISE_COUNTERS = """
 UPDATE webhook_events AS w
 SET duplicate_count = w.duplicate_count + u.duplicates, conflict_count = w.conflict_count + u.conflicts
@@ -210,9 +214,13 @@ class PostgresGroupCommitter(GroupCommitter):
             return [StoreOutcome.STORED] * len(deliveries)
         async with connection.transaction():
             digests: dict[str, str] = {}
+            owners: dict[str, str] = {}
             if existing:
                 digests = {record[0]: record[1] for record in await connection.fetch(_STORED_DIGESTS, existing)}
-            result = classify_batch(deliveries, first_index, inserted, digests)
+                replayed = [body_digest(deliveries[first_index[d]].raw_body) for d in existing if d not in digests]
+                if replayed:
+                    owners = {record[0]: record[1] for record in await connection.fetch(_BODY_OWNERS, replayed)}
+            result = classify_batch(deliveries, first_index, inserted, digests, owners)
             counted = sorted(set(result.duplicates) | set(result.conflicts))
             if counted:
                 await connection.execute(

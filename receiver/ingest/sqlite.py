@@ -2,8 +2,8 @@
 
 Used by :class:`SqliteGroupCommitter` (the receive path's writer on SQLite). Same outcomes as
 :func:`receiver.ingest.inbox.store_deliveries`, with less Python per row: the
-transaction takes SQLite's write lock first, so the ids already stored can
-be read before inserting (nobody else can insert in between), and the new
+transaction takes SQLite's write lock first, so the ids and bodies already
+stored can be read before inserting (nobody else can insert in between), and the new
 rows go in with one multi-row ``INSERT ... VALUES (...), (...)`` (one
 statement, not one step per row).
 Values are converted by the columns' own SQLAlchemy bind processors, so
@@ -25,6 +25,7 @@ from receiver.ingest.inbox import (
     GroupCommitter,
     InboxUnavailable,
     StoreOutcome,
+    body_digest,
     classify_batch,
     first_occurrences,
 )
@@ -55,8 +56,8 @@ class SqliteInboxStore:
         self._insert_prefix = ""
         self._row_marks = ""
 
-    def _row(self, delivery: Delivery) -> tuple[object, ...]:
-        row = delivery.row()
+    def _row(self, delivery: Delivery, digest: str) -> tuple[object, ...]:
+        row = delivery.row(digest)
         if not self._keys:  # first batch: the columns Delivery.row() fills, and their converters
             columns = WebhookEvent.__table__.c
             dialect = self._engine.dialect
@@ -75,6 +76,18 @@ class SqliteInboxStore:
             chunk = delivery_ids[start : start + _IDS_PER_SELECT]
             marks = ", ".join("?" for _ in chunk)
             cursor.execute(f"SELECT delivery_id, body_sha256 FROM webhook_events WHERE delivery_id IN ({marks})", chunk)
+            found.update(cursor.fetchall())
+        return found
+
+    def _body_owners(self, cursor: sqlite3.Cursor, digests: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(digests), _IDS_PER_SELECT):
+            chunk = digests[start : start + _IDS_PER_SELECT]
+            marks = ", ".join("?" for _ in chunk)
+            cursor.execute(
+                f"SELECT unique_body_sha256, delivery_id FROM webhook_events WHERE unique_body_sha256 IN ({marks})",
+                chunk,
+            )
             found.update(cursor.fetchall())
         return found
 
@@ -120,14 +133,27 @@ class SqliteInboxStore:
         try:
             first_index = first_occurrences(deliveries)
             digests = self._stored_digests(cursor, list(first_index))
-            new_ids = [delivery_id for delivery_id in first_index if delivery_id not in digests]
-            rows = [self._row(deliveries[first_index[delivery_id]]) for delivery_id in new_ids]
+            unknown = {
+                delivery_id: body_digest(deliveries[index].raw_body)
+                for delivery_id, index in first_index.items()
+                if delivery_id not in digests
+            }
+            owners = self._body_owners(cursor, list(set(unknown.values()))) if unknown else {}
+            new_ids: list[str] = []
+            rows: list[tuple[object, ...]] = []
+            taken = set(owners)  # bodies stored already, or by an earlier delivery of this batch
+            for delivery_id, digest in unknown.items():
+                if digest in taken:
+                    continue  # a replay of a stored body under a new id: not inserted
+                taken.add(digest)
+                new_ids.append(delivery_id)
+                rows.append(self._row(deliveries[first_index[delivery_id]], digest))
             if rows:
                 for start in range(0, len(rows), _ROWS_PER_INSERT):
                     chunk = rows[start : start + _ROWS_PER_INSERT]
                     statement = self._insert_prefix + ", ".join([self._row_marks] * len(chunk))
                     cursor.execute(statement, [value for row in chunk for value in row])
-            result = classify_batch(deliveries, first_index, set(new_ids), digests)
+            result = classify_batch(deliveries, first_index, set(new_ids), digests, owners)
             for counters, column in ((result.duplicates, "duplicate_count"), (result.conflicts, "conflict_count")):
                 if counters:
                     cursor.executemany(

@@ -26,6 +26,9 @@ of order. The reconciler runs due :class:`~receiver.db.models.ReconcileTask` row
   ``recording`` task.
 * ``recording``: ``GET /recordings/{id}``: download URLs, expiry, size,
   duration, session id, start/stop reasons. Status never moves backwards.
+  Also armed by pages and the API for expired links someone looked at
+  (:mod:`receiver.processing.links`); a 404 is remembered in
+  ``recordings.api_missing_at``.
 * ``livestream``: ``GET /livestreams/{id}`` links a bare ``streamId`` to its
   meeting, with its runs (viewer data). Stream keys are never stored.
 * ``meeting``: ``GET /meetings/{id}`` fetches a missing title, once.
@@ -63,7 +66,13 @@ from receiver.db.models import TASK_DEAD, TASK_DONE, TASK_PENDING, ReconcileTask
 from receiver.processing.merge import api_intervals, merge_api_participant
 from receiver.processing.queue import TRACEBACK_FRAMES, claim, error_line
 from receiver.processing.sweeps import arm_stale_sessions
-from receiver.processing.writes import RowCache, close_open_intervals, ensure_meeting, write_livestream
+from receiver.processing.writes import (
+    RowCache,
+    close_open_intervals,
+    ensure_meeting,
+    mark_recording_missing,
+    write_livestream,
+)
 from receiver.processing.writes_api import (
     apply_api_livestream,
     apply_api_recording,
@@ -425,6 +434,8 @@ class Reconciler:
             api = await self.client.get_recording(recording_id)
         except ProviderNotFound:
             log.warning("recording_unknown_to_api", recording_id=recording_id)
+            with OrmSession(writer(self.engine)) as db, db.begin():
+                mark_recording_missing(db, recording_id, datetime.now(UTC))  # links are not queued again
             return True
         now = datetime.now(UTC)
         with OrmSession(writer(self.engine)) as db, db.begin(), db.no_autoflush:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, String, Table, Text, select
+from sqlalchemy import Connection, String, Table, Text, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
 
@@ -71,6 +71,7 @@ __all__ = [
     "ensure_session",
     "close_open_intervals",
     "write_recording",
+    "mark_recording_missing",
     "write_livestream",
     "RowCache",
     "IntervalRow",
@@ -597,6 +598,17 @@ def write_recording(
         row.status = status
     row.updated_at = now
     return row, changed
+
+
+def mark_recording_missing(db: OrmSession, recording_id: str, now: datetime) -> None:
+    """Remember that the REST API answered 404 for ``recording_id`` (``api_missing_at``, UTC).
+
+    Expired links of such a recording are not queued for refresh again
+    (:func:`receiver.processing.links.queue_link_refresh`); a later successful
+    fetch clears the mark (:func:`receiver.processing.reconcile.apply_api_recording`).
+    Only an existing row is marked: a 404 for an id we never indexed adds nothing.
+    """
+    db.execute(update(Recording).where(Recording.recording_id == recording_id).values(api_missing_at=now))
 
 
 def write_livestream(

@@ -234,6 +234,7 @@ def apply_api_recording(
         "stop_reason": api.stop_reason,
     }
     row, changed = write_recording(db, recording_id, status, values, now=now, overwrite=_API_REFRESHED, cache=cache)
+    row.api_missing_at = None  # the API knows it (again)
     if changed:
         cache.recording_changes.append((recording_id, status, now, "api"))
     row.reconciled_at = now

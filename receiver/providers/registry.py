@@ -121,7 +121,9 @@ def build_key_store(settings: Settings, *, fetch: FetchDocument = http_fetch_doc
     families, no document. Otherwise one fetching store per key document
     (DYTE_WEBHOOK_KEYS_URL for ``dyte-*`` deliveries, REALTIMEKIT_WEBHOOK_KEYS_URL
     for ``rtk-*``; the chosen provider's first; one store when both URLs are
-    equal), each refreshed at most once per DYTE_WEBHOOK_KEYS_REFRESH_SECONDS.
+    equal), each refreshed at most once per DYTE_WEBHOOK_KEYS_REFRESH_SECONDS
+    after a success, and with a back-off up to DYTE_WEBHOOK_KEYS_RETRY_MAX_SECONDS
+    after a failed fetch (the receive path answers 503 meanwhile).
     ``fetch`` replaces the network (tests).
 
     Raises:
@@ -141,7 +143,11 @@ def build_key_store(settings: Settings, *, fetch: FetchDocument = http_fetch_doc
         url = urls[name]
         if url not in by_url:
             by_url[url] = WebhookKeyStore(
-                [], url, refresh_seconds=settings.dyte_webhook_keys_refresh_seconds, fetch=fetch
+                [],
+                url,
+                refresh_seconds=settings.dyte_webhook_keys_refresh_seconds,
+                retry_max_seconds=settings.dyte_webhook_keys_retry_max_seconds,
+                fetch=fetch,
             )
         stores[name] = by_url[url]
     return ProviderKeyStores(stores)

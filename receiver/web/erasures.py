@@ -17,7 +17,10 @@ On SQLite the database is compacted afterwards (``VACUUM``), which holds
 the write lock for a moment; on PostgreSQL run ``receiver forget --vacuum``
 in a maintenance window (docs/operations.md, "Erasure").
 
-Guarded like ``POST /api/events/{id}/retry`` (bearer token).
+Guarded like ``POST /api/events/{id}/retry``: a bearer token with the
+``operator`` role (403 for ``analyst``, recorded as ``denied`` in the audit
+log); a carried-out erasure (not a dry run) is recorded in the audit log
+under the token's name too, with the erasure id and never the identifier.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from receiver.enums import ErasureSubject
 from receiver.errors import HTTPError
 from receiver.ingest.endpoint import read_body_limited
 from receiver.processing.erasure import MAX_IDENTIFIER_LENGTH, MAX_NOTE_LENGTH, ErasureError, ErasureRequest, forget
+from receiver.web import audit
 from receiver.web.auth import bearer_token
 
 __all__ = ["MAX_REQUEST_BYTES", "erasure_routes", "openapi_paths", "openapi_schemas", "actor_of"]
@@ -102,6 +106,20 @@ async def create_erasure(request: Request) -> Response:
     erasure, dry_run = parse_request(raw, actor_of(bearer_token(request)))
     engine = request.app.state.engine
     result = await run_in_threadpool(functools.partial(forget, engine, erasure, dry_run=dry_run, origin="api"))
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and not dry_run:
+        await run_in_threadpool(
+            functools.partial(
+                audit.record,
+                engine,
+                principal,
+                "erase",
+                target=f"erasure:{result.erasure_id}",
+                detail=erasure.kind.value,
+                source="api",
+                client=audit.client_address(request.scope.get("client")),
+            )
+        )
     return JSONResponse(result.as_dict(), status_code=200 if dry_run else 201, headers={"Cache-Control": "no-store"})
 
 
@@ -192,7 +210,8 @@ def openapi_paths(common_errors: dict[str, Any]) -> dict[str, Any]:
                 "summary": "Erase a person",
                 "operationId": "create_erasure",
                 "description": "Erase one person (GDPR Art. 17) from attendance, precomputed reports and stored "
-                "webhook bodies, and record it without personal data (table erasures). Operators only.",
+                "webhook bodies, and record it without personal data (table erasures). Needs a token with the "
+                "operator role; recorded in the audit log.",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErasureRequest"}}},
@@ -202,6 +221,7 @@ def openapi_paths(common_errors: dict[str, Any]) -> dict[str, Any]:
                     "201": {"description": "Erased and recorded.", "content": answer},
                     **common_errors,
                     "400": error("The body is not JSON, or its fields are wrong."),
+                    "403": error("The token's role is analyst: erasing needs the operator role."),
                     "413": error(f"The body is larger than {MAX_REQUEST_BYTES} bytes."),
                     "415": error("Content-Type is not application/json."),
                 },

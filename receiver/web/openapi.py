@@ -162,7 +162,8 @@ def _schemas() -> dict[str, Any]:
             {
                 "error": {
                     **_STR,
-                    "description": "short code: bad_request, unauthorized, not_found, conflict, not_configured",
+                    "description": "short code: bad_request, unauthorized, forbidden, not_found, conflict, "
+                    "not_configured",
                 },
                 "detail": _STR,
             },
@@ -317,21 +318,31 @@ def openapi_document() -> dict[str, Any]:
             ["meeting_id", "since", "until", "participant"],
             "columns of AttendanceRow but display_names",
         ),
-        "/api/recordings": _list_operation(
-            "List recordings", "RecordingPage", ["meeting_id", "session_id_q"], "columns of Recording"
-        ),
+        "/api/recordings": {
+            "get": {
+                **_list_operation(
+                    "List recordings", "RecordingPage", ["meeting_id", "session_id_q"], "columns of Recording"
+                )["get"],
+                "description": "Download links expire at download_url_expires_at. An expired link on the page "
+                "returned is queued for a refresh by the worker (not fetched during the request); ask again "
+                "later for the fresh link.",
+            }
+        },
         "/api/events": _list_operation("List events", "EventPage", ["status", "session_id_q"], "columns of Event"),
         "/api/events/{event_id}/retry": {
             "post": {
                 "summary": "Retry event",
                 "operationId": "retry_event",
-                "description": "Requeue one stored event: status back to pending, attempts reset to 0, error cleared.",
+                "description": "Requeue one stored event: status back to pending, attempts reset to 0, error cleared "
+                "(a done event is replayed). Needs a token with the operator role; recorded in the audit log "
+                "under the token's name (a refused attempt too).",
                 "parameters": [_ref("event_id")],
                 "responses": {
                     "200": {
                         "description": "Requeued.",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RetryResult"}}},
                     },
+                    "403": _error("The token's role is analyst: retrying needs the operator role."),
                     "404": not_found,
                     "409": _error("The event is being processed, or was ignored (nothing to apply)."),
                     **_COMMON_ERRORS,
@@ -369,7 +380,12 @@ def openapi_document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A token of API_TOKENS."}
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token of API_TOKENS (name:role:token, or a plain token: role analyst). "
+                    "Every GET needs the analyst role; the retry and the erasure need operator.",
+                }
             },
             "parameters": _PARAMETERS,
             "schemas": {**_schemas(), **openapi_schemas()},

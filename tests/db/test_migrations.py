@@ -300,7 +300,14 @@ def test_migrations_render_offline_for_both_dialects(capsys):
 
 ANALYST_ROLE = "receiver_analyst"
 # Never readable by analysts (raw deliveries hold stream keys; operational state).
-PRIVATE_TABLES = {"webhook_events", "reconcile_tasks", "managed_subscriptions", "alembic_version"}
+PRIVATE_TABLES = {
+    "webhook_events",
+    "reconcile_tasks",
+    "managed_subscriptions",
+    "alembic_version",
+    "ui_sessions",
+    "audit_log",
+}
 
 
 def _analyst_can_read(connection: Connection, relation: str) -> bool:

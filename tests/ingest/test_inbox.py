@@ -90,10 +90,24 @@ def test_one_batch_of_new_retried_and_conflicting_deliveries(engine: Engine) -> 
     }
 
 
+def test_one_batch_of_replays_under_new_ids(engine: Engine) -> None:
+    """A stored body under a new id, and one body twice under two new ids in one batch: stored once, the rest replays."""
+    asyncio.run(submit_together(make_committer(engine), [delivery("old", b'{"a":1}')]))
+    batch = [
+        delivery("fresh-1", b'{"a":1}'),  # the stored body, new id
+        delivery("fresh-2", b'{"b":1}'),
+        delivery("fresh-3", b'{"b":1}'),  # same body as fresh-2 in this batch
+        delivery("fresh-2", b'{"b":1}'),  # a plain retry of fresh-2
+    ]
+    outcomes = asyncio.run(submit_together(make_committer(engine), batch))
+    assert outcomes == [StoreOutcome.REPLAY, StoreOutcome.STORED, StoreOutcome.REPLAY, StoreOutcome.DUPLICATE]
+    assert counters(engine) == {"old": (1, 0, b'{"a":1}'), "fresh-2": (2, 0, b'{"b":1}')}
+
+
 def test_many_concurrent_submits_are_committed_in_few_batches(engine: Engine) -> None:
     """500 concurrent deliveries: all stored, in far fewer transactions than deliveries."""
     committer = make_committer(engine)
-    outcomes = asyncio.run(submit_together(committer, [delivery(f"d{i}", b"{}") for i in range(500)]))
+    outcomes = asyncio.run(submit_together(committer, [delivery(f"d{i}", b'{"n":%d}' % i) for i in range(500)]))
     assert outcomes == [StoreOutcome.STORED] * 500
     assert len(counters(engine)) == 500
     assert committer.rows == 500 and committer.batches < 50
@@ -123,6 +137,12 @@ def test_classify_batch_is_pure() -> None:
         StoreOutcome.DUPLICATE,
     ]
     assert result.duplicates == {"a": 1, "b": 1} and result.conflicts == {"b": 1}
+    replays = [delivery("x", b"1"), delivery("y", b"1"), delivery("z", b"9")]
+    result = classify_batch(
+        replays, first_occurrences(replays), inserted={"x"}, stored_digests={}, body_owners={body_digest(b"9"): "old"}
+    )
+    assert result.outcomes == [StoreOutcome.STORED, StoreOutcome.REPLAY, StoreOutcome.REPLAY]
+    assert result.duplicates == {"x": 1, "old": 1} and result.conflicts == {}
 
 
 def test_asyncpg_arguments_follow_the_database_url() -> None:

@@ -98,14 +98,23 @@ def test_both_routes_take_both_families_and_a_retry_on_the_other_route_is_a_dupl
 
 
 def test_a_delivery_with_both_families_is_read_by_the_route_s_family(settings, inbox, signing_key):
-    raw = body()
-    headers = {
-        **signed_headers(raw, signing_key, prefix="dyte", delivery_id="dyte-id", webhook_id="dyte-wh"),
-        **signed_headers(raw, signing_key, prefix="rtk", delivery_id="rtk-id", webhook_id="rtk-wh"),
-    }
+    """Each route reads its own family's uuid and webhook id; the same body again under the other uuid
+    is a replay (the inbox is unique on the body's digest too), so two bodies give two rows."""
     with app_client(settings) as client:
-        assert client.post("/webhooks/realtimekit", content=raw, headers=headers).json()["delivery_id"] == "rtk-id"
-        assert client.post("/webhooks/dyte", content=raw, headers=headers).json()["delivery_id"] == "dyte-id"
+        for route, session, wanted in (
+            ("/webhooks/realtimekit", "s-1", "rtk-id"),
+            ("/webhooks/dyte", "s-2", "dyte-id"),
+        ):
+            raw = body(session)
+            headers = {
+                **signed_headers(raw, signing_key, prefix="dyte", delivery_id="dyte-id", webhook_id="dyte-wh"),
+                **signed_headers(raw, signing_key, prefix="rtk", delivery_id="rtk-id", webhook_id="rtk-wh"),
+            }
+            answer = client.post(route, content=raw, headers=headers).json()
+            assert (answer["delivery_id"], answer["status"]) == (wanted, "stored")
+        raw = body("s-1")
+        again = signed_headers(raw, signing_key, prefix="dyte", delivery_id="another-id")
+        assert client.post("/webhooks/dyte", content=raw, headers=again).json()["status"] == "replay"
     assert {(r.delivery_id, r.webhook_id) for r in inbox()} == {("rtk-id", "rtk-wh"), ("dyte-id", "dyte-wh")}
 
 

@@ -8,6 +8,7 @@ import json
 import pytest
 from conftest import payload_files
 from helpers import app_client, compact, post_signed, signed_headers, stored_events
+from starlette.testclient import TestClient
 
 from receiver.db.engine import make_engine
 from receiver.providers.dyte.signature import generate_private_key
@@ -52,7 +53,7 @@ def test_every_real_payload_is_stored_byte_exact(client, inbox, signing_key):
 
 
 def test_compact_reserialisation_signature_is_accepted(client, inbox, signing_key):
-    """A signature over JSON.stringify(body) verifies even when the raw bytes are pretty-printed."""
+    """A signature over JSON.stringify(body) verifies even when the raw bytes are pretty-printed; the signed (compact) bytes are stored."""
     payload = {
         "event": "meeting.started",
         "meeting": {"id": "m1", "sessionId": "s1", "startedAt": "2026-01-01T00:00:00Z"},
@@ -62,7 +63,7 @@ def test_compact_reserialisation_signature_is_accepted(client, inbox, signing_ke
     response = client.post("/webhooks/dyte", content=pretty, headers=headers)
     assert response.status_code == 200
     assert inbox()[0].signature_scheme == "compact"
-    assert inbox()[0].raw_body == pretty
+    assert inbox()[0].raw_body == compact(payload)
 
 
 def test_same_delivery_twice_gives_one_row(client, inbox, signing_key):
@@ -131,9 +132,13 @@ def test_signature_from_another_key_is_401(client, inbox):
 
 
 def test_non_json_is_400(client, inbox, signing_key):
-    """A body that is not JSON gets 400 with a reason; unsigned, nothing is stored."""
-    response = client.post("/webhooks/dyte", content=b"hello", headers={"content-type": "application/json"})
+    """A body that is not JSON, with a signature over other bytes, gets 400 with a reason and is not stored;
+    without a signature header it is a 401 (an unsigned body is never parsed)."""
+    headers = signed_headers(b"other bytes", signing_key)
+    response = client.post("/webhooks/dyte", content=b"hello", headers=headers)
     assert response.status_code == 400 and response.json()["error"] == "malformed_json"
+    unsigned = client.post("/webhooks/dyte", content=b"hello", headers={"content-type": "application/json"})
+    assert unsigned.status_code == 401 and unsigned.json()["error"] == "invalid_signature"
     assert inbox() == []
 
 
@@ -231,3 +236,57 @@ def test_healthz_and_readyz(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["database"]["reachable"] is True
+
+
+def test_a_body_that_trickles_in_past_the_deadline_is_408(settings, signing_key, inbox):
+    """A sender that does not finish the body within BODY_READ_TIMEOUT_SECONDS gets 408 (Dyte retries) and
+    nothing is stored; one finishing in time is stored."""
+    import asyncio
+
+    from receiver.web.app import create_app
+
+    body = compact({"event": "meeting.started", "meeting": {"id": "m-slow", "sessionId": "s-slow"}})
+    headers = [(k.encode(), v.encode()) for k, v in signed_headers(body, signing_key).items()]
+    app = create_app(settings.model_copy(update={"body_read_timeout_seconds": 0.3}))
+
+    async def send(pause: float) -> tuple[int, dict]:
+        parts = [body[:10], body[10:]]
+        messages: list[dict] = []
+
+        async def receive():
+            if parts:
+                await asyncio.sleep(pause)
+                part = parts.pop(0)
+                return {"type": "http.request", "body": part, "more_body": bool(parts)}
+            await asyncio.sleep(3600)  # the client says nothing more
+            return {"type": "http.disconnect"}
+
+        async def respond(message):
+            messages.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/webhooks/dyte",
+            "raw_path": b"/webhooks/dyte",
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("203.0.113.9", 40000),
+            "server": ("testserver", 80),
+            "state": {},
+        }
+        await app(scope, receive, respond)
+        status = next(m["status"] for m in messages if m["type"] == "http.response.start")
+        return status, json.loads(b"".join(m.get("body", b"") for m in messages if m["type"].endswith("body")))
+
+    with TestClient(app) as client:  # runs the lifespan (engine, committer)
+        status, answer = client.portal.call(send, 0.2)  # 2 x 0.2 s: past the 0.3 s deadline
+        assert (status, answer["error"]) == (408, "request_timeout")
+        assert inbox() == []
+        status, answer = client.portal.call(send, 0.01)
+        assert (status, answer["status"]) == (200, "stored")
+    assert len(inbox()) == 1

@@ -128,8 +128,9 @@ def dataset() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-#: Stored after processing and left unprocessed: a dead and a pending event about Zed.
-DEAD = ("z-dead", person_event("Joined", 1, OLGA, zed("peer-zed-1", t("10:00"))))
+#: Stored after processing and left unprocessed: a dead and a pending event about Zed. Bodies unlike any
+#: of :func:`dataset` (the inbox is unique on the body's digest: a copy would be a replay, not a row).
+DEAD = ("z-dead", person_event("Joined", 1, OLGA, zed("peer-zed-3", t("10:55"))))
 PENDING = ("z-pending", person_event("Left", 1, OLGA, zed("peer-zed-2", t("10:30"), t("10:50"))))
 
 

@@ -387,6 +387,8 @@ def test_sigterm_to_serve_completes_in_flight_requests_then_exits(db_url: str, s
         reconcile_enabled="false",
         subscription_ensure_on_start="false",
         log_format="json",
+        # The bodies are held half-sent for ~1.3 s on purpose: allow the longest body deadline.
+        body_read_timeout_seconds="2.5",
     )
     server = children("serve", serve_argv(port), env)
     wait_until_ready(server, f"http://127.0.0.1:{port}")

@@ -60,10 +60,16 @@ def _drain(engine, settings, per_transaction: int) -> ProcessResult:
 
 
 def _shuffled_with_repeats(count: int) -> list:
-    """Sandbox deliveries in a random order, a quarter of them delivered a second time (new delivery ids)."""
+    """Sandbox deliveries in a random order, a quarter of them delivered a second time (new delivery ids).
+
+    A second delivery carries one more key, so its body differs: the inbox stores an identical body once.
+    """
     deliveries = realistic_deliveries(count, received_at=datetime(2026, 1, 1, tzinfo=UTC))
     rng = random.Random(3)
-    again = [dataclasses.replace(d, delivery_id=f"{d.delivery_id}-again") for d in rng.sample(deliveries, count // 4)]
+    again = [
+        dataclasses.replace(d, delivery_id=f"{d.delivery_id}-again", raw_body=d.raw_body[:-1] + b',"again":true}')
+        for d in rng.sample(deliveries, count // 4)
+    ]
     deliveries += again
     rng.shuffle(deliveries)
     return deliveries

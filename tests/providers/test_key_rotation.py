@@ -2,7 +2,8 @@
 
 Rule (receiver.providers.dyte.keys): with no key configured, Dyte's key document is fetched
 on first use, and fetched again after a failed verification at most once per
-``refresh_seconds``. Time is an injected clock and the document an injected
+``refresh_seconds`` after a successful fetch; after a failed fetch, once the back-off
+(0.5 s doubling to ``retry_max_seconds``) has passed, and deliveries get 503 meanwhile. Time is an injected clock and the document an injected
 ``fetch`` coroutine, so every fetch is counted and nothing touches the network.
 """
 
@@ -16,7 +17,7 @@ import pytest
 from helpers import app_client, compact, signed_headers, stored_events
 
 from receiver.db.engine import make_engine
-from receiver.providers.dyte.keys import WebhookKeyStore
+from receiver.providers.dyte.keys import KeyDocumentUnavailable, WebhookKeyStore
 from receiver.providers.dyte.signature import (
     SignatureError,
     generate_private_key,
@@ -419,8 +420,9 @@ def test_garbage_documents_hold_no_keys(key_a, garbage):
 
 
 @pytest.mark.parametrize("failure", ["raises", "garbage", "empty-then-raises", "deeply-nested"])
-def test_unusable_key_document_gives_401_not_500(document_settings, key_a, failure):
-    """A fetch that raises, or a document with no key, makes deliveries 401 (Dyte retries) and stores nothing."""
+def test_unusable_key_document_gives_503_not_401_or_500(document_settings, key_a, failure):
+    """A fetch that raises, or a document with no key, makes deliveries 503 with Retry-After (Dyte retries; the
+    sender is not at fault) and stores nothing; within the back-off no new fetch starts."""
     clock = Clock()
     document = KeyDocument({"success": True, "data": {}})
     if failure == "raises":
@@ -441,28 +443,88 @@ def test_unusable_key_document_gives_401_not_500(document_settings, key_a, failu
                     clock.now += REFRESH + 1
                 raw = body()
                 response = client.post("/webhooks/dyte", content=raw, headers=signed_headers(raw, key_a))
-                assert response.status_code == 401, response.text
-                assert response.json()["error"] == "invalid_signature"
+                assert response.status_code == 503, response.text
+                assert response.json()["error"] == "key_document_unavailable"
+                assert int(response.headers["retry-after"]) >= 1
             assert client.get("/healthz").status_code == 200
         assert stored_events(engine) == []
-        assert store.last_error is not None
+        assert store.last_error is not None and store.failing
         assert document.fetches <= 2
     finally:
         engine.dispose()
 
 
-def test_key_document_recovers_after_an_outage(document_settings, key_a):
-    """When the first fetch fails, deliveries get 401 until the interval passes; then the document is fetched and they pass."""
+def test_key_document_recovers_after_an_outage_within_the_back_off(document_settings, key_a):
+    """The first fetch fails: 503; the document comes back; the next delivery after the 0.5 s back-off fetches and
+    passes (not a minute later as before), the one inside the back-off is still 503 without a fetch."""
     clock, document = Clock(), KeyDocument(rtk_document(key_a))
     document.error = TimeoutError("keys endpoint timed out")
     store = document_store(document, clock)
     with app_client(document_settings, key_store=store) as client:
         raw = body()
-        assert client.post("/webhooks/dyte", content=raw, headers=signed_headers(raw, key_a)).status_code == 401
+        assert client.post("/webhooks/dyte", content=raw, headers=signed_headers(raw, key_a)).status_code == 503
         document.error = None
-        clock.now += 1
-        assert client.post("/webhooks/dyte", content=raw, headers=signed_headers(raw, key_a)).status_code == 401
-        clock.now += REFRESH
+        clock.now += 0.2
+        assert client.post("/webhooks/dyte", content=raw, headers=signed_headers(raw, key_a)).status_code == 503
+        assert document.fetches == 1
+        clock.now += 0.4
         response = client.post("/webhooks/dyte", content=raw, headers=signed_headers(raw, key_a))
         assert response.status_code == 200, response.text
-    assert document.fetches == 2 and store.last_error is None
+    assert document.fetches == 2 and store.last_error is None and not store.failing
+
+
+def test_back_off_doubles_up_to_its_maximum(key_a):
+    """Failed fetches in a row wait 0.5, 1, 2, 4, 8, then 10 s (DYTE_WEBHOOK_KEYS_RETRY_MAX_SECONDS); success resets it."""
+    clock, document = Clock(), KeyDocument(rtk_document(key_a))
+    document.error = OSError("down")
+    store = WebhookKeyStore([], KEYS_URL, refresh_seconds=REFRESH, retry_max_seconds=10.0, fetch=document, clock=clock)
+
+    async def scenario() -> list[float]:
+        waits = []
+        for _ in range(7):
+            with pytest.raises(KeyDocumentUnavailable):
+                await store.keys()
+            waits.append(store.retry_after_seconds())
+            clock.now += waits[-1]
+        document.error = None
+        assert await store.keys()
+        return waits
+
+    assert asyncio.run(scenario()) == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert document.fetches == 8 and store.retry_after_seconds() == REFRESH
+
+
+def test_a_rotation_during_an_outage_is_503_and_cached_keys_keep_working(document_settings, key_a, key_b):
+    """Key A cached; the document goes down and Dyte rotates to B: A-signed deliveries still pass on the cached key,
+    a B-signed one is 503 (the keys may be stale), and passes once the document is back."""
+    clock, document = Clock(), KeyDocument(rtk_document(key_a))
+    store = document_store(document, clock)
+    with app_client(document_settings, key_store=store) as client:
+        raw = body()
+        assert client.post("/webhooks/dyte", content=raw, headers=signed_headers(raw, key_a)).status_code == 200
+        document.error, document.document = OSError("down"), rtk_document(key_b)
+        clock.now += REFRESH + 1
+        rotated = body()
+        response = client.post("/webhooks/dyte", content=rotated, headers=signed_headers(rotated, key_b))
+        assert response.status_code == 503 and response.json()["error"] == "key_document_unavailable"
+        still_a = body()
+        assert client.post("/webhooks/dyte", content=still_a, headers=signed_headers(still_a, key_a)).status_code == 200
+        document.error = None
+        clock.now += 1
+        response = client.post("/webhooks/dyte", content=rotated, headers=signed_headers(rotated, key_b))
+        assert response.status_code == 200, response.text
+
+
+def test_a_configured_key_wins_over_a_failing_document(document_settings, key_a, key_b):
+    """With DYTE_WEBHOOK_PUBLIC_KEY set, a dead document is never fetched: the configured key passes (200) and any
+    other is 401, never 503."""
+    document = KeyDocument(rtk_document(key_b))
+    document.error = OSError("down")
+    configured = document_settings.model_copy(update={"dyte_webhook_public_key": public_key_pem(key_a)})
+    store = WebhookKeyStore([public_key_pem(key_a)], KEYS_URL, fetch=document, clock=Clock())
+    with app_client(configured, key_store=store) as client:
+        raw = body()
+        assert client.post("/webhooks/dyte", content=raw, headers=signed_headers(raw, key_a)).status_code == 200
+        other = body()
+        assert client.post("/webhooks/dyte", content=other, headers=signed_headers(other, key_b)).status_code == 401
+    assert document.fetches == 0

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session as OrmSession
 from starlette.testclient import TestClient
 
 from receiver.db.engine import make_engine
-from receiver.db.models import WebhookEvent
+from receiver.db.models import AuditEntry, WebhookEvent
 from receiver.processing.apply import apply_event
 from receiver.providers.dyte.events import parse_event
 from receiver.reports.queries import ATTENDANCE_COLUMNS, SESSION_COLUMNS
@@ -202,8 +202,8 @@ def analyst_client(settings: Settings) -> TestClient:
 
 @pytest.fixture
 def api_settings(settings: Settings) -> Settings:
-    """The test settings with two API tokens."""
-    return settings.model_copy(update={"api_tokens": SecretStr(f"{TOKEN}, {OTHER_TOKEN}")})
+    """The test settings with two API tokens: TOKEN named ``ops`` with the operator role, OTHER_TOKEN plain (analyst)."""
+    return settings.model_copy(update={"api_tokens": SecretStr(f"ops:operator:{TOKEN}, {OTHER_TOKEN}")})
 
 
 @pytest.fixture
@@ -266,9 +266,14 @@ def test_each_configured_token_is_accepted(client: TestClient) -> None:
 
 
 def test_query_token_and_cookie_do_not_open_the_api(client: TestClient) -> None:
-    """The API takes only the Authorization header: ?token= and the pages' cookie are not enough."""
+    """The API takes only the Authorization header: ?token=, a cookie holding the token, or a page sign-in's
+    session cookie are not enough."""
     assert client.get(f"/api/sessions?token={TOKEN}").status_code == 401
     client.cookies.set("receiver_token", TOKEN)
+    assert client.get("/api/sessions").status_code == 401
+    client.cookies.clear()
+    signed_in = client.post("/ui/login", data={"token": TOKEN}, follow_redirects=False)
+    assert signed_in.status_code == 303 and "receiver_session" in client.cookies
     assert client.get("/api/sessions").status_code == 401
 
 
@@ -533,6 +538,43 @@ def test_retry_refuses_ignored_processing_and_unknown(client: TestClient) -> Non
     assert states == {1: "done", 2: "failed", 3: "dead", 4: "ignored", 5: "processing"}
 
 
+def test_an_analyst_token_may_read_but_not_retry(client: TestClient, data_engine: Engine) -> None:
+    """A plain (analyst) token reads every listing but its retry is 403 and changes nothing; the refusal and the
+    operator's retry are both in the audit log under the tokens' names, never the tokens."""
+    analyst = {"Authorization": f"Bearer {OTHER_TOKEN}"}
+    assert client.get("/api/events", headers=analyst).status_code == 200
+    denied = client.post("/api/events/2/retry", headers=analyst)
+    assert denied.status_code == 403 and denied.json()["error"] == "forbidden"
+    assert "operator" in denied.json()["detail"] and OTHER_TOKEN not in denied.text
+    with OrmSession(data_engine) as db:
+        assert db.execute(select(WebhookEvent.status).where(WebhookEvent.id == 2)).scalar_one() == "failed"
+    assert client.post("/api/events/2/retry", headers=AUTH).status_code == 200
+    with OrmSession(data_engine) as db:
+        rows = db.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars().all()
+        entries = [(r.actor, r.role, r.action, r.target, r.outcome, r.source) for r in rows]
+    assert entries == [
+        ("token-2", "analyst", "retry", "/api/events/2/retry", "denied", "api"),
+        ("ops", "operator", "retry", "event:2", "ok", "api"),
+    ]
+
+
+def test_malformed_api_tokens_fail_at_start_up() -> None:
+    """A typo in a role, a bad name, a repeated name or a short token is a configuration error naming the entry,
+    never echoing the token."""
+    from receiver.errors import ConfigurationError
+
+    for raw, needle in (
+        ("alice:operatr:aaaaaaaaaaaa", "unknown role"),
+        ("alice:aaaaaaaaaaaa", "name:role:token"),
+        ("al ice:analyst:aaaaaaaaaaaa", "name must be"),
+        ("a:analyst:aaaaaaaaaaaa,a:operator:bbbbbbbbbbbb", "used twice"),
+        ("bob:analyst:short", "shorter than 8"),
+    ):
+        with pytest.raises(ConfigurationError, match=needle) as error:
+            analyst_routes(Settings(api_tokens=SecretStr(raw)))
+        assert "aaaaaaaaaaaa" not in str(error.value) and "short" not in str(error.value).replace("shorter", "")
+
+
 def test_retry_needs_post(client: TestClient) -> None:
     """GET on the retry endpoint is 405: a link can never requeue an event."""
     assert client.get("/api/events/2/retry", headers=AUTH).status_code == 405
@@ -553,11 +595,12 @@ def test_openapi_document_lists_every_route(client: TestClient) -> None:
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
         "scheme": "bearer",
-        "description": "A token of API_TOKENS.",
+        "description": "A token of API_TOKENS (name:role:token, or a plain token: role analyst). "
+        "Every GET needs the analyst role; the retry and the erasure need operator.",
     }
     routes = {
         (method.lower(), route.path)
-        for route in analyst_routes(Settings(api_tokens=SecretStr("x")))
+        for route in analyst_routes(Settings(api_tokens=SecretStr("x" * 16)))
         if route.path.startswith("/api/")
         for method in route.methods - {"HEAD"}
     }

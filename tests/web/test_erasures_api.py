@@ -9,18 +9,18 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 from starlette.testclient import TestClient
-from test_api import AUTH, TOKEN, analyst_client, build_dataset
+from test_api import AUTH, OTHER_TOKEN, TOKEN, analyst_client, build_dataset
 
 from receiver.db.engine import make_engine
-from receiver.db.models import Erasure
+from receiver.db.models import AuditEntry, Erasure
 from receiver.processing.suppression import subject_digest
 from receiver.settings import Settings
 
 
 @pytest.fixture
 def client(settings: Settings):
-    """An API client (token TOKEN) on test_api's scripted meetings."""
-    api = settings.model_copy(update={"api_tokens": SecretStr(TOKEN)})
+    """An API client on test_api's scripted meetings: TOKEN is the operator ``ops``, OTHER_TOKEN an analyst."""
+    api = settings.model_copy(update={"api_tokens": SecretStr(f"ops:operator:{TOKEN},{OTHER_TOKEN}")})
     engine = make_engine(api.database_url)
     build_dataset(engine)
     with analyst_client(api) as c:
@@ -62,6 +62,23 @@ def test_dry_run_then_erasure_removes_the_person_and_records_who_asked(client: T
         audit = connection.execute(select(Erasure)).mappings().one()
     assert (audit["requested_by"], audit["reference"]) == (f"api:{fingerprint}", "DSR-2026-114")
     assert TOKEN not in json.dumps({k: str(v) for k, v in audit.items()})
+    with client.app.state.engine.connect() as connection:
+        logged = connection.execute(select(AuditEntry)).mappings().all()
+    assert [(r["actor"], r["action"], r["target"], r["source"]) for r in logged] == [
+        ("ops", "erase", f"erasure:{result['erasure_id']}", "api")
+    ]
+    assert "frank" not in json.dumps({k: str(v) for r in logged for k, v in r.items()})
+
+
+def test_an_analyst_token_may_not_erase(client: TestClient) -> None:
+    """Erasing needs the operator role: an analyst gets 403, nothing changes, the refusal is audited."""
+    response = post(client, {"participant": "frank"}, Authorization=f"Bearer {OTHER_TOKEN}")
+    assert response.status_code == 403 and response.json()["error"] == "forbidden"
+    assert "frank" in keys(client)
+    with client.app.state.engine.connect() as connection:
+        assert connection.execute(select(Erasure)).first() is None
+        denied = connection.execute(select(AuditEntry)).mappings().one()
+    assert (denied["actor"], denied["outcome"], denied["target"]) == ("token-2", "denied", "/api/erasures")
 
 
 @pytest.mark.parametrize(

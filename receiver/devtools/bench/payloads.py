@@ -162,6 +162,17 @@ class RequestFactory:
         """The ``dyte-uuid`` of the ``n``-th request (0-based)."""
         return f"{self.run_id}-0000-4000-8000-{n:012x}"
 
+    def request_number(self, delivery_id: str) -> int:
+        """The ``n`` of :meth:`delivery_id` (the inverse). Raises ValueError for another id."""
+        prefix = f"{self.run_id}-0000-4000-8000-"
+        if not delivery_id.startswith(prefix):
+            raise ValueError(f"not a delivery id of run {self.run_id}: {delivery_id!r}")
+        return int(delivery_id[len(prefix) :], 16)
+
+    def body_index(self, n: int) -> int:
+        """Which pooled body the ``n``-th request carries."""
+        return n % self.pool_size
+
     def next(self) -> bytes:
         """The next request: a new ``dyte-uuid`` and the next pooled signed body."""
         n = self.issued

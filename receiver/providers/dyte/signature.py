@@ -3,7 +3,15 @@
 Rule (``shared/dyte/FACTS.md``, "Signature"): Dyte signs the request payload;
 its own Node sample verifies over ``JSON.stringify(parsedBody)``. So
 :func:`verify_signature` tries the raw bytes first and the compact
-re-serialisation of the parsed JSON second.
+re-serialisation of the parsed JSON second. The receive path
+(:mod:`receiver.ingest.endpoint`) uses the parts, :func:`decode_signature`
+and :func:`signature_matches`, to check the raw bytes before it parses
+anything and to parse only for the fallback.
+
+What a compact match proves: the *compact form* was signed, not the bytes
+that arrived (any body that parses to the same JSON - padded with spaces, or
+a leading duplicate key holding junk - matches too). So the bytes to keep
+are the compact ones (:func:`compact_json`), never the received ones.
 
 Everything here is pure (no I/O). Any failure, malformed header included,
 raises exactly one exception type: :class:`SignatureError`.
@@ -28,8 +36,9 @@ from receiver.providers.base import WebhookScheme
 __all__ = [
     "DYTE_WEBHOOK_SCHEME",
     "SignatureError",
-    "verify_signature",
     "decode_signature",
+    "signature_matches",
+    "verify_signature",
     "sign_body",
     "load_public_key",
     "load_private_key",
@@ -79,7 +88,7 @@ def decode_signature(header: str | None) -> bytes:
     missing or garbled header before fetching any key document.
 
     Raises:
-        SignatureError: the header is missing, empty, too long or not base64.
+        SignatureError: missing, blank, longer than 4096 characters, or not base64.
     """
     if header is None or not header.strip():
         raise SignatureError("missing signature header (dyte-signature or rtk-signature)")
@@ -97,6 +106,11 @@ def _matches(key: rsa.RSAPublicKey, signature: bytes, message: bytes) -> bool:
     except (InvalidSignature, ValueError, UnsupportedAlgorithm):
         return False
     return True
+
+
+def signature_matches(message: bytes, signature: bytes, public_keys: Sequence[rsa.RSAPublicKey]) -> bool:
+    """True when ``signature`` (from :func:`decode_signature`) is RSA PKCS#1 v1.5 SHA-256 over ``message`` by any key."""
+    return any(_matches(key, signature, message) for key in public_keys)
 
 
 def verify_signature(

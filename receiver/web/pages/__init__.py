@@ -1,0 +1,102 @@
+"""Server-rendered pages under ``/ui`` for analysts and operators (Jinja2, no JavaScript).
+
+Pages (role analyst): ``/ui/meetings``, ``/ui/sessions`` (``?meeting_id=``),
+``/ui/sessions/{session_id}`` (attendance table, a timeline and the
+concurrency curve as inline SVG, recordings and artifacts; CSV download at
+``/ui/sessions/{session_id}/attendance.csv``), ``/ui/recordings``
+(``?meeting_id=``; an expired link shown queues its refresh for the worker),
+``/ui/events`` (``?status=``; the event log) and ``/ui/audit`` (who did what,
+and the active sign-ins). ``/ui`` redirects to ``/ui/sessions``.
+
+Actions (role operator, audited; :mod:`receiver.web.pages.actions`): retry an
+event, replay a done one and retry every dead one (both after a confirmation
+page), refresh recording links, revoke a sign-in.
+
+Sign-in (:mod:`receiver.web.login`): ``/ui/login`` exchanges a token for a
+server-side session (cookie: a signed random id, never the token);
+``POST /ui/logout``. Scripts may send ``Authorization: Bearer``. No token is
+accepted in a URL. ``API_TOKENS`` unset: 503. Templates are autoescaped; raw
+bodies, tokens and stream keys are never rendered.
+
+Modules: :mod:`.geometry` (the timeline and curve, pure), :mod:`.views` (read
+pages), :mod:`.actions` (operator actions); rendering in
+:mod:`receiver.web.templating`.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from receiver.settings import Settings
+from receiver.web.auth import Role
+from receiver.web.login import Handler, PageAuth, guarded, login_routes
+from receiver.web.pages import actions, views
+from receiver.web.pages.geometry import (
+    CHART_WIDTH,
+    CURVE_HEIGHT,
+    MIN_BAR_WIDTH,
+    ROW_HEIGHT,
+    ConcurrencyCurve,
+    Tick,
+    TimelineBar,
+    TimelineRow,
+    concurrency_curve,
+    time_ticks,
+    timeline_bounds,
+    timeline_layout,
+)
+
+__all__ = [
+    "CHART_WIDTH",
+    "CURVE_HEIGHT",
+    "MIN_BAR_WIDTH",
+    "ROW_HEIGHT",
+    "TimelineBar",
+    "TimelineRow",
+    "ConcurrencyCurve",
+    "Tick",
+    "timeline_bounds",
+    "timeline_layout",
+    "concurrency_curve",
+    "time_ticks",
+    "page_routes",
+]
+
+
+def page_routes(settings: Settings) -> list[BaseRoute]:
+    """The ``/ui`` routes: sign-in, read pages (analyst) and audited actions (operator).
+
+    Raises:
+        ConfigurationError: API_TOKENS is malformed.
+    """
+    auth = PageAuth(settings)
+
+    def read(handler: Handler) -> Handler:
+        return guarded(auth, handler)
+
+    def act(handler: Handler, action: str) -> Handler:
+        return guarded(auth, handler, role=Role.OPERATOR, action=action)
+
+    routes: list[BaseRoute] = [Route(path, handler, methods=methods) for path, handler, methods in login_routes(auth)]
+    routes += [
+        Route("/ui", read(views.index), methods=["GET"]),
+        Route("/ui/meetings", read(views.meetings_page), methods=["GET"]),
+        Route("/ui/sessions", read(views.sessions_page), methods=["GET"]),
+        Route("/ui/sessions/{session_id}", read(views.session_page), methods=["GET"]),
+        Route("/ui/sessions/{session_id}/attendance.csv", read(views.session_csv), methods=["GET"]),
+        Route("/ui/recordings", read(views.recordings_page), methods=["GET"]),
+        Route("/ui/recordings/refresh", act(actions.refresh_links_page, "refresh_links"), methods=["POST"]),
+        Route("/ui/events", read(views.events_page), methods=["GET"]),
+        Route("/ui/events/retry-dead", act(actions.bulk_retry_confirm, "bulk_retry"), methods=["GET"]),
+        Route("/ui/events/retry-dead", act(actions.bulk_retry_page, "bulk_retry"), methods=["POST"]),
+        Route("/ui/events/{event_id}/retry", act(actions.retry_page, "retry"), methods=["POST"]),
+        Route("/ui/events/{event_id}/replay", act(actions.replay_confirm, "replay"), methods=["GET"]),
+        Route("/ui/events/{event_id}/replay", act(actions.replay_page, "replay"), methods=["POST"]),
+        Route("/ui/audit", read(views.audit_page), methods=["GET"]),
+        Route(
+            "/ui/audit/sign-ins/{session_hash}/revoke",
+            act(actions.revoke_sign_in_page, "revoke_session"),
+            methods=["POST"],
+        ),
+    ]
+    return routes
