@@ -183,7 +183,7 @@ def subscription_background_task(
     inner_retry = RetryPolicy(base_seconds=inner_base, max_seconds=max(inner_base, 2.0), max_attempts=2)
 
     async def ensure_subscription_job(app: Starlette) -> None:
-        from receiver.providers.registry import build_client as build_dyte_client
+        from receiver.providers.registry import build_client
 
         state: dict[str, Any] = app.state.subscription_state
         try:
@@ -193,7 +193,7 @@ def subscription_background_task(
             state.update(state="disabled" if missing_subscription_settings(settings) else "error", last_error=reason)
             log.error("subscription_not_ensured", error=reason)
             return
-        client = build_dyte_client(settings, transport=transport)
+        client = build_client(settings, transport=transport)
         assert client is not None  # credentials checked by from_settings
         client.retry = inner_retry
         state.update(state="ensuring", url=spec.url, webhook_id=None, last_error=None, attempts=0)
