@@ -54,7 +54,9 @@ RATE_LIMIT_WAIT = Counter(
 RECONCILE_CHANGES = Counter(
     "receiver_reconcile_changes_total", "What reconciliation did to intervals (added, changed, confirmed).", ["kind"]
 )
-SUBSCRIPTION_STATE = Gauge("receiver_subscription_ok", "1 when the Dyte webhook subscription is ensured, else 0.")
+SUBSCRIPTION_STATE = Gauge(
+    "receiver_subscription_ok", "1 once the webhook subscription is ensured by this process, 0 while it is not."
+)
 RETENTION_PURGED_BODIES = Counter(
     "receiver_retention_purged_bodies_total", "Raw webhook bodies emptied by the retention purge (RAW_RETENTION_DAYS)."
 )

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session as OrmSession
 from starlette.applications import Starlette
 
 from receiver.db.models import ManagedSubscription
+from receiver.metrics import SUBSCRIPTION_STATE
 from receiver.providers.errors import (
     ProviderAuthError,
     ProviderRateLimited,
@@ -191,11 +192,13 @@ def subscription_background_task(
         except SubscriptionConfigError as exc:
             reason = _error_text(exc)
             state.update(state="disabled" if missing_subscription_settings(settings) else "error", last_error=reason)
+            SUBSCRIPTION_STATE.set(0)
             log.error("subscription_not_ensured", error=reason)
             return
         client = build_client(settings, transport=transport)
         assert client is not None  # credentials checked by from_settings
         client.retry = inner_retry
+        SUBSCRIPTION_STATE.set(0)
         state.update(state="ensuring", url=spec.url, webhook_id=None, last_error=None, attempts=0)
         log.info("subscription_ensuring", url=spec.url, name=spec.name, events=len(spec.events))
         attempt = 0
@@ -212,6 +215,7 @@ def subscription_background_task(
                 except Exception as exc:
                     permanent = _is_permanent(exc)
                     delay = policy.max_seconds if permanent else policy.delay_seconds(attempt)
+                    SUBSCRIPTION_STATE.set(0)
                     state.update(
                         state="error" if permanent else "retrying",
                         last_error=_error_text(exc),
@@ -226,6 +230,7 @@ def subscription_background_task(
                     )
                     await asyncio.sleep(delay)
                     continue
+                SUBSCRIPTION_STATE.set(1)
                 state.update(
                     state="ok",
                     webhook_id=result.webhook_id,

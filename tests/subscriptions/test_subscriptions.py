@@ -445,6 +445,12 @@ def test_serve_creates_subscription_at_startup(sandbox, settings):
     assert body["status"] == "ready"
 
 
+def _subscription_ok_gauge(client: TestClient) -> float:
+    """The value of ``receiver_subscription_ok`` on the app's /metrics."""
+    [line] = [x for x in client.get("/metrics").text.splitlines() if x.startswith("receiver_subscription_ok ")]
+    return float(line.split()[1])
+
+
 def test_dyte_down_at_startup_does_not_block_readiness(sandbox, settings):
     """With Dyte unreachable, /readyz stays 200 with state retrying, then turns ok once Dyte is back."""
     flaky = FlakyTransport(transport(sandbox))
@@ -453,8 +459,10 @@ def test_dyte_down_at_startup_does_not_block_readiness(sandbox, settings):
         body = wait_for_state(client, "retrying")
         assert "ConnectError" in body["subscription"]["last_error"]
         assert body["status"] == "ready"
+        assert _subscription_ok_gauge(client) == 0.0
         flaky.down = False
         body = wait_for_state(client, "ok")
+        assert _subscription_ok_gauge(client) == 1.0
     assert flaky.refused >= 2
     assert body["subscription"]["attempts"] >= 2 and body["subscription"]["last_error"] is None
     [hook] = sandbox.world.webhooks
