@@ -46,7 +46,9 @@ EVENT_LAG = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 3600),
 )
 DYTE_API_CALLS = Counter(
-    "receiver_dyte_api_calls_total", "Dyte REST calls by endpoint and status.", ["method", "endpoint", "status"]
+    "receiver_dyte_api_calls_total",
+    "Provider REST calls (Dyte or RealtimeKit, by the provider label) by endpoint and status.",
+    ["provider", "method", "endpoint", "status"],
 )
 RATE_LIMIT_WAIT = Counter(
     "receiver_dyte_rate_limiter_wait_seconds_total", "Seconds spent waiting in the client-side rate limiter."

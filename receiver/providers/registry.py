@@ -16,6 +16,8 @@ PROVIDER         client                       credentials
 
 from __future__ import annotations
 
+import functools
+
 import httpx
 
 from receiver import metrics
@@ -57,9 +59,14 @@ def webhook_path(provider: str) -> str:
         raise ConfigurationError(f"unknown provider {provider!r}; known: {', '.join(WEBHOOK_PATHS)}") from None
 
 
-def record_call(method: str, template: str, status: int | str, seconds: float) -> None:
-    """Count one REST attempt in ``receiver_dyte_api_calls_total`` (method, path template, status; both providers)."""
-    metrics.DYTE_API_CALLS.labels(method=method, endpoint=template, status=str(status)).inc()
+def record_call(provider: str, method: str, template: str, status: int | str, seconds: float) -> None:
+    """Count one REST attempt in ``receiver_dyte_api_calls_total`` (provider, method, path template, status).
+
+    The metric keeps its first name for both providers, so that dashboards and
+    alerts keep working after a move from Dyte to RealtimeKit; the ``provider``
+    label (``dyte`` or ``realtimekit``) tells them apart.
+    """
+    metrics.DYTE_API_CALLS.labels(provider=provider, method=method, endpoint=template, status=str(status)).inc()
 
 
 def build_client(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> ProviderClient | None:
@@ -84,7 +91,7 @@ def build_client(settings: Settings, *, transport: httpx.AsyncBaseTransport | No
             transport=transport,
             timeout_seconds=settings.realtimekit_api_timeout_seconds,
             calls_per_five_minutes=settings.realtimekit_api_calls_per_five_minutes,
-            on_call=record_call,
+            on_call=functools.partial(record_call, "realtimekit"),
         )
     assert settings.dyte_api_key is not None and settings.dyte_org_id is not None
     return DyteClient(
@@ -94,7 +101,7 @@ def build_client(settings: Settings, *, transport: httpx.AsyncBaseTransport | No
         transport=transport,
         timeout_seconds=settings.dyte_api_timeout_seconds,
         calls_per_minute=settings.dyte_api_calls_per_minute,
-        on_call=record_call,
+        on_call=functools.partial(record_call, "dyte"),
     )
 
 

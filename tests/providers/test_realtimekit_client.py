@@ -39,6 +39,7 @@ from cloudflare.types.realtime_kit import session_get_sessions_params as sdk_ses
 from cloudflare.types.realtime_kit import session_get_sessions_response as sdk_sessions
 from cloudflare.types.realtime_kit import webhook_create_webhook_response as sdk_webhook_created
 from cloudflare.types.realtime_kit import webhook_get_webhooks_response as sdk_webhooks
+from prometheus_client import REGISTRY
 
 from receiver.providers.base import ProviderClient
 from receiver.providers.errors import (
@@ -397,6 +398,23 @@ def test_the_client_satisfies_the_provider_protocol_and_is_built_from_settings()
     assert TOKEN not in repr(built)
     assert build_client(Settings(provider="realtimekit", realtimekit_api_token=TOKEN)) is None
     run(built.aclose())
+
+
+def test_calls_are_counted_under_the_realtimekit_provider_label():
+    """receiver_dyte_api_calls_total keeps its name for both providers; provider="realtimekit" tells RTK's calls apart."""
+    settings = Settings(
+        provider="realtimekit", realtimekit_account_id=ACCOUNT, realtimekit_app_id=APP, realtimekit_api_token=TOKEN
+    )
+    server = Server({("GET", "/sessions/s-9"): lambda r: cf_error(404, 7003, "no such session")})
+    built = build_client(settings, transport=httpx.MockTransport(server))
+    assert built is not None
+    labels = {"provider": "realtimekit", "method": "GET", "endpoint": "/sessions/{session_id}", "status": "404"}
+    before = REGISTRY.get_sample_value("receiver_dyte_api_calls_total", labels) or 0.0
+    with pytest.raises(ProviderNotFound):
+        run(built.get_session("s-9"))
+    run(built.aclose())
+    assert REGISTRY.get_sample_value("receiver_dyte_api_calls_total", labels) == before + 1
+    assert REGISTRY.get_sample_value("receiver_dyte_api_calls_total", {**labels, "provider": "dyte"}) is None
 
 
 # --------------------------------------------------------------------------- errors
