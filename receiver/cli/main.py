@@ -96,7 +96,7 @@ def cli(ctx: click.Context, database_url: str | None, debug: bool) -> None:
     from receiver.logging_setup import configure_logging, register_secret
 
     configure_logging(settings.log_format, settings.log_level)
-    for secret in (settings.dyte_api_key, settings.realtimekit_api_token):
+    for secret in (settings.dyte_api_key, settings.realtimekit_api_token, settings.outbound_webhook_secret):
         if secret is not None:
             register_secret(secret.get_secret_value())
     ctx.obj = Context(settings, dyte_transport=transport)
