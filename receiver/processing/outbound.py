@@ -40,7 +40,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 
@@ -50,6 +50,7 @@ from receiver.db.models import (
     OUTBOUND_DELIVERED,
     OUTBOUND_FAILED,
     OUTBOUND_PENDING,
+    OUTBOUND_STATUSES,
     Meeting,
     OutboundDelivery,
     Session,
@@ -58,7 +59,11 @@ from receiver.processing.queue import MAX_ERROR_CHARS, claim
 from receiver.reports.queries import session_attendance_rows
 
 __all__ = [
+    "OUTBOUND_COLUMNS",
     "OUTBOUND_EVENT_TYPE",
+    "delivery_rows",
+    "outbound_counts",
+    "requeue_delivery",
     "AttemptOutcome",
     "attendance_digest",
     "build_payload",
@@ -69,6 +74,23 @@ __all__ = [
 
 #: The ``type`` of the outbound body.
 OUTBOUND_EVENT_TYPE = "session.attendance"
+
+#: Columns of the outbound delivery list (``/api/outbound``, ``/ui/outbound``): never the body.
+OUTBOUND_COLUMNS: tuple[str, ...] = (
+    "id",
+    "webhook_id",
+    "event_type",
+    "session_id",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_status_code",
+    "last_error",
+    "created_at",
+    "updated_at",
+    "delivered_at",
+    "payload_sha256",
+)
 
 
 def _iso(value: Any) -> Any:
@@ -249,3 +271,68 @@ def record_attempt(
             .values(**values)
         )
     return status if result.rowcount else "lost"
+
+
+def delivery_rows(
+    engine: Engine, *, status: str | None = None, session_id: str | None = None, limit: int = 100, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """Outbound deliveries (dicts of ``OUTBOUND_COLUMNS``, newest first) and the total matching the filters.
+
+    The body is not read (its digest is there). Raises ``ValueError`` for a
+    status outside ``OUTBOUND_STATUSES``.
+    """
+    if status is not None and status not in OUTBOUND_STATUSES:
+        raise ValueError(f"status: use one of {', '.join(OUTBOUND_STATUSES)}")
+    conditions: list[Any] = []
+    if status:
+        conditions.append(OutboundDelivery.status == status)
+    if session_id:
+        conditions.append(OutboundDelivery.session_id == session_id)
+    columns = [getattr(OutboundDelivery, name) for name in OUTBOUND_COLUMNS]
+    with engine.connect() as connection:
+        total = connection.execute(select(func.count()).select_from(OutboundDelivery).where(*conditions)).scalar_one()
+        rows = connection.execute(
+            select(*columns).where(*conditions).order_by(OutboundDelivery.id.desc()).limit(limit).offset(offset)
+        ).all()
+    return [dict(zip(OUTBOUND_COLUMNS, row, strict=True)) for row in rows], int(total)
+
+
+def outbound_counts(engine: Engine) -> dict[str, int]:
+    """Outbound deliveries by status (every status of ``OUTBOUND_STATUSES``, 0 when none)."""
+    with engine.connect() as connection:
+        counts = dict(
+            connection.execute(select(OutboundDelivery.status, func.count()).group_by(OutboundDelivery.status)).all()
+        )
+    return {status: int(counts.get(status, 0)) for status in OUTBOUND_STATUSES}
+
+
+def requeue_delivery(engine: Engine, delivery_id: int, *, now: datetime) -> str:
+    """Send a failed or dead delivery again now (attempts reset, same body and ``webhook-id``); returns the outcome.
+
+    Returns ``requeued``, ``missing`` (no such delivery) or the status that
+    forbids it (``pending``, ``delivered``: nothing to do; or a claimed
+    delivery, whose lease has not passed: ``in_flight``).
+    """
+    with writer(engine).begin() as connection:
+        row = connection.execute(
+            select(OutboundDelivery.status, OutboundDelivery.locked_until).where(OutboundDelivery.id == delivery_id)
+        ).first()
+        if row is None:
+            return "missing"
+        if row.locked_until is not None and row.locked_until > now:
+            return "in_flight"
+        if row.status not in (OUTBOUND_FAILED, OUTBOUND_DEAD):
+            return str(row.status)
+        connection.execute(
+            update(OutboundDelivery)
+            .where(OutboundDelivery.id == delivery_id)
+            .values(
+                status=OUTBOUND_PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                locked_by=None,
+                locked_until=None,
+                updated_at=now,
+            )
+        )
+    return "requeued"
