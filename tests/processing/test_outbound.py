@@ -279,3 +279,31 @@ def test_unusable_outbound_settings_are_refused_with_a_clear_reason(overrides, m
     with pytest.raises(ValidationError) as caught:
         Settings(**overrides)
     assert message in str(caught.value)
+
+
+def test_erasing_a_person_removes_the_deliveries_that_name_them(engine):
+    """receiver forget: the frozen bodies of the person's sessions go (a pending one is never sent); others stay."""
+    from receiver.processing.erasure import ErasureRequest, forget
+
+    session, _, _ = reconcile_demo_session(engine)
+    [queued] = deliveries(engine)
+    person = json.loads(queued.payload)["data"]["attendance"][0]
+    with OrmSession(engine) as db, db.begin():
+        db.add(
+            OutboundDelivery(
+                webhook_id="msg_other",
+                event_type="session.attendance",
+                session_id="another-session",
+                payload='{"data":{"attendance":[{"participant_key":"someone-else"}]}}',
+                payload_sha256="0" * 64,
+                status="delivered",
+                attempts=1,
+                next_attempt_at=datetime.now(UTC),
+                created_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
+            )
+        )
+    forget(engine, ErasureRequest.build("participant", person["participant_key"], "cli:test"), vacuum=False)
+    assert [r.webhook_id for r in deliveries(engine)] == ["msg_other"]
+    receiver = Receiver()
+    assert run_due(sender(engine, receiver)) == 0 and receiver.requests == []
