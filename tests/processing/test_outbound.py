@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session as OrmSession
 from standardwebhooks.webhooks import Webhook
 from test_reconcile import apply_all, client_for, sandbox
 
-from receiver.db.models import OutboundDelivery, ParticipantInterval
+from receiver.db.models import OutboundDelivery, ParticipantInterval, ReconcileTask
 from receiver.processing.outbound import enqueue_session_attendance
 from receiver.processing.outbound_sender import OutboundSender, signature_headers
 from receiver.processing.reconcile import Reconciler
@@ -243,23 +243,44 @@ def test_the_secret_and_the_url_token_stay_out_of_logs_and_stored_errors(engine)
     assert "tok-9f8e7d6c5b4a" not in repr(sender(engine, receiver))
 
 
-def test_off_without_a_url_and_the_worker_sends_when_on(db_url, engine):
-    """OUTBOUND_WEBHOOK_URL empty: no sender, nothing enqueued. Set: the worker's cycle enqueues and posts."""
-    off = Settings(database_url=db_url, reconcile_enabled=False)
-    assert not off.outbound_enabled and build_worker(off, engine).outbound is None
-    reconcile_demo_session(engine, outbound=False)
+def _worker_settings(db_url: str, state, **outbound: str) -> Settings:
+    """Settings of a worker reconciling against the in-process sandbox at once (no reconcile delay)."""
+    return Settings(
+        database_url=db_url,
+        dyte_org_id=state.org_id,
+        dyte_api_key=state.api_key,
+        dyte_api_base_url="http://sandbox/v2",
+        reconcile_delay_seconds=0,
+        **outbound,
+    )
+
+
+def test_the_worker_reconciles_then_posts_and_sends_nothing_when_off(db_url, engine):
+    """build_worker as `receiver worker` runs it: URL unset, nothing is enqueued; set, the reconciled session is posted."""
+    world = demo_world()
+    state, transport = sandbox(world)
+    session = world.sessions[0]
+    apply_all(engine, [d for d in events_for(world) if d.session_id == session.id])
+
+    off = build_worker(_worker_settings(db_url, state), engine, transport=transport)
+    assert off.outbound is None and off.reconciler is not None and not off.reconciler.outbound
+    with OrmSession(engine) as db, db.begin():  # reconcile again under the next worker
+        db.execute(update(ReconcileTask).values(status="pending", due_at=datetime.now(UTC) - timedelta(seconds=1)))
+    asyncio.run(off.run(once=True))
     assert deliveries(engine) == []
 
-    on = Settings(
-        database_url=db_url, reconcile_enabled=False, outbound_webhook_url=URL, outbound_webhook_secret=SECRET
-    )
-    receiver = Receiver()
-    worker = build_worker(on, engine, outbound_transport=receiver.transport)
     with OrmSession(engine) as db, db.begin():
-        enqueue_session_attendance(db, demo_world().sessions[0].id, datetime.now(UTC))
-    result = asyncio.run(worker.run(once=True))
+        db.execute(update(ReconcileTask).values(status="pending", due_at=datetime.now(UTC) - timedelta(seconds=1)))
+    receiver = Receiver()
+    settings = _worker_settings(db_url, state, outbound_webhook_url=URL, outbound_webhook_secret=SECRET)
+    result = asyncio.run(
+        build_worker(settings, engine, transport=transport, outbound_transport=receiver.transport).run(once=True)
+    )
     assert result.outbound == 1 and len(receiver.requests) == 1
-    assert [r.status for r in deliveries(engine)] == ["delivered"]
+    [request] = receiver.requests
+    body = Webhook(SECRET).verify(request.content, dict(request.headers))
+    assert body["data"]["session"]["session_id"] == session.id and body["data"]["attendance"]
+    assert [(r.session_id, r.status) for r in deliveries(engine)] == [(session.id, "delivered")]
 
 
 @pytest.mark.parametrize(
