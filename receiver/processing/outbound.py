@@ -64,6 +64,7 @@ __all__ = [
     "delivery_rows",
     "outbound_counts",
     "requeue_delivery",
+    "requeue_deliveries",
     "AttemptOutcome",
     "attendance_digest",
     "build_payload",
@@ -336,3 +337,30 @@ def requeue_delivery(engine: Engine, delivery_id: int, *, now: datetime) -> str:
             )
         )
     return "requeued"
+
+
+def requeue_deliveries(engine: Engine, statuses: tuple[str, ...], *, now: datetime) -> int:
+    """Send every delivery in ``statuses`` (``failed`` and/or ``dead``) again now, attempts reset; returns how many.
+
+    Claimed ones (lease not passed) are left alone. Raises ``ValueError``
+    for a status other than failed or dead, or none.
+    """
+    if not statuses or set(statuses) - {OUTBOUND_FAILED, OUTBOUND_DEAD}:
+        raise ValueError("requeue takes failed and/or dead deliveries")
+    with writer(engine).begin() as connection:
+        result = connection.execute(
+            update(OutboundDelivery)
+            .where(
+                OutboundDelivery.status.in_(statuses),
+                or_(OutboundDelivery.locked_until.is_(None), OutboundDelivery.locked_until <= now),
+            )
+            .values(
+                status=OUTBOUND_PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                locked_by=None,
+                locked_until=None,
+                updated_at=now,
+            )
+        )
+    return int(result.rowcount or 0)
