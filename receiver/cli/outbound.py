@@ -40,7 +40,7 @@ def outbound() -> None:
 @click.pass_obj
 def outbound_list(obj: Context, status: str | None, session_id: str | None, limit: int, fmt: str, wide: bool) -> None:
     """List deliveries, newest first, with the counts by state after a table."""
-    from receiver.processing.outbound import delivery_rows, outbound_counts
+    from receiver.processing.outbound_queue import delivery_rows, outbound_counts
     from receiver.reports.formatting import render
 
     rows, _ = delivery_rows(obj.engine, status=status, session_id=session_id, limit=limit)
@@ -59,7 +59,7 @@ def outbound_list(obj: Context, status: str | None, session_id: str | None, limi
 @click.pass_obj
 def outbound_retry(obj: Context, delivery_id: int | None, dead: bool, failed: bool) -> None:
     """Send a failed or dead delivery (ID), or all dead/failed ones, again: same body and webhook-id, attempts reset."""
-    from receiver.processing.outbound import requeue_deliveries, requeue_delivery
+    from receiver.processing.outbound_queue import requeue_deliveries, requeue_delivery
 
     now = datetime.now(UTC)
     if delivery_id is None and not dead and not failed:

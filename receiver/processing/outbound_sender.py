@@ -30,7 +30,7 @@ from standardwebhooks.webhooks import Webhook
 
 from receiver import metrics
 from receiver.db.models import OutboundDelivery
-from receiver.processing.outbound import AttemptOutcome, claim_deliveries, record_attempt
+from receiver.processing.outbound_queue import AttemptOutcome, claim_deliveries, record_attempt
 from receiver.processing.queue import error_line
 from receiver.retry import RetryPolicy
 

@@ -4,7 +4,7 @@
   ``session_id``; ``limit``, ``offset``): deliveries newest first, as
   ``{"items": [...], "total", "limit", "offset"}`` (JSON only) with
   ``X-Total-Count``; columns
-  :data:`receiver.processing.outbound.OUTBOUND_COLUMNS`: the
+  :data:`receiver.processing.outbound_queue.OUTBOUND_COLUMNS`: the
   ``webhook-id``, state, attempts, next attempt, the receiver's last
   status code and error; never the body (it holds people's names) nor the
   URL or the secret.
@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from receiver.db.models import OUTBOUND_STATUSES
 from receiver.errors import HTTPError
-from receiver.processing.outbound import OUTBOUND_COLUMNS, delivery_rows, requeue_delivery
+from receiver.processing.outbound_queue import OUTBOUND_COLUMNS, delivery_rows, requeue_delivery
 from receiver.reports.formatting import cell
 from receiver.web import audit
 from receiver.web.params import MAX_EVENT_ID, page_params, text_param

@@ -6,7 +6,7 @@ URL or the secret), counts by state, and the deliveries newest first with
 their attempts, next attempt and the receiver's last answer. ``POST
 /ui/outbound/{delivery_id}/retry`` (role operator, audited as
 ``retry_outbound``): send a failed or dead delivery again now.
-The queries are :mod:`receiver.processing.outbound`'s.
+The queries are :mod:`receiver.processing.outbound_queue`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from receiver.db.models import OUTBOUND_STATUSES
-from receiver.processing.outbound import delivery_rows, outbound_counts
+from receiver.processing.outbound_queue import delivery_rows, outbound_counts
 from receiver.web import audit
 from receiver.web.api import int_param, text_param
 from receiver.web.outbound import delivery_id_param, outbound_status_param, retry_delivery
