@@ -75,6 +75,12 @@ ERASURES = Counter(
     ["origin"],
 )
 
+OUTBOUND_DELIVERIES = Counter(
+    "receiver_outbound_deliveries_total",
+    "Attempts of the outbound attendance webhook (OUTBOUND_WEBHOOK_URL), by result (delivered, failed, dead, lost).",
+    ["result"],
+)
+
 
 # Children of the receive path's labelled metrics, looked up once per label values.
 # Bounded caches: a label value outside the expected few (an odd HTTP method) still counts.

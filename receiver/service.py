@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -21,6 +23,7 @@ from starlette.applications import Starlette
 from receiver.db.engine import writer
 from receiver.db.models import Recording
 from receiver.errors import ConfigurationError
+from receiver.processing.outbound_sender import DEFAULT_RETRY_POLICY, OutboundSender
 from receiver.processing.reconcile import Reconciler, apply_api_recording
 from receiver.processing.worker import Worker, default_worker_id
 from receiver.providers.base import ProviderClient
@@ -52,8 +55,18 @@ def build_dyte_client(
     return build_client(settings, transport=transport)
 
 
-def build_worker(settings: Settings, engine: Engine, *, transport: httpx.AsyncBaseTransport | None = None) -> Worker:
-    """A worker, with a reconciler when reconciliation is enabled and credentials are set."""
+def build_worker(
+    settings: Settings,
+    engine: Engine,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    outbound_transport: httpx.AsyncBaseTransport | None = None,
+) -> Worker:
+    """A worker, with a reconciler when reconciliation is enabled and credentials are set.
+
+    With OUTBOUND_WEBHOOK_URL set, the reconciler enqueues each reconciled
+    session's attendance and the worker sends it (:func:`build_outbound_sender`).
+    """
     worker_id = default_worker_id()
     reconciler = None
     if settings.reconcile_enabled:
@@ -68,11 +81,36 @@ def build_worker(settings: Settings, engine: Engine, *, transport: httpx.AsyncBa
                 # makes at most a few REST calls, each bounded by the client timeout.
                 lease_seconds=max(settings.worker_lease_seconds, 6 * settings.api_timeout_seconds),
                 batch_size=10,
+                outbound=settings.outbound_enabled,
             )
         else:
             missing = ", ".join(settings.missing_api_settings())
             log.warning("reconciliation_disabled", provider=settings.provider, reason=f"{missing} not set")
-    return Worker(settings, engine, reconciler=reconciler, worker_id=worker_id)
+    return Worker(
+        settings,
+        engine,
+        reconciler=reconciler,
+        worker_id=worker_id,
+        outbound=build_outbound_sender(settings, engine, worker_id, transport=outbound_transport),
+    )
+
+
+def build_outbound_sender(
+    settings: Settings, engine: Engine, worker_id: str, *, transport: httpx.AsyncBaseTransport | None = None
+) -> OutboundSender | None:
+    """The sender of the outbound attendance webhook, or None when OUTBOUND_WEBHOOK_URL is empty (off)."""
+    if not settings.outbound_enabled or settings.outbound_webhook_secret is None:
+        return None
+    log.info("outbound_webhook_enabled", host=urlsplit(settings.outbound_webhook_url).hostname)
+    return OutboundSender(
+        engine,
+        url=settings.outbound_webhook_url,
+        secret=settings.outbound_webhook_secret.get_secret_value(),
+        worker_id=worker_id,
+        retry_policy=replace(DEFAULT_RETRY_POLICY, max_attempts=settings.outbound_webhook_max_attempts),
+        timeout_seconds=settings.outbound_webhook_timeout_seconds,
+        transport=transport,
+    )
 
 
 def build_service_app(

@@ -8,11 +8,13 @@ field. Nothing is read at import time: call :func:`load_settings`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from receiver.enums import EventType
@@ -382,6 +384,62 @@ class Settings(BaseSettings):
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """TRUSTED_PROXIES parsed as networks (a bare address is a /32 or /128)."""
         return [ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",") if p.strip()]
+
+    # -- outbound webhook (receiver.processing.outbound) ------------------------------------------------
+    outbound_webhook_url: str = Field(
+        "",
+        description="Where to POST a signed webhook (Standard Webhooks: webhook-id, webhook-timestamp, "
+        "webhook-signature) with a session's attendance after each reconciliation that changed it. Empty: off.",
+    )
+    outbound_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signing secret of the outbound webhook, whsec_<base64> (at least 24 bytes; e.g. "
+        "`whsec_$(openssl rand -base64 32)`). Required when OUTBOUND_WEBHOOK_URL is set. Never logged.",
+    )
+    outbound_webhook_max_attempts: int = Field(
+        8,
+        ge=1,
+        le=50,
+        description="Attempts of one outbound delivery before it is dead (back-off 5 s doubling to 1 h).",
+    )
+    outbound_webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="Timeout of one outbound POST, seconds (connect, read and write)."
+    )
+
+    @field_validator("outbound_webhook_url")
+    @classmethod
+    def _check_outbound_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("OUTBOUND_WEBHOOK_URL must be an http:// or https:// URL (or empty: off)")
+        return value
+
+    @field_validator("outbound_webhook_secret")
+    @classmethod
+    def _check_outbound_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        raw = value.get_secret_value().strip()
+        if not raw.startswith("whsec_"):
+            raise ValueError("OUTBOUND_WEBHOOK_SECRET must start with whsec_ (whsec_<base64>)")
+        try:
+            key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("OUTBOUND_WEBHOOK_SECRET: the part after whsec_ is not base64") from None
+        if len(key) < 24:
+            raise ValueError("OUTBOUND_WEBHOOK_SECRET: the key is shorter than 24 bytes")
+        return SecretStr(raw)
+
+    @model_validator(mode="after")
+    def _check_outbound_pair(self) -> Settings:
+        if self.outbound_webhook_url and self.outbound_webhook_secret is None:
+            raise ValueError("OUTBOUND_WEBHOOK_URL is set but OUTBOUND_WEBHOOK_SECRET is not (whsec_<base64>)")
+        return self
+
+    @property
+    def outbound_enabled(self) -> bool:
+        """True when OUTBOUND_WEBHOOK_URL is set (the secret is then required by validation)."""
+        return bool(self.outbound_webhook_url)
 
 
 def load_settings(**overrides: object) -> Settings:

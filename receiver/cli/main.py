@@ -96,7 +96,7 @@ def cli(ctx: click.Context, database_url: str | None, debug: bool) -> None:
     from receiver.logging_setup import configure_logging, register_secret
 
     configure_logging(settings.log_format, settings.log_level)
-    for secret in (settings.dyte_api_key, settings.realtimekit_api_token):
+    for secret in (settings.dyte_api_key, settings.realtimekit_api_token, settings.outbound_webhook_secret):
         if secret is not None:
             register_secret(secret.get_secret_value())
     ctx.obj = Context(settings, dyte_transport=transport)
@@ -243,6 +243,7 @@ def _register_commands() -> None:
     from receiver.cli.commands import backfill, demo, events, reconcile
     from receiver.cli.lifecycle import forget, purge
     from receiver.cli.migrate import migrate
+    from receiver.cli.outbound import outbound
     from receiver.cli.reports import report
     from receiver.cli.subscriptions import subscribe, subscriptions
     from receiver.devtools.bench import bench
@@ -252,7 +253,20 @@ def _register_commands() -> None:
     # `receiver bench chaos` is attached here, not in devtools.bench: the chaos
     # package imports devtools.bench.scratch (an import circle otherwise).
     bench.add_command(chaos_command, name="chaos")
-    for command in (migrate, report, events, reconcile, backfill, demo, subscribe, subscriptions, bench, purge, forget):
+    for command in (
+        migrate,
+        report,
+        events,
+        reconcile,
+        outbound,
+        backfill,
+        demo,
+        subscribe,
+        subscriptions,
+        bench,
+        purge,
+        forget,
+    ):
         cli.add_command(command)
     cli.add_command(sandbox_command, name="sandbox")
 

@@ -25,6 +25,8 @@ Tables:
   (the daily retention purge) last ran (migration 0008).
 * ``ui_sessions``, ``audit_log`` - page sign-ins (server-side, revocable) and
   the audit trail of operator actions (migration 0005).
+* ``outbound_deliveries`` - the outbox of signed outbound webhooks carrying a
+  reconciled session's attendance (migration 0010).
 
 All timestamps are stored and returned as timezone-aware UTC
 (:class:`UTCDateTime`), on SQLite and PostgreSQL alike.
@@ -602,3 +604,52 @@ class AuditEntry(Base):
     client: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+
+# States of an outbound delivery (``outbound_deliveries.status``).
+OUTBOUND_PENDING = "pending"  # waiting for its first attempt
+OUTBOUND_DELIVERED = "delivered"  # the receiver answered 2xx
+OUTBOUND_FAILED = "failed"  # an attempt failed; retried at next_attempt_at
+OUTBOUND_DEAD = "dead"  # failed OUTBOUND_WEBHOOK_MAX_ATTEMPTS times; not retried
+OUTBOUND_STATUSES = (OUTBOUND_PENDING, OUTBOUND_DELIVERED, OUTBOUND_FAILED, OUTBOUND_DEAD)
+
+
+class OutboundDelivery(Base):
+    """One signed outbound webhook (Standard Webhooks) carrying a reconciled session's attendance: the outbox.
+
+    Written in the transaction that marks the session reconciled
+    (:mod:`receiver.processing.outbound`); sent by the worker to
+    ``OUTBOUND_WEBHOOK_URL``. ``webhook_id`` is the ``webhook-id`` header
+    (``msg_...``), the same on every attempt: the receiver's idempotency
+    key. ``payload`` is the JSON body, frozen when enqueued (every attempt
+    sends the same bytes); ``payload_sha256`` is the digest of the
+    attendance it carries (a re-reconciliation with the same attendance
+    enqueues nothing). ``status``: pending, delivered, failed (retried at
+    ``next_attempt_at``), dead. ``last_status_code`` is the receiver's last
+    HTTP status (NULL when no answer: timeout, refused connection),
+    ``last_error`` one line. Times are UTC. Migration 0010.
+    """
+
+    __tablename__ = "outbound_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(String(60))
+    session_id: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[str] = mapped_column(Text)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default=OUTBOUND_PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_outbound_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbound_deliveries_session_id", "session_id"),
+    )

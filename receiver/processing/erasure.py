@@ -25,9 +25,12 @@ the attendance key (``participant``), Dyte's ``user_id`` or the app's
    session they were in, and any other stored row under their keys: those
    sessions' reports are recomputed from the remaining intervals on next
    read;
-6. clears ``meetings.organized_by_id`` / ``organized_by_name`` where the
+6. deletes the outbound webhook deliveries (``outbound_deliveries``,
+   bodies frozen with the attendance) of those sessions and any whose body
+   names one of the person's keys;
+7. clears ``meetings.organized_by_id`` / ``organized_by_name`` where the
    organizer is the person (by user id);
-7. records an ``erasures`` row: SHA-256 of the identifier as given, its
+8. records an ``erasures`` row: SHA-256 of the identifier as given, its
    kind, who asked (``requested_by``), an optional ticket ``reference``,
    when, and the counts. No personal data.
 
@@ -71,6 +74,7 @@ from receiver.db.engine import writer
 from receiver.db.models import (
     Erasure,
     Meeting,
+    OutboundDelivery,
     ParticipantInterval,
     SessionAttendance,
     SessionAttendanceRefresh,
@@ -106,6 +110,7 @@ _INTERVALS = ParticipantInterval.__table__
 _ATTENDANCE = SessionAttendance.__table__
 _REFRESHES = SessionAttendanceRefresh.__table__
 _MEETINGS = Meeting.__table__
+_OUTBOUND = OutboundDelivery.__table__
 _ERASURES = Erasure.__table__
 
 
@@ -232,6 +237,7 @@ class _Eraser:
         self._erase_bodies(candidates)
         sessions = self._delete_intervals()
         self._delete_attendance(sessions)
+        self._delete_outbound(sessions)
         self._scrub_meetings()
 
     def _discover(self) -> set[int]:
@@ -377,6 +383,19 @@ class _Eraser:
                 deleted += 1
                 self.connection.execute(delete(_REFRESHES).where(_REFRESHES.c.session_id == session_id))
         self.result.attendance_rows_deleted = deleted
+
+    def _delete_outbound(self, sessions: set[str]) -> None:
+        """Delete the outbound webhook deliveries (frozen bodies) of the person's sessions, and any naming their keys.
+
+        A pending one is not sent; the next reconciliation of such a session
+        enqueues a body without the person (:mod:`receiver.processing.outbound`).
+        """
+        for chunk in _chunks(sessions):
+            self.connection.execute(delete(_OUTBOUND).where(_OUTBOUND.c.session_id.in_(chunk)))
+        identity = self.identity
+        for key in sorted(identity.keys | identity.custom_ids | identity.peer_ids):
+            quoted = json.dumps(key, ensure_ascii=False)  # as the body holds it: a JSON string
+            self.connection.execute(delete(_OUTBOUND).where(_OUTBOUND.c.payload.contains(quoted, autoescape=True)))
 
     def _scrub_meetings(self) -> None:
         organizers = self.identity.user_ids

@@ -15,8 +15,10 @@ of order. The reconciler runs due :class:`~receiver.db.models.ReconcileTask` row
   (``parent_session_id``) and are reconciled in turn. An inferred end is
   confirmed (or undone, when the API reports the session live). The session
   is marked reconciled with counts of what was added and changed, and a
-  ``session_media`` task is armed. A session the API still reports live is
-  checked again after ``STALE_SESSION_SECONDS``.
+  ``session_media`` task is armed; with OUTBOUND_WEBHOOK_URL set, the
+  session's attendance is enqueued for the outbound webhook in the same
+  transaction (:mod:`receiver.processing.outbound`). A session the API
+  still reports live is checked again after ``STALE_SESSION_SECONDS``.
 * ``session_media``: the session's recordings (``GET /recordings?meeting_id=``,
   those of this session or of none) and livestreams (``GET
   /meetings/{id}/livestream``, ``GET /sessions/{id}/livestream-sessions``
@@ -64,6 +66,7 @@ from receiver import metrics
 from receiver.db.engine import writer
 from receiver.db.models import TASK_DEAD, TASK_DONE, TASK_PENDING, ReconcileTask, Session
 from receiver.processing.merge import api_intervals, merge_api_participant
+from receiver.processing.outbound import enqueue_session_attendance
 from receiver.processing.queue import TRACEBACK_FRAMES, claim, error_line
 from receiver.processing.sweeps import arm_stale_sessions
 from receiver.processing.writes import (
@@ -160,6 +163,10 @@ class Reconciler:
         stale_session_seconds: sweep threshold and re-check delay for live sessions.
         retry_policy: backoff between task attempts and the attempt limit.
         batch_size: tasks claimed per round.
+        outbound: enqueue the outbound attendance webhook of each reconciled
+            session, in the reconciliation's transaction
+            (:func:`receiver.processing.outbound.enqueue_session_attendance`;
+            OUTBOUND_WEBHOOK_URL set).
     """
 
     def __init__(
@@ -173,6 +180,7 @@ class Reconciler:
         batch_size: int = 50,
         lease_seconds: float = 120.0,
         sweep_interval_seconds: float = 60.0,
+        outbound: bool = False,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -182,6 +190,7 @@ class Reconciler:
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.sweep_interval_seconds = sweep_interval_seconds
+        self.outbound = outbound
         self._last_sweep: float | None = None
 
     async def aclose(self) -> None:
@@ -355,6 +364,9 @@ class Reconciler:
             if schedule_media:
                 cache.schedule_task("session_media", session_id, now, now)
             cache.flush(db)
+            if self.outbound:  # the delivery commits with the reconciliation, or not at all
+                db.flush()
+                enqueue_session_attendance(db, session_id, now)
         for kind in ("added", "changed", "confirmed"):
             metrics.RECONCILE_CHANGES.labels(kind=kind).inc(getattr(result, kind))
         log.info(

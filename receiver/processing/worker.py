@@ -4,7 +4,8 @@ One cycle: claim a batch (lease ``WORKER_LEASE_SECONDS``), apply its events
 ``WORKER_EVENTS_PER_TRANSACTION`` at a time in transactions that also mark
 them ``done`` (effects and state commit together; a failed chunk is redone
 one event per transaction), record failures with a backoff from
-:class:`RetryPolicy`, then let the reconciler (REST API) do what is due.
+:class:`RetryPolicy`, then let the reconciler (REST API) do what is due, then send due
+outbound attendance webhooks (:mod:`receiver.processing.outbound_sender`).
 ``receiver worker --once`` repeats cycles until nothing is due and exits.
 Every ``IDLE_SWEEP_INTERVAL_SECONDS`` a cycle also infers the end of live
 sessions idle for ``SESSION_IDLE_END_SECONDS``
@@ -39,6 +40,7 @@ from receiver import metrics
 from receiver.db.engine import database_error_reason, writer
 from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from receiver.processing.apply import apply_event
+from receiver.processing.outbound_sender import OutboundSender
 from receiver.processing.queue import TRACEBACK_FRAMES, claim_events, error_line, record_failure, release_events
 from receiver.processing.retention import RetentionSchedule
 from receiver.processing.sweeps import infer_idle_session_ends
@@ -75,16 +77,20 @@ class Reconciler(Protocol):
 
 
 class ProcessResult:
-    """Counts of one drain: processed (done), failed, ignored, reconciled."""
+    """Counts of one drain: processed (done), failed, ignored, reconciled; outbound webhook attempts."""
 
     def __init__(self) -> None:
         self.done = 0
         self.failed = 0
         self.ignored = 0
         self.reconciled = 0
+        self.outbound = 0
 
     def __repr__(self) -> str:
-        return f"ProcessResult(done={self.done}, failed={self.failed}, ignored={self.ignored}, reconciled={self.reconciled})"
+        return (
+            f"ProcessResult(done={self.done}, failed={self.failed}, ignored={self.ignored}, "
+            f"reconciled={self.reconciled}, outbound={self.outbound})"
+        )
 
 
 def default_worker_id() -> str:
@@ -101,6 +107,8 @@ class Worker:
         reconciler: optional REST reconciliation run after each batch.
         retry_policy: backoff between processing attempts (defaults: 1 s
             doubling to 5 min, ``WORKER_MAX_ATTEMPTS`` attempts).
+        outbound: optional sender of the outbound attendance webhook
+            (OUTBOUND_WEBHOOK_URL), run after the reconciler in each cycle.
     """
 
     def __init__(
@@ -111,10 +119,12 @@ class Worker:
         reconciler: Reconciler | None = None,
         worker_id: str | None = None,
         retry_policy: RetryPolicy | None = None,
+        outbound: OutboundSender | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.reconciler = reconciler
+        self.outbound = outbound
         self.worker_id = worker_id or default_worker_id()
         self.retry_policy = retry_policy or RetryPolicy(
             base_seconds=1.0, max_seconds=300.0, max_attempts=settings.worker_max_attempts
@@ -392,6 +402,10 @@ class Worker:
                 if self.reconciler is not None and not self._stop.is_set():
                     handled = await self.reconciler.run_due()
                     result.reconciled += handled
+                if self.outbound is not None and not self._stop.is_set():
+                    sent = await self.outbound.run_due()
+                    result.outbound += sent
+                    handled += sent
                 if self.retention is not None and not once and not self._stop.is_set():
                     handled += self.retention.tick()  # `--once` drains events only: cron runs `receiver purge`
                 if db_down_since is not None:
@@ -410,6 +424,8 @@ class Worker:
             await self._sleep(self.settings.worker_poll_seconds)
         if self.reconciler is not None:
             await self.reconciler.aclose()
+        if self.outbound is not None:
+            await self.outbound.aclose()
         log.info(
             "worker_stopped",
             worker_id=self.worker_id,

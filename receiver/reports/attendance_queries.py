@@ -28,16 +28,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session as OrmSession
 
 from receiver.db.models import Session, SessionAttendanceRefresh
 from receiver.reports.attendance import PersonAttendance, person_attendance
-from receiver.reports.intervals import CHUNK, SESSION_ROW_COLUMNS, intervals_by_session
+from receiver.reports.intervals import CHUNK, SESSION_ROW_COLUMNS, interval_rows, intervals_by_session
 from receiver.reports.precomputed import compute_stale, read_stored, stored_counts
-from receiver.reports.rows import ReportFilter, gc_paused
+from receiver.reports.rows import ReportFilter, gc_paused, session_end
 
-__all__ = ["attendance_page", "attendance_report", "attendance_with_breakouts"]
+__all__ = ["attendance_page", "attendance_report", "attendance_with_breakouts", "session_attendance_rows"]
 
 
 def attendance_report(
@@ -236,6 +236,37 @@ def attendance_with_breakouts(
         else:
             result += [{**row, "breakout_seconds": 0.0} for row in by_session.get(session_id, [])]
     return result
+
+
+def session_attendance_rows(
+    db: OrmSession | Connection, session_id: str, *, as_of: datetime
+) -> tuple[Any | None, list[dict[str, Any]]]:
+    """One session's attendance rows, computed inside the caller's transaction (it sees its unflushed-then-flushed writes).
+
+    The rows of :func:`attendance_report` for that session (same keys, same
+    arithmetic, same order), computed from ``participant_intervals`` as they
+    stand in ``db``'s transaction, without reading or filling the
+    ``session_attendance`` store: the outbound webhook
+    (:mod:`receiver.processing.outbound`) builds its body in the
+    transaction that marks the session reconciled. A live session is
+    measured up to ``as_of`` (aware UTC).
+
+    Returns:
+        (the session's row: ``session_id, meeting_id, started_at, ended_at,
+        reconciled_at``; or None when there is no such session, with no
+        rows), and the attendance rows.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database could not be read.
+    """
+    session = db.execute(select(*SESSION_ROW_COLUMNS).where(Session.session_id == session_id)).first()
+    if session is None:
+        return None, []
+    people = person_attendance(
+        session.started_at, session_end(session, as_of), interval_rows(db, [session_id])[session_id]
+    )
+    reconciled = session.reconciled_at is not None
+    return session, [_report_row(session_id, session.meeting_id, reconciled, p) for p in people]
 
 
 def _report_row(session_id: str, meeting_id: str | None, reconciled: bool, p: PersonAttendance) -> dict[str, Any]:

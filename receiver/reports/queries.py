@@ -27,7 +27,12 @@ Keys of an attendance row (``ATTENDANCE_COLUMNS``):
     names in join order when there are several, else None.
 """
 
-from receiver.reports.attendance_queries import attendance_page, attendance_report, attendance_with_breakouts
+from receiver.reports.attendance_queries import (
+    attendance_page,
+    attendance_report,
+    attendance_with_breakouts,
+    session_attendance_rows,
+)
 from receiver.reports.intervals import intervals_by_session
 from receiver.reports.listings import (
     livestreams_report,
@@ -57,6 +62,7 @@ __all__ = [
     "attendance_report",
     "attendance_page",
     "attendance_with_breakouts",
+    "session_attendance_rows",
     "livestreams_report",
     "recordings_detail_report",
     "recordings_report",

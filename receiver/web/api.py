@@ -11,7 +11,10 @@ Endpoints (all ``GET`` but the retry; see
 * ``/api/events`` (``status``, ``session_id``): the stored webhook events for
   operators, **without** raw bodies; ``POST /api/events/{event_id}/retry``
   requeues one (any state but ``processing`` and ``ignored``);
-* ``POST /api/erasures``: erase one person (:mod:`receiver.web.erasures`).
+* ``POST /api/erasures``: erase one person (:mod:`receiver.web.erasures`);
+* ``/api/outbound`` (``status``, ``session_id``): the outbound attendance
+  webhook's deliveries; ``POST /api/outbound/{delivery_id}/retry`` sends a
+  failed or dead one again (:mod:`receiver.web.outbound`).
 
 Conventions:
 
@@ -75,6 +78,7 @@ from receiver.web import audit
 from receiver.web.auth import Role, TokenAuth, bearer_token
 from receiver.web.erasures import erasure_routes
 from receiver.web.openapi import openapi_document
+from receiver.web.outbound import outbound_routes
 from receiver.web.params import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -441,6 +445,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         Route("/api/events", guard(list_events, "status", "session_id", *page), methods=["GET"]),
         Route("/api/events/{event_id}/retry", _guarded(auth, retry, (), Role.OPERATOR), methods=["POST"]),
         *erasure_routes(lambda handler: _guarded(auth, handler, (), Role.OPERATOR)),
+        *outbound_routes(guard, lambda handler: _guarded(auth, handler, (), Role.OPERATOR)),
     ]
 
 

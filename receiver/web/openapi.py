@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from receiver.db.models import EVENT_STATUSES
+from receiver.web import outbound
 from receiver.web.erasures import openapi_paths, openapi_schemas
 from receiver.web.params import DEFAULT_LIMIT, MAX_EVENT_ID, MAX_LIMIT, MAX_OFFSET, MAX_TEXT, MAX_TIME_TEXT
 
@@ -369,6 +370,7 @@ def openapi_document() -> dict[str, Any]:
         "404": not_found,
     }
     paths.update(openapi_paths(_COMMON_ERRORS))
+    paths.update(outbound.openapi_paths(_COMMON_ERRORS, _PARAMETERS))
     return {
         "openapi": "3.0.3",
         "info": {
@@ -388,7 +390,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "parameters": _PARAMETERS,
-            "schemas": {**_schemas(), **openapi_schemas()},
+            "schemas": {**_schemas(), **openapi_schemas(), **outbound.openapi_schemas()},
         },
         "security": [{"bearerAuth": []}],
     }

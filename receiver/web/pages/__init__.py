@@ -5,12 +5,13 @@ Pages (role analyst): ``/ui/meetings``, ``/ui/sessions`` (``?meeting_id=``),
 concurrency curve as inline SVG, recordings and artifacts; CSV download at
 ``/ui/sessions/{session_id}/attendance.csv``), ``/ui/recordings``
 (``?meeting_id=``; an expired link shown queues its refresh for the worker),
-``/ui/events`` (``?status=``; the event log) and ``/ui/audit`` (who did what,
-and the active sign-ins). ``/ui`` redirects to ``/ui/sessions``.
+``/ui/events`` (``?status=``; the event log), ``/ui/outbound`` (the
+outbound attendance webhook's deliveries: :mod:`.outbound`) and
+``/ui/audit`` (who did what, and the active sign-ins). ``/ui`` redirects to ``/ui/sessions``.
 
 Actions (role operator, audited; :mod:`receiver.web.pages.actions`): retry an
 event, replay a done one and retry every dead one (both after a confirmation
-page), refresh recording links, revoke a sign-in.
+page), refresh recording links, revoke a sign-in, send an outbound delivery again.
 
 Sign-in (:mod:`receiver.web.login`): ``/ui/login`` exchanges a token for a
 server-side session (cookie: a signed random id, never the token);
@@ -30,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 from receiver.settings import Settings
 from receiver.web.auth import Role
 from receiver.web.login import Handler, PageAuth, guarded, login_routes
-from receiver.web.pages import actions, views
+from receiver.web.pages import actions, outbound, views
 from receiver.web.pages.geometry import (
     CHART_WIDTH,
     CURVE_HEIGHT,
@@ -92,6 +93,12 @@ def page_routes(settings: Settings) -> list[BaseRoute]:
         Route("/ui/events/{event_id}/retry", act(actions.retry_page, "retry"), methods=["POST"]),
         Route("/ui/events/{event_id}/replay", act(actions.replay_confirm, "replay"), methods=["GET"]),
         Route("/ui/events/{event_id}/replay", act(actions.replay_page, "replay"), methods=["POST"]),
+        Route("/ui/outbound", read(outbound.outbound_page), methods=["GET"]),
+        Route(
+            "/ui/outbound/{delivery_id}/retry",
+            act(outbound.retry_outbound_page, "retry_outbound"),
+            methods=["POST"],
+        ),
         Route("/ui/audit", read(views.audit_page), methods=["GET"]),
         Route(
             "/ui/audit/sign-ins/{session_hash}/revoke",
