@@ -19,12 +19,36 @@ from sqlalchemy.engine import Engine
 from receiver.db.models import Session
 from receiver.reports.trends import fill_buckets, minutes
 
-__all__ = ["MAX_BUCKETS", "OVERVIEW_COLUMNS", "PERIODS", "usage_overview"]
+__all__ = ["DEFAULT_SPAN_DAYS", "MAX_BUCKETS", "OVERVIEW_COLUMNS", "PERIODS", "overview_window", "usage_overview"]
 
 PERIODS = ("day", "week")
 #: Most days or weeks one overview covers.
 MAX_BUCKETS = 400
 OVERVIEW_COLUMNS: tuple[str, ...] = ("period_start", "sessions", "people", "attended_minutes")
+
+#: The default window of each period, days back from ``until``.
+DEFAULT_SPAN_DAYS = {"day": 90, "week": 7 * 26}
+
+
+def overview_window(
+    period: str, since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The ``[since, until)`` an overview covers: ``until`` defaults to ``now``, ``since`` to ``until`` minus
+    ``DEFAULT_SPAN_DAYS[period]``; checked as :func:`usage_overview` checks it.
+
+    Raises:
+        ValueError: an unknown ``period``, ``until`` not after ``since``, or more than ``MAX_BUCKETS`` buckets.
+    """
+    if period not in PERIODS:
+        raise ValueError(f"period: use {' or '.join(PERIODS)}")
+    end = until or now
+    start = since or end - timedelta(days=DEFAULT_SPAN_DAYS[period])
+    if end <= start:
+        raise ValueError("until must be after since")
+    if (end - start) / timedelta(days=1 if period == "day" else 7) > MAX_BUCKETS:
+        raise ValueError(f"window too long: at most {MAX_BUCKETS} {period}s")
+    return start, end
+
 
 _ATTENDANCE = table("attendance", column("session_id"), column("participant_key"), column("attended_seconds"))
 
@@ -52,13 +76,7 @@ def usage_overview(engine: Engine, *, period: str, since: datetime, until: datet
         ValueError: an unknown ``period``, ``until`` not after ``since``, or
             a window of more than ``MAX_BUCKETS`` days/weeks.
     """
-    if period not in PERIODS:
-        raise ValueError(f"period: use {' or '.join(PERIODS)}")
-    if until <= since:
-        raise ValueError("until must be after since")
-    span = (until - since) / timedelta(days=1 if period == "day" else 7)
-    if span > MAX_BUCKETS:
-        raise ValueError(f"window too long: at most {MAX_BUCKETS} {period}s")
+    overview_window(period, since, until, until)
     bucket = literal_column(_bucket_sql(engine.dialect.name, period), String())
     statement = (
         select(
