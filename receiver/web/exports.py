@@ -18,9 +18,13 @@ from starlette.responses import JSONResponse, Response
 
 from receiver.reports.formatting import cell, to_csv
 
-__all__ = ["NO_STORE", "export_response", "json_items"]
+__all__ = ["EXPORT_FORMATS", "NO_STORE", "TABLE_FORMATS", "export_response", "json_items"]
 
 NO_STORE = {"Cache-Control": "no-store"}
+#: Formats :func:`export_response` writes (add ``xlsx`` here with its branch below).
+EXPORT_FORMATS: tuple[str, ...] = ("json", "csv")
+#: The tabular ones: the pages offer a download button for each.
+TABLE_FORMATS: tuple[str, ...] = tuple(f for f in EXPORT_FORMATS if f != "json")
 
 
 def _value(value: Any) -> Any:

@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 from receiver.settings import Settings
 from receiver.web.auth import Role
 from receiver.web.login import Handler, PageAuth, guarded, login_routes
-from receiver.web.pages import actions, views
+from receiver.web.pages import actions, event, listings, overview, person, series, views
 from receiver.web.pages.geometry import (
     CHART_WIDTH,
     CURVE_HEIGHT,
@@ -80,15 +80,19 @@ def page_routes(settings: Settings) -> list[BaseRoute]:
     routes: list[BaseRoute] = [Route(path, handler, methods=methods) for path, handler, methods in login_routes(auth)]
     routes += [
         Route("/ui", read(views.index), methods=["GET"]),
+        Route("/ui/overview", read(overview.overview_page), methods=["GET"]),
         Route("/ui/meetings", read(views.meetings_page), methods=["GET"]),
-        Route("/ui/sessions", read(views.sessions_page), methods=["GET"]),
+        Route("/ui/meetings/{meeting_id}/series", read(series.series_page), methods=["GET"]),
+        Route("/ui/people/{participant_key}", read(person.person_page), methods=["GET"]),
+        Route("/ui/sessions", read(listings.sessions_list), methods=["GET"]),
         Route("/ui/sessions/{session_id}", read(views.session_page), methods=["GET"]),
         Route("/ui/sessions/{session_id}/attendance.csv", read(views.session_csv), methods=["GET"]),
-        Route("/ui/recordings", read(views.recordings_page), methods=["GET"]),
+        Route("/ui/recordings", read(listings.recordings_list), methods=["GET"]),
         Route("/ui/recordings/refresh", act(actions.refresh_links_page, "refresh_links"), methods=["POST"]),
-        Route("/ui/events", read(views.events_page), methods=["GET"]),
+        Route("/ui/events", read(listings.events_list), methods=["GET"]),
         Route("/ui/events/retry-dead", act(actions.bulk_retry_confirm, "bulk_retry"), methods=["GET"]),
         Route("/ui/events/retry-dead", act(actions.bulk_retry_page, "bulk_retry"), methods=["POST"]),
+        Route("/ui/events/{event_id}", read(event.event_page_view), methods=["GET"]),
         Route("/ui/events/{event_id}/retry", act(actions.retry_page, "retry"), methods=["POST"]),
         Route("/ui/events/{event_id}/replay", act(actions.replay_confirm, "replay"), methods=["GET"]),
         Route("/ui/events/{event_id}/replay", act(actions.replay_page, "replay"), methods=["POST"]),
