@@ -4,13 +4,20 @@ Endpoints (all ``GET`` but the retry; see
 :func:`receiver.web.openapi.openapi_document` for the full contract, served at
 ``GET /api/openapi.json``):
 
-* ``/api/sessions`` (``meeting_id``, ``since``, ``until``),
-  ``/api/sessions/{session_id}``, ``/api/sessions/{session_id}/attendance``;
+* ``/api/sessions`` (``meeting_id``, ``since``, ``until``, search ``q``,
+  ``sort``), ``/api/sessions/{session_id}``, ``/api/sessions/{session_id}/attendance``;
 * ``/api/attendance`` (``meeting_id``, ``since``, ``until``, ``participant``);
-* ``/api/recordings`` (``meeting_id``, ``session_id``);
-* ``/api/events`` (``status``, ``session_id``): the stored webhook events for
-  operators, **without** raw bodies; ``POST /api/events/{event_id}/retry``
-  requeues one (any state but ``processing`` and ``ignored``);
+* ``/api/recordings`` (``meeting_id``, ``session_id``, ``since``, ``until``,
+  ``q``, ``sort``);
+* ``/api/events`` (``status``, ``session_id``, ``event_name``,
+  ``delivery_id``, ``since``/``until`` on receipt, ``sort``): the stored
+  webhook events for operators, **without** raw bodies;
+  ``POST /api/events/{event_id}/retry`` requeues one (any state but
+  ``processing`` and ``ignored``);
+* the mirrors of the person, series, overview and payload pages
+  (:mod:`receiver.web.api_analytics`): ``/api/events/{event_id}``,
+  ``/api/people/{participant_key}`` (+ ``/weeks``),
+  ``/api/meetings/{meeting_id}/series``, ``/api/overview``;
 * ``POST /api/erasures``: erase one person (:mod:`receiver.web.erasures`).
 
 Conventions:
@@ -26,8 +33,13 @@ Conventions:
   calls the provider.
 * Format: JSON, or CSV with ``?format=csv`` or ``Accept: text/csv`` (the
   query parameter wins). CSV is the same rows as ``receiver report``:
-  header row, ISO 8601 UTC timestamps, empty cell for null.
-* Pagination: ``limit`` (1..1000, default 100) and ``offset`` (default 0).
+  header row, ISO 8601 UTC timestamps, empty cell for null. Every list
+  answer is written by :func:`receiver.web.exports.export_response`.
+* Sort: ``sort=key`` or ``sort=-key`` (descending) with a key of the
+  list's whitelist (``SESSION_SORTS``, ``RECORDING_SORTS``, ``EVENT_SORTS``);
+  another key is a 400 naming the allowed ones.
+* Pagination: ``limit`` (1..1000, default 100) and ``offset`` (default 0),
+  read with ``LIMIT``/``OFFSET`` and one ``COUNT`` (never every row).
   JSON lists are ``{"items": [...], "total": N, "limit": L, "offset": O}``;
   CSV has no envelope. Both carry ``X-Total-Count``.
 * Times (``since``/``until``): ``YYYY-MM-DD`` or ISO 8601 (no offset = UTC);

@@ -94,6 +94,11 @@ def test_payload_view_redacts_secrets_and_survives_non_json() -> None:
     assert "sk-123456" not in shown and "t-999999" not in shown and '"name": "n"' in shown
     assert "[redacted]" in shown and "\n  " in shown  # indented
     assert pretty_payload(b"not json \xff") == "not json \ufffd"
+    storage = pretty_payload(
+        b'{"storage_config": [{"type": "aws", "access_key": "AKIAEXAMPLE", "secret": "s3cr3t-value",'
+        b' "private_key": "-----BEGIN", "bucket": "rec"}]}'
+    )
+    assert not any(v in storage for v in ("AKIAEXAMPLE", "s3cr3t-value", "BEGIN")) and '"bucket": "rec"' in storage
 
 
 # --------------------------------------------------------------------------

@@ -1,12 +1,18 @@
 """Server-rendered pages under ``/ui`` for analysts and operators (Jinja2, no JavaScript).
 
-Pages (role analyst): ``/ui/meetings``, ``/ui/sessions`` (``?meeting_id=``),
-``/ui/sessions/{session_id}`` (attendance table, a timeline and the
-concurrency curve as inline SVG, recordings and artifacts; CSV download at
-``/ui/sessions/{session_id}/attendance.csv``), ``/ui/recordings``
-(``?meeting_id=``; an expired link shown queues its refresh for the worker),
-``/ui/events`` (``?status=``; the event log) and ``/ui/audit`` (who did what,
-and the active sign-ins). ``/ui`` redirects to ``/ui/sessions``.
+Pages (role analyst): ``/ui/overview`` (sessions, people and minutes per
+day or week, inline SVG bars), ``/ui/meetings``, ``/ui/meetings/{meeting_id}/series``
+(occurrences x people, trend, average ratio), ``/ui/people/{participant_key}``
+(one person across sessions, minutes per week), ``/ui/sessions`` (search,
+date range, sort, pages), ``/ui/sessions/{session_id}`` (attendance table, a
+timeline and the concurrency curve as inline SVG, recordings and artifacts;
+CSV download at ``/ui/sessions/{session_id}/attendance.csv``),
+``/ui/recordings`` (the same filters; an expired link shown queues its
+refresh for the worker), ``/ui/events`` (filters by status, type, session,
+delivery id, time; the event log), ``/ui/events/{event_id}`` (the payload,
+secrets redacted) and ``/ui/audit`` (who did what, and the active sign-ins).
+``/ui`` redirects to ``/ui/sessions``. List pages take ``?format=csv`` for a
+download of the API mirror's rows (:mod:`.filters`).
 
 Actions (role operator, audited; :mod:`receiver.web.pages.actions`): retry an
 event, replay a done one and retry every dead one (both after a confirmation
@@ -15,12 +21,15 @@ page), refresh recording links, revoke a sign-in.
 Sign-in (:mod:`receiver.web.login`): ``/ui/login`` exchanges a token for a
 server-side session (cookie: a signed random id, never the token);
 ``POST /ui/logout``. Scripts may send ``Authorization: Bearer``. No token is
-accepted in a URL. ``API_TOKENS`` unset: 503. Templates are autoescaped; raw
-bodies, tokens and stream keys are never rendered.
+accepted in a URL. ``API_TOKENS`` unset: 503. Templates are autoescaped;
+tokens and stream keys are never rendered, and a raw body only on its
+payload page, with secrets redacted (:mod:`receiver.redaction`).
 
-Modules: :mod:`.geometry` (the timeline and curve, pure), :mod:`.views` (read
-pages), :mod:`.actions` (operator actions); rendering in
-:mod:`receiver.web.templating`.
+Modules: :mod:`.geometry` (the timeline and curve, pure), :mod:`.charts`
+(bars and lines over time, pure), :mod:`.views` (meetings, session, audit),
+:mod:`.listings` and :mod:`.filters` (the list pages), :mod:`.person`,
+:mod:`.series`, :mod:`.overview`, :mod:`.event` (issue #21), :mod:`.actions`
+(operator actions); rendering in :mod:`receiver.web.templating`.
 """
 
 from __future__ import annotations
