@@ -183,7 +183,8 @@ def test_series_of_a_recurring_meeting(data: Engine) -> None:
 
 
 def test_overview_per_day_and_week(data: Engine) -> None:
-    """Per day: one session a day with its people and minutes; per week: distinct people, not a sum of days."""
+    """Per day: one session a day with its people and minutes, the same when computed (first call, which stores the
+    ended sessions) and when read from the stored rows; per week: distinct people, not a sum of days."""
     since, until = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 10, tzinfo=UTC)
     days = usage_overview(data, period="day", since=since, until=until)
     assert [(d["period_start"], d["sessions"], d["people"], d["attended_minutes"]) for d in days] == [
@@ -191,6 +192,7 @@ def test_overview_per_day_and_week(data: Engine) -> None:
         (date(2026, 3, 3), 1, 1, 30.0),
         (date(2026, 3, 4), 1, 1, 10.0),
     ]
+    assert usage_overview(data, period="day", since=since, until=until) == days  # now from the stored rows
     [week] = usage_overview(data, period="week", since=since, until=until)
     assert (week["period_start"], week["sessions"], week["people"]) == (date(2026, 3, 2), 3, 4)
     with pytest.raises(ValueError, match="at most"):
