@@ -61,6 +61,7 @@ def test_line_chart_points() -> None:
     assert [(p.x, p.y) for p in chart.points] == [(50.0, 40.0), (150.0, 80.0)]
     assert chart.svg_points == "50.00,40.00 150.00,80.00"
     assert line_chart([]).points == []
+    assert [g.label for g in chart.grid] == ["0", "1", "2", "3", "4", "5"]  # whole people, not 1.25
 
 
 # --------------------------------------------------------------------------

@@ -29,7 +29,6 @@ __all__ = [
 #: Width and height of a plot area, px (axis labels are drawn outside it).
 PLOT_WIDTH = 720
 PLOT_HEIGHT = 140
-_GRID_STEPS = 4
 
 
 def nice_max(value: float) -> float:
@@ -80,10 +79,10 @@ def _label(value: float) -> str:
 
 
 def _grid(top: float, height: int) -> list[GridLine]:
-    return [
-        GridLine(round(height - height * i / _GRID_STEPS, 2), _label(top * i / _GRID_STEPS))
-        for i in range(_GRID_STEPS + 1)
-    ]
+    """Grid lines at round values: tops 1/5 x 10^k in 5 steps (0.2 / 1 x 10^k), 2 x 10^k in 4 (0.5 x 10^k)."""
+    leading = round(top / 10 ** math.floor(math.log10(top)))
+    steps = 4 if leading == 2 else 5
+    return [GridLine(round(height - height * i / steps, 2), _label(top * i / steps)) for i in range(steps + 1)]
 
 
 def _label_every(count: int, width: int, label_px: int = 64) -> int:
