@@ -143,6 +143,9 @@ def test_person_page(client: TestClient) -> None:
     assert "2026-03-02 10:00:00Z" in html and "2026-03-03 09:30:00Z" in html and "Alice, Alice (phone)" in html
     assert client.get("/ui/people/nobody", headers=AUTH).status_code == 404
     assert 'href="/ui/people/alice"' in client.get("/ui/sessions/s-1", headers=AUTH).text
+    found = client.get("/ui/people?participant=a/b c", headers=AUTH, follow_redirects=False)  # the sessions page's form
+    assert found.status_code == 303 and found.headers["location"] == "/ui/people/a%2Fb%20c"
+    assert client.get("/ui/people?participant=", headers=AUTH).status_code == 400
 
 
 def test_series_page(client: TestClient) -> None:

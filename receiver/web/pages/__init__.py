@@ -3,7 +3,8 @@
 Pages (role analyst): ``/ui/overview`` (sessions, people and minutes per
 day or week, inline SVG bars), ``/ui/meetings``, ``/ui/meetings/{meeting_id}/series``
 (occurrences x people, trend, average ratio), ``/ui/people/{participant_key}``
-(one person across sessions, minutes per week), ``/ui/sessions`` (search,
+(one person across sessions, minutes per week; ``/ui/people?participant=``
+redirects there), ``/ui/sessions`` (search,
 date range, sort, pages), ``/ui/sessions/{session_id}`` (attendance table, a
 timeline and the concurrency curve as inline SVG, recordings and artifacts;
 CSV download at ``/ui/sessions/{session_id}/attendance.csv``),
@@ -92,6 +93,7 @@ def page_routes(settings: Settings) -> list[BaseRoute]:
         Route("/ui/overview", read(overview.overview_page), methods=["GET"]),
         Route("/ui/meetings", read(views.meetings_page), methods=["GET"]),
         Route("/ui/meetings/{meeting_id}/series", read(series.series_page), methods=["GET"]),
+        Route("/ui/people", read(person.find_person), methods=["GET"]),
         Route("/ui/people/{participant_key}", read(person.person_page), methods=["GET"]),
         Route("/ui/sessions", read(listings.sessions_list), methods=["GET"]),
         Route("/ui/sessions/{session_id}", read(views.session_page), methods=["GET"]),

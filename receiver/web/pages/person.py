@@ -9,20 +9,21 @@ downloads the session rows (as ``/api/people/{participant_key}``).
 from __future__ import annotations
 
 import functools
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from receiver.errors import HTTPError
 from receiver.reports.people import PERSON_SESSION_COLUMNS, person_report
 from receiver.web.pages.charts import bar_chart
 from receiver.web.pages.filters import EXPORT_LIMIT, listing_query, page_export
 from receiver.web.pages.views import PAGE_SIZE, base_context
-from receiver.web.params import path_text
-from receiver.web.templating import render
+from receiver.web.params import path_text, text_param
+from receiver.web.templating import SECURITY_HEADERS, render
 
-__all__ = ["person_page"]
+__all__ = ["find_person", "person_page"]
 
 _NO_SORT = {"session_started_at": None}
 
@@ -61,3 +62,11 @@ async def person_page(request: Request) -> Response:
         page_size=PAGE_SIZE,
         query=query,
     )
+
+
+async def find_person(request: Request) -> Response:
+    """GET /ui/people?participant=KEY (the "Open a person" form): 303 to that person's page; 400 without a key."""
+    key = text_param(request, "participant")
+    if key is None:
+        raise HTTPError(400, "bad_request", "participant: give a participant key (custom participant id or peer id).")
+    return RedirectResponse(f"/ui/people/{quote(key, safe='')}", status_code=303, headers=SECURITY_HEADERS)
