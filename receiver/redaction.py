@@ -1,7 +1,7 @@
 """Secret redaction for anything shown to people: logs, CLI output, pages, reports.
 
 Two rules: a key whose name looks secret (authorization, api_key, stream_key,
-password, secret, token, ...) has its value replaced; and any value
+password, secret, token, storage access and private keys, ...) has its value replaced; and any value
 registered with :func:`register_secret` (the configured API key, at start-up)
 is replaced wherever it appears inside a string.
 """
@@ -26,6 +26,11 @@ _SECRET_KEY_PARTS = (
     "token",
     "ingest_server",
     "ingestserver",
+    # Storage credentials of a recording's storage config (access_key, secret, password, private_key).
+    "access_key",
+    "accesskey",
+    "private_key",
+    "privatekey",
 )
 _secret_values: set[str] = set()
 

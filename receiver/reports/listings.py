@@ -20,6 +20,7 @@ learns from the REST API (issue #18):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 
 from receiver.db.models import Livestream, LivestreamSession, Meeting, Recording, Session
-from receiver.reports.attendance import peak_concurrency
+from receiver.reports.attendance import Interval, peak_concurrency
 from receiver.reports.intervals import CHUNK, intervals_by_session
 from receiver.reports.rows import (
     LIVESTREAM_COLUMNS,
@@ -37,12 +38,21 @@ from receiver.reports.rows import (
     session_end,
 )
 
-__all__ = ["livestreams_report", "recordings_detail_report", "recordings_report", "sessions_report"]
+__all__ = [
+    "livestreams_report",
+    "recording_conditions",
+    "recordings_detail_report",
+    "recordings_report",
+    "session_rows",
+    "sessions_report",
+]
 
 
-def recordings_report(engine: Engine, flt: ReportFilter | None = None) -> list[dict[str, Any]]:
-    """The recording index (``RECORDING_COLUMNS``), newest first."""
-    flt = flt or ReportFilter()
+def recording_conditions(flt: ReportFilter) -> list[Any]:
+    """SQL conditions on :class:`Recording` of ``flt``: meeting, session, and ``since``/``until`` on the start.
+
+    A recording without a start time matches ``since`` by its last update.
+    """
     conditions: list[Any] = []
     if flt.meeting_id:
         conditions.append(Recording.meeting_id == flt.meeting_id)
@@ -57,6 +67,12 @@ def recordings_report(engine: Engine, flt: ReportFilter | None = None) -> list[d
         )
     if flt.until:
         conditions.append(Recording.started_at < flt.until)
+    return conditions
+
+
+def recordings_report(engine: Engine, flt: ReportFilter | None = None) -> list[dict[str, Any]]:
+    """The recording index (``RECORDING_COLUMNS``), newest first."""
+    conditions = recording_conditions(flt or ReportFilter())
     with OrmSession(engine) as db:
         rows = db.execute(
             select(Recording).where(*conditions).order_by(Recording.started_at.desc(), Recording.recording_id)
@@ -85,6 +101,16 @@ def sessions_report(
             .order_by(Session.started_at, Session.session_id)
         ).all()
         intervals = intervals_by_session(db, [s.session_id for s, _ in found])
+    return session_rows(found, intervals, as_of)
+
+
+def session_rows(found: Sequence[Any], intervals: dict[str, list[Interval]], as_of: datetime) -> list[dict[str, Any]]:
+    """``SESSION_COLUMNS`` rows of ``(session, meeting title)`` pairs, in the given order.
+
+    ``intervals`` maps each session id to its intervals
+    (:func:`receiver.reports.intervals.intervals_by_session`); a live session
+    is measured up to ``as_of`` (UTC). Pure: no database access.
+    """
     result = []
     for session, title in found:
         end = session_end(session, as_of)

@@ -9,6 +9,12 @@ reasons, livestreams),
 :mod:`~receiver.reports.intervals` (loading intervals) and
 :mod:`~receiver.reports.rows` (columns, filter).
 
+The paged listings and analyses of the pages and API (issue #21) have
+their own modules: :mod:`~receiver.reports.browse` (sessions and
+recordings: search, sort, LIMIT/OFFSET), :mod:`~receiver.reports.event_log`,
+:mod:`~receiver.reports.people`, :mod:`~receiver.reports.series`,
+:mod:`~receiver.reports.overview` and the pure :mod:`~receiver.reports.trends`.
+
 Formatting (table, CSV, JSON, HTML) is elsewhere (:mod:`receiver.reports.formatting`).
 Attendance arithmetic is :mod:`receiver.reports.attendance`; this module only loads
 rows and hands them over. Attendance of ended sessions is precomputed in

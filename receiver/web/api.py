@@ -4,13 +4,20 @@ Endpoints (all ``GET`` but the retry; see
 :func:`receiver.web.openapi.openapi_document` for the full contract, served at
 ``GET /api/openapi.json``):
 
-* ``/api/sessions`` (``meeting_id``, ``since``, ``until``),
-  ``/api/sessions/{session_id}``, ``/api/sessions/{session_id}/attendance``;
+* ``/api/sessions`` (``meeting_id``, ``since``, ``until``, search ``q``,
+  ``sort``), ``/api/sessions/{session_id}``, ``/api/sessions/{session_id}/attendance``;
 * ``/api/attendance`` (``meeting_id``, ``since``, ``until``, ``participant``);
-* ``/api/recordings`` (``meeting_id``, ``session_id``);
-* ``/api/events`` (``status``, ``session_id``): the stored webhook events for
-  operators, **without** raw bodies; ``POST /api/events/{event_id}/retry``
-  requeues one (any state but ``processing`` and ``ignored``);
+* ``/api/recordings`` (``meeting_id``, ``session_id``, ``since``, ``until``,
+  ``q``, ``sort``);
+* ``/api/events`` (``status``, ``session_id``, ``event_name``,
+  ``delivery_id``, ``since``/``until`` on receipt, ``sort``): the stored
+  webhook events for operators, **without** raw bodies;
+  ``POST /api/events/{event_id}/retry`` requeues one (any state but
+  ``processing`` and ``ignored``);
+* the mirrors of the person, series, overview and payload pages
+  (:mod:`receiver.web.api_analytics`): ``/api/events/{event_id}``,
+  ``/api/people/{participant_key}`` (+ ``/weeks``),
+  ``/api/meetings/{meeting_id}/series``, ``/api/overview``;
 * ``POST /api/erasures``: erase one person (:mod:`receiver.web.erasures`);
 * ``/api/outbound`` (``status``, ``session_id``): the outbound attendance
   webhook's deliveries; ``POST /api/outbound/{delivery_id}/retry`` sends a
@@ -29,8 +36,13 @@ Conventions:
   calls the provider.
 * Format: JSON, or CSV with ``?format=csv`` or ``Accept: text/csv`` (the
   query parameter wins). CSV is the same rows as ``receiver report``:
-  header row, ISO 8601 UTC timestamps, empty cell for null.
-* Pagination: ``limit`` (1..1000, default 100) and ``offset`` (default 0).
+  header row, ISO 8601 UTC timestamps, empty cell for null. Every list
+  answer is written by :func:`receiver.web.exports.export_response`.
+* Sort: ``sort=key`` or ``sort=-key`` (descending) with a key of the
+  list's whitelist (``SESSION_SORTS``, ``RECORDING_SORTS``, ``EVENT_SORTS``);
+  another key is a 400 naming the allowed ones.
+* Pagination: ``limit`` (1..1000, default 100) and ``offset`` (default 0),
+  read with ``LIMIT``/``OFFSET`` and one ``COUNT`` (never every row).
   JSON lists are ``{"items": [...], "total": N, "limit": L, "offset": O}``;
   CSV has no envelope. Both carry ``X-Total-Count``.
 * Times (``since``/``until``): ``YYYY-MM-DD`` or ISO 8601 (no offset = UTC);
@@ -49,7 +61,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 from starlette.concurrency import run_in_threadpool
@@ -61,6 +72,8 @@ from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, Webh
 from receiver.errors import HTTPError
 from receiver.processing.links import LinkState, expired_recording_ids, queue_link_refresh
 from receiver.processing.queue import requeue_events
+from receiver.reports.browse import RECORDING_SORTS, SESSION_SORTS, recordings_page, sessions_page
+from receiver.reports.event_log import EVENT_COLUMNS, EVENT_SORTS, EventFilter, event_page
 from receiver.reports.formatting import cell, to_csv
 from receiver.reports.queries import (
     ATTENDANCE_COLUMNS,
@@ -69,14 +82,14 @@ from receiver.reports.queries import (
     ReportFilter,
     attendance_page,
     display_names_of,
-    recordings_report,
     sessions_report,
 )
 from receiver.responses import http_error_response
 from receiver.settings import Settings
-from receiver.web import audit
+from receiver.web import api_analytics, audit
 from receiver.web.auth import Role, TokenAuth, bearer_token
 from receiver.web.erasures import erasure_routes
+from receiver.web.exports import export_response, json_items
 from receiver.web.openapi import openapi_document
 from receiver.web.outbound import outbound_routes
 from receiver.web.params import (
@@ -91,6 +104,7 @@ from receiver.web.params import (
     path_text,
     report_filter,
     response_format,
+    sort_param,
     text_param,
 )
 
@@ -98,10 +112,12 @@ __all__ = [
     "ApiError",
     "ATTENDANCE_ITEM_COLUMNS",
     "EVENT_COLUMNS",
+    "EVENT_PARAMS",
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
     "analyst_routes",
     "api_routes",
+    "event_filter",
     "event_rows",
     "get_event",
     "retry_event",
@@ -117,32 +133,11 @@ __all__ = [
 #: JSON attendance items: the report columns plus every display name the person used.
 ATTENDANCE_ITEM_COLUMNS: tuple[str, ...] = (*ATTENDANCE_COLUMNS, "display_names")
 
-#: Columns of ``/api/events`` (never ``raw_body``).
-EVENT_COLUMNS: tuple[str, ...] = (
-    "id",
-    "delivery_id",
-    "webhook_id",
-    "event_name",
-    "received_at",
-    "occurred_at",
-    "meeting_id",
-    "session_id",
-    "signature_scheme",
-    "body_sha256",
-    "parse_status",
-    "parse_error",
-    "status",
-    "attempts",
-    "last_error",
-    "next_attempt_at",
-    "locked_by",
-    "locked_until",
-    "processed_at",
-    "duplicate_count",
-    "conflict_count",
-)
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+#: Query parameters of ``/api/events`` besides the page ones.
+EVENT_PARAMS: tuple[str, ...] = ("status", "session_id", "event_name", "delivery_id", "since", "until", "sort")
 
 
 # An answer other than 200: the service's one HTTP error type.
@@ -163,10 +158,6 @@ def error_response(exc: HTTPError) -> Response:
     return http_error_response(exc)
 
 
-def _items(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
-    return [{c: cell(r.get(c)) for c in columns} for r in rows]
-
-
 def _listing(
     request: Request,
     rows: Sequence[dict[str, Any]],
@@ -177,11 +168,8 @@ def _listing(
     csv_columns: Sequence[str],
     fmt: str,
 ) -> Response:
-    headers = {**_NO_STORE, "X-Total-Count": str(total)}
-    if fmt == "csv":
-        return Response(to_csv(rows, csv_columns), media_type="text/csv", headers=headers)
-    body = {"items": _items(rows, json_columns), "total": total, "limit": limit, "offset": offset}
-    return JSONResponse(body, headers=headers)
+    body = {"items": json_items(rows, json_columns), "total": total, "limit": limit, "offset": offset}
+    return export_response(fmt, rows, csv_columns, json_body=body, headers={"X-Total-Count": str(total)})
 
 
 # --------------------------------------------------------------------------
@@ -201,20 +189,10 @@ def event_rows(
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Stored events (``EVENT_COLUMNS``, newest first) and the total matching; no raw bodies."""
-    conditions: list[Any] = []
-    if status:
-        conditions.append(WebhookEvent.status == status)
-    if session_id:
-        conditions.append(WebhookEvent.session_id == session_id)
-    columns = [getattr(WebhookEvent, c) for c in EVENT_COLUMNS]
-    with engine.connect() as connection:
-        total = connection.execute(select(func.count()).select_from(WebhookEvent).where(*conditions)).scalar_one()
-        result = connection.execute(
-            select(*columns).where(*conditions).order_by(WebhookEvent.id.desc()).limit(limit).offset(offset)
-        )
-        rows = [dict(zip(EVENT_COLUMNS, values, strict=False)) for values in result.all()]
-    return rows, int(total)
+    """Stored events (``EVENT_COLUMNS``, newest first) and the total matching; no raw bodies
+    (:func:`receiver.reports.event_log.event_page`)."""
+    page = event_page(engine, EventFilter(status=status, session_id=session_id), limit=limit, offset=offset)
+    return list(page.rows), page.total
 
 
 def get_event(engine: Engine, event_id: int) -> dict[str, Any] | None:
@@ -301,14 +279,16 @@ def _engine(request: Request) -> Engine:
 
 
 async def list_sessions(request: Request) -> Response:
-    """GET /api/sessions: sessions ordered by start (oldest first)."""
+    """GET /api/sessions: sessions, oldest first (``sort``: a key of ``SESSION_SORTS``); ``q`` searches."""
     fmt = response_format(request)
     limit, offset = page_params(request)
     flt = report_filter(request, "meeting_id", "since", "until")
-    rows = await run_in_threadpool(sessions_report, _engine(request), flt)
-    return _listing(
-        request, rows[offset : offset + limit], len(rows), limit, offset, SESSION_COLUMNS, SESSION_COLUMNS, fmt
+    q = text_param(request, "q")
+    sort = sort_param(request, SESSION_SORTS, "started_at")
+    page = await run_in_threadpool(
+        functools.partial(sessions_page, _engine(request), flt, q=q, sort=sort, limit=limit, offset=offset)
     )
+    return _listing(request, page.rows, page.total, limit, offset, SESSION_COLUMNS, SESSION_COLUMNS, fmt)
 
 
 async def show_session(request: Request) -> Response:
@@ -376,25 +356,39 @@ async def list_recordings(request: Request) -> Response:
     """GET /api/recordings: the recording index, newest first; expired links of the page are queued for refresh."""
     fmt = response_format(request)
     limit, offset = page_params(request)
-    flt = report_filter(request, "meeting_id", "session_id")
-    rows = await run_in_threadpool(recordings_report, _engine(request), flt)
-    page = rows[offset : offset + limit]
-    await queue_expired_links(request, page)
-    return _listing(request, page, len(rows), limit, offset, RECORDING_COLUMNS, RECORDING_COLUMNS, fmt)
+    flt = report_filter(request, "meeting_id", "session_id", "since", "until")
+    q = text_param(request, "q")
+    sort = sort_param(request, RECORDING_SORTS, "-started_at")
+    page = await run_in_threadpool(
+        functools.partial(recordings_page, _engine(request), flt, q=q, sort=sort, limit=limit, offset=offset)
+    )
+    await queue_expired_links(request, page.rows)
+    return _listing(request, page.rows, page.total, limit, offset, RECORDING_COLUMNS, RECORDING_COLUMNS, fmt)
+
+
+def event_filter(request: Request) -> EventFilter:
+    """The :class:`EventFilter` of the query: ``status``, ``event_name``, ``session_id``, ``delivery_id``,
+    ``since``/``until`` (on ``received_at``); 400 on a bad value."""
+    return EventFilter(
+        status=event_status_param(request),
+        event_name=text_param(request, "event_name"),
+        session_id=text_param(request, "session_id"),
+        delivery_id=text_param(request, "delivery_id"),
+        since=parse_time_param("since", request.query_params.get("since")),
+        until=parse_time_param("until", request.query_params.get("until")),
+    )
 
 
 async def list_events(request: Request) -> Response:
-    """GET /api/events: stored webhook events, newest first, without raw bodies."""
+    """GET /api/events: stored webhook events, newest first (``sort``: a key of ``EVENT_SORTS``), no raw bodies."""
     fmt = response_format(request)
     limit, offset = page_params(request)
-    status = event_status_param(request)
-    session_id = text_param(request, "session_id")
-    rows, total = await run_in_threadpool(
-        functools.partial(
-            event_rows, _engine(request), status=status, session_id=session_id, limit=limit, offset=offset
-        )
+    flt = event_filter(request)
+    sort = sort_param(request, EVENT_SORTS, "-id")
+    page = await run_in_threadpool(
+        functools.partial(event_page, _engine(request), flt, sort=sort, limit=limit, offset=offset)
     )
-    return _listing(request, rows, total, limit, offset, EVENT_COLUMNS, EVENT_COLUMNS, fmt)
+    return _listing(request, page.rows, page.total, limit, offset, EVENT_COLUMNS, EVENT_COLUMNS, fmt)
 
 
 async def retry(request: Request) -> Response:
@@ -433,7 +427,9 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
 
     return [
         Route("/api/openapi.json", openapi_endpoint, methods=["GET"]),
-        Route("/api/sessions", guard(list_sessions, "meeting_id", "since", "until", *page), methods=["GET"]),
+        Route(
+            "/api/sessions", guard(list_sessions, "meeting_id", "since", "until", "q", "sort", *page), methods=["GET"]
+        ),
         Route("/api/sessions/{session_id}", guard(show_session, "format"), methods=["GET"]),
         Route("/api/sessions/{session_id}/attendance", guard(session_attendance, *page), methods=["GET"]),
         Route(
@@ -441,8 +437,29 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
             guard(list_attendance, "meeting_id", "since", "until", "participant", *page),
             methods=["GET"],
         ),
-        Route("/api/recordings", guard(list_recordings, "meeting_id", "session_id", *page), methods=["GET"]),
-        Route("/api/events", guard(list_events, "status", "session_id", *page), methods=["GET"]),
+        Route(
+            "/api/recordings",
+            guard(list_recordings, "meeting_id", "session_id", "since", "until", "q", "sort", *page),
+            methods=["GET"],
+        ),
+        Route("/api/events", guard(list_events, *EVENT_PARAMS, *page), methods=["GET"]),
+        Route("/api/events/{event_id}", guard(api_analytics.show_event), methods=["GET"]),
+        Route(
+            "/api/people/{participant_key}", guard(api_analytics.show_person, "since", "until", *page), methods=["GET"]
+        ),
+        Route(
+            "/api/people/{participant_key}/weeks",
+            guard(api_analytics.person_weeks, "since", "until", "format"),
+            methods=["GET"],
+        ),
+        Route(
+            "/api/meetings/{meeting_id}/series",
+            guard(api_analytics.show_series, "since", "until", "occurrences", "format"),
+            methods=["GET"],
+        ),
+        Route(
+            "/api/overview", guard(api_analytics.show_overview, "period", "since", "until", "format"), methods=["GET"]
+        ),
         Route("/api/events/{event_id}/retry", _guarded(auth, retry, (), Role.OPERATOR), methods=["POST"]),
         *erasure_routes(lambda handler: _guarded(auth, handler, (), Role.OPERATOR)),
         *outbound_routes(guard, lambda handler: _guarded(auth, handler, (), Role.OPERATOR)),

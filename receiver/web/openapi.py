@@ -14,6 +14,7 @@ from typing import Any
 from receiver.db.models import EVENT_STATUSES
 from receiver.web import outbound
 from receiver.web.erasures import openapi_paths, openapi_schemas
+from receiver.web.openapi_analytics import analytics_parameters, analytics_paths, analytics_schemas
 from receiver.web.params import DEFAULT_LIMIT, MAX_EVENT_ID, MAX_LIMIT, MAX_OFFSET, MAX_TEXT, MAX_TIME_TEXT
 
 __all__ = ["openapi_document"]
@@ -284,7 +285,7 @@ def openapi_document() -> dict[str, Any]:
     not_found = _error("No such object.")
     paths: dict[str, Any] = {
         "/api/sessions": _list_operation(
-            "List sessions", "SessionPage", ["meeting_id", "since", "until"], "columns of Session"
+            "List sessions", "SessionPage", ["meeting_id", "since", "until", "q", "sort_sessions"], "columns of Session"
         ),
         "/api/sessions/{session_id}": {
             "get": {
@@ -322,14 +323,22 @@ def openapi_document() -> dict[str, Any]:
         "/api/recordings": {
             "get": {
                 **_list_operation(
-                    "List recordings", "RecordingPage", ["meeting_id", "session_id_q"], "columns of Recording"
+                    "List recordings",
+                    "RecordingPage",
+                    ["meeting_id", "session_id_q", "recording_since", "recording_until", "q", "sort_recordings"],
+                    "columns of Recording",
                 )["get"],
                 "description": "Download links expire at download_url_expires_at. An expired link on the page "
                 "returned is queued for a refresh by the worker (not fetched during the request); ask again "
                 "later for the fresh link.",
             }
         },
-        "/api/events": _list_operation("List events", "EventPage", ["status", "session_id_q"], "columns of Event"),
+        "/api/events": _list_operation(
+            "List events",
+            "EventPage",
+            ["status", "session_id_q", "event_name", "delivery_id", "received_since", "received_until", "sort_events"],
+            "columns of Event",
+        ),
         "/api/events/{event_id}/retry": {
             "post": {
                 "summary": "Retry event",
@@ -371,6 +380,8 @@ def openapi_document() -> dict[str, Any]:
     }
     paths.update(openapi_paths(_COMMON_ERRORS))
     paths.update(outbound.openapi_paths(_COMMON_ERRORS, _PARAMETERS))
+    paths.update(analytics_paths(_COMMON_ERRORS))
+    schemas = _schemas()
     return {
         "openapi": "3.0.3",
         "info": {
@@ -389,8 +400,13 @@ def openapi_document() -> dict[str, Any]:
                     "Every GET needs the analyst role; the retry and the erasure need operator.",
                 }
             },
-            "parameters": _PARAMETERS,
-            "schemas": {**_schemas(), **openapi_schemas(), **outbound.openapi_schemas()},
+            "parameters": {**_PARAMETERS, **analytics_parameters()},
+            "schemas": {
+                **schemas,
+                **openapi_schemas(),
+                **outbound.openapi_schemas(),
+                **analytics_schemas(schemas["Event"]["properties"], schemas["AttendanceRow"]["properties"]),
+            },
         },
         "security": [{"bearerAuth": []}],
     }

@@ -11,6 +11,7 @@ parameter check. Every bad value raises a 400
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from starlette.requests import Request
 
 from receiver.db.models import EVENT_STATUSES
 from receiver.errors import HTTPError
+from receiver.reports.paging import SortError, parse_sort
 from receiver.reports.queries import ReportFilter
 from receiver.timeparse import TimestampError, parse_timestamp
 
@@ -37,6 +39,7 @@ __all__ = [
     "path_text",
     "report_filter",
     "response_format",
+    "sort_param",
     "text_param",
 ]
 
@@ -187,3 +190,18 @@ def event_status_param(request: Request) -> str | None:
     if status is not None and status not in EVENT_STATUSES:
         raise _bad(f"status: use one of {', '.join(EVENT_STATUSES)}")
     return status
+
+
+def sort_param(request: Request, allowed: Mapping[str, Any], default: str) -> str:
+    """Query parameter ``sort`` (``key`` or ``-key``, ``key`` in ``allowed``) as text; ``default`` when absent.
+
+    Raises:
+        HTTPError: 400 when present but not a key of ``allowed`` (empty included; the detail lists them).
+    """
+    raw = request.query_params.get("sort")
+    if raw is None:
+        return default
+    try:
+        return parse_sort(raw or "?", allowed, default).text
+    except SortError as exc:
+        raise _bad(str(exc)) from None

@@ -246,3 +246,7 @@ def test_bench_reports_tiny_run(dialect: str, tmp_path) -> None:
         result.output
     )  # the 2 s goal is PostgreSQL's
     assert all("< 200 ms: met" in line for line in table if "session_id=big" in line), result.output
+    # The analysts' pages (issue #21) are timed too: a page of sessions, a search, the overview.
+    timed = [line for line in result.output.splitlines() if line.startswith("│ ")]
+    for name in ("sessions_page() 100 newest", "sessions_page(q=", "usage_overview(period=day), 90 days"):
+        assert any(line.startswith(f"│ {name}") and "ms" in line for line in timed), (name, result.output)

@@ -24,6 +24,12 @@ slower than 10 s runs once):
   every run computes); unfiltered, org-wide (goal < 2 s on PostgreSQL);
 * :func:`receiver.reports.queries.attendance_page` org-wide, 100 rows at offset 0
   and half-way (what ``GET /api/attendance`` does; informational);
+* the analysts' pages (issue #21; goal < 200 ms, a page view):
+  :func:`receiver.reports.browse.sessions_page` (``/ui/sessions``), 100
+  sessions newest first at offset 0 and half-way, and searched by a
+  person's key; :func:`receiver.reports.overview.usage_overview`
+  (``/ui/overview``) per day over the last 90 days (the page's default)
+  and, informational, per week over the whole data span;
 * when the analyst views exist (migration 0003, :mod:`receiver.db.views`):
   ``SELECT * FROM attendance WHERE session_id = ...`` for the big session,
   ``SELECT count(*), sum(attended_seconds) FROM attendance`` org-wide
@@ -201,6 +207,8 @@ def _insert_sessions(engine: Engine, sessions: list[dict[str, Any]], meetings: l
 def _timed_child(url: str, kind: str, arg: Any, repeat: int, timeout: float, queue: Any) -> None:
     """Child process body: run the query ``repeat`` times (once if slower than 10 s); put (timings ms, rows)."""
     from receiver.db.engine import make_engine
+    from receiver.reports.browse import sessions_page
+    from receiver.reports.overview import usage_overview
     from receiver.reports.queries import ReportFilter, attendance_page, attendance_report
 
     engine = make_engine(url)
@@ -220,6 +228,12 @@ def _timed_child(url: str, kind: str, arg: Any, repeat: int, timeout: float, que
             return attendance_page(engine, limit=100, offset=arg)[1]
         if kind == "report-computed":  # stale session: computed from the intervals every time (nothing stored)
             return len(attendance_report(engine, ReportFilter(session_id=arg), store=False))
+        if kind == "sessions-page":  # /ui/sessions: 100 sessions newest first at offset ``arg[0]``, search ``arg[1]``
+            offset, q = arg
+            return sessions_page(engine, ReportFilter(), q=q, sort="-started_at", limit=100, offset=offset).total
+        if kind == "overview":  # /ui/overview over ``arg`` = (since, until): per day up to 91 days, else per week
+            period = "day" if (arg[1] - arg[0]).days <= 91 else "week"
+            return len(usage_overview(engine, period=period, since=arg[0], until=arg[1]))
         sql, params = arg
         with engine.connect() as connection:
             rows = connection.execute(text(sql), params).all()
@@ -477,6 +491,22 @@ def run_reports_bench(opts: ReportsOptions, console: Console) -> None:
                 add("attendance_page() org-wide, 100 rows at offset 0", "page", 0, None)
                 halfway = min(500_000, org_count // 2)
                 add(f"attendance_page() org-wide, 100 rows at offset {halfway:,}", "page", halfway, None)
+                # The analysts' pages (issue #21): one page of sessions, a search, the overview.
+                add("sessions_page() 100 newest at offset 0", "sessions-page", (0, None), SESSION_GOAL_MS)
+                middle = len(sessions) // 2
+                add(f"sessions_page() 100 at offset {middle:,}", "sessions-page", (middle, None), SESSION_GOAL_MS)
+                # A person's key: an exact key match, but the name match (ILIKE) reads every interval.
+                with engine.connect() as connection:
+                    key = connection.execute(
+                        text("SELECT max(participant_key) FROM participant_intervals WHERE session_id = :sid"),
+                        {"sid": big_id},
+                    ).scalar_one()
+                add("sessions_page(q=<a person's key>)", "sessions-page", (0, key), SESSION_GOAL_MS)
+                span = (min(s for _, _, s, _ in org_sessions), big_end + timedelta(days=1))
+                if (span[1] - span[0]) <= timedelta(weeks=400):
+                    add("usage_overview(period=week), whole span", "overview", span, None)
+                ninety = (big_end - timedelta(days=90), big_end + timedelta(days=1))
+                add("usage_overview(period=day), 90 days (the page's default)", "overview", ninety, SESSION_GOAL_MS)
                 if "attendance" in views:
                     best = add(
                         "SELECT count(*), sum(attended_seconds) FROM attendance",

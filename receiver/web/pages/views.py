@@ -1,7 +1,8 @@
-"""The read-only pages: meetings, sessions, one session (timeline, curve), its attendance CSV, recordings, events, audit.
+"""The read-only pages: meetings, one session (timeline, curve), its attendance CSV, audit.
 
 Every handler here runs behind :func:`receiver.web.login.guarded` (role
-analyst); the operator actions are in :mod:`receiver.web.pages.actions`.
+analyst); the operator actions are in :mod:`receiver.web.pages.actions`, the
+list pages (sessions, recordings, events) in :mod:`receiver.web.pages.listings`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from receiver.db.models import EVENT_STATUSES, Meeting, Session, SessionArtifact
-from receiver.processing.queue import queue_stats
+from receiver.db.models import Meeting, Session, SessionArtifact
 from receiver.reports.attendance import Interval
 from receiver.reports.formatting import to_csv
 from receiver.reports.queries import (
@@ -30,7 +30,7 @@ from receiver.reports.queries import (
     sessions_report,
 )
 from receiver.web import audit
-from receiver.web.api import ApiError, event_rows, int_param, path_text, queue_expired_links, text_param
+from receiver.web.api import ApiError, int_param, path_text
 from receiver.web.auth import Role
 from receiver.web.pages.geometry import (
     CHART_WIDTH,
@@ -50,11 +50,8 @@ __all__ = [
     "session_page_data",
     "index",
     "meetings_page",
-    "sessions_page",
     "session_page",
     "session_csv",
-    "recordings_page",
-    "events_page",
     "audit_page",
 ]
 
@@ -180,24 +177,6 @@ async def meetings_page(request: Request) -> Response:
     return render("meetings.html", **base_context(request, "meetings"), title="Meetings", meetings=rows)
 
 
-async def sessions_page(request: Request) -> Response:
-    """GET /ui/sessions: newest first, ``PAGE_SIZE`` per page (``offset``)."""
-    meeting_id = text_param(request, "meeting_id")
-    offset = int_param(request, "offset", 0, 0, 1_000_000_000)
-    rows = await run_in_threadpool(sessions_report, _engine(request), ReportFilter(meeting_id=meeting_id))
-    rows.reverse()
-    return render(
-        "sessions.html",
-        **base_context(request, "sessions"),
-        title="Sessions",
-        sessions=rows[offset : offset + PAGE_SIZE],
-        total=len(rows),
-        offset=offset,
-        page_size=PAGE_SIZE,
-        meeting_id=meeting_id,
-    )
-
-
 async def session_page(request: Request) -> Response:
     """GET /ui/sessions/{session_id}: attendance, timeline, concurrency curve, recordings."""
     session_id = path_text(request, "session_id")
@@ -230,58 +209,6 @@ async def session_csv(request: Request) -> Response:
         to_csv(rows, ATTENDANCE_COLUMNS),
         media_type="text/csv",
         headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="attendance-{safe}.csv"'},
-    )
-
-
-async def recordings_page(request: Request) -> Response:
-    """GET /ui/recordings: the recording index with download links; expired links marked."""
-    meeting_id = text_param(request, "meeting_id")
-    flt = ReportFilter(meeting_id=meeting_id)
-    rows = await run_in_threadpool(recordings_report, _engine(request), flt)
-    link_states = await queue_expired_links(request, rows)
-    return render(
-        "recordings.html",
-        **base_context(request, "recordings"),
-        title="Recordings",
-        recordings=rows,
-        link_states=link_states,
-        refresh_possible=request.app.state.settings.reconcile_enabled
-        and request.app.state.settings.api_credentials_set,
-        now=_now(),
-        meeting_id=meeting_id,
-        refreshed=request.query_params.get("refreshed")
-        if (request.query_params.get("refreshed") or "").isdigit()
-        else None,
-    )
-
-
-async def events_page(request: Request) -> Response:
-    """GET /ui/events: the event log (newest first) with queue counts and retry buttons."""
-    status = request.query_params.get("status") or None
-    if status is not None and status not in EVENT_STATUSES:
-        raise ApiError(400, "bad_request", f"status: use one of {', '.join(EVENT_STATUSES)}")
-    offset = int_param(request, "offset", 0, 0, 1_000_000_000)
-    engine = _engine(request)
-    rows, total = await run_in_threadpool(
-        functools.partial(event_rows, engine, status=status, limit=PAGE_SIZE, offset=offset)
-    )
-    stats = await run_in_threadpool(queue_stats, engine)
-    retried = request.query_params.get("retried")
-    retried_dead = request.query_params.get("retried_dead")
-    return render(
-        "events.html",
-        **base_context(request, "events"),
-        title="Events",
-        events=rows,
-        total=total,
-        offset=offset,
-        page_size=PAGE_SIZE,
-        status=status,
-        statuses=EVENT_STATUSES,
-        stats=stats,
-        retried=retried if retried and retried.isdigit() else None,
-        retried_dead=retried_dead if retried_dead and retried_dead.isdigit() else None,
-        retry_statuses=("failed", "dead"),
     )
 
 
