@@ -9,6 +9,9 @@ reasons, livestreams),
 :mod:`~receiver.reports.intervals` (loading intervals) and
 :mod:`~receiver.reports.rows` (columns, filter).
 
+:func:`iter_attendance` (:mod:`~receiver.reports.attendance_stream`) yields the same rows with the
+analysts' columns (:mod:`~receiver.reports.analyst_columns`), a batch of sessions at a time, for exports.
+
 Formatting (table, CSV, JSON, HTML) is elsewhere (:mod:`receiver.reports.formatting`).
 Attendance arithmetic is :mod:`receiver.reports.attendance`; this module only loads
 rows and hands them over. Attendance of ended sessions is precomputed in
@@ -27,7 +30,9 @@ Keys of an attendance row (``ATTENDANCE_COLUMNS``):
     names in join order when there are several, else None.
 """
 
+from receiver.reports.analyst_columns import ANALYST_COLUMNS, add_analyst_columns, attended_minutes
 from receiver.reports.attendance_queries import attendance_page, attendance_report, attendance_with_breakouts
+from receiver.reports.attendance_stream import iter_attendance
 from receiver.reports.intervals import intervals_by_session
 from receiver.reports.listings import (
     livestreams_report,
@@ -38,6 +43,7 @@ from receiver.reports.listings import (
 from receiver.reports.precomputed import refresh_session_attendance
 from receiver.reports.rows import (
     ATTENDANCE_COLUMNS,
+    ATTENDANCE_REPORT_COLUMNS,
     BREAKOUT_ATTENDANCE_COLUMNS,
     LIVESTREAM_COLUMNS,
     RECORDING_COLUMNS,
@@ -48,7 +54,12 @@ from receiver.reports.rows import (
 )
 
 __all__ = [
+    "ANALYST_COLUMNS",
     "ATTENDANCE_COLUMNS",
+    "ATTENDANCE_REPORT_COLUMNS",
+    "add_analyst_columns",
+    "attended_minutes",
+    "iter_attendance",
     "BREAKOUT_ATTENDANCE_COLUMNS",
     "LIVESTREAM_COLUMNS",
     "RECORDING_COLUMNS",
