@@ -35,6 +35,8 @@ from receiver.reports.attendance_queries import attendance_page, attendance_repo
 from receiver.reports.attendance_stream import iter_attendance
 from receiver.reports.intervals import intervals_by_session
 from receiver.reports.listings import (
+    iter_recordings,
+    iter_sessions,
     livestreams_report,
     recordings_detail_report,
     recordings_report,
@@ -60,6 +62,8 @@ __all__ = [
     "add_analyst_columns",
     "attended_minutes",
     "iter_attendance",
+    "iter_recordings",
+    "iter_sessions",
     "BREAKOUT_ATTENDANCE_COLUMNS",
     "LIVESTREAM_COLUMNS",
     "RECORDING_COLUMNS",

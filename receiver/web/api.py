@@ -8,6 +8,14 @@ Endpoints (all ``GET`` but the retry; see
   ``/api/sessions/{session_id}``, ``/api/sessions/{session_id}/attendance``;
 * ``/api/attendance`` (``meeting_id``, ``since``, ``until``, ``participant``);
 * ``/api/recordings`` (``meeting_id``, ``session_id``);
+* exports, every matching row streamed (never a page; no ``limit``):
+  ``/api/export/attendance`` (``meeting_id``, ``session_id``, ``since``,
+  ``until``, ``participant``), ``/api/export/sessions`` (``meeting_id``,
+  ``since``, ``until``), ``/api/export/recordings`` (``meeting_id``,
+  ``session_id``, ``since``, ``until``); ``format`` ``csv`` (default),
+  ``json`` (a plain array) or ``xlsx``; an attachment
+  (``Content-Disposition``) read from the database a batch at a time
+  (:func:`receiver.reports.export.stream_export`);
 * ``/api/events`` (``status``, ``session_id``): the stored webhook events for
   operators, **without** raw bodies; ``POST /api/events/{event_id}/retry``
   requeues one (any state but ``processing`` and ``ignored``);
@@ -27,6 +35,9 @@ Conventions:
 * Format: JSON, or CSV with ``?format=csv`` or ``Accept: text/csv`` (the
   query parameter wins). CSV is the same rows as ``receiver report``:
   header row, ISO 8601 UTC timestamps, empty cell for null.
+* Times: ISO 8601 UTC (``...Z``); ``tz=Europe/Berlin`` (an IANA zone, on
+  every listing and export) renders them in that zone with its offset
+  (XLSX: wall times, the zone named in the header); 400 for an unknown zone.
 * Pagination: ``limit`` (1..1000, default 100) and ``offset`` (default 0).
   JSON lists are ``{"items": [...], "total": N, "limit": L, "offset": O}``;
   CSV has no envelope. Both carry ``X-Total-Count``.
@@ -42,8 +53,8 @@ Conventions:
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import func, select
@@ -51,21 +62,26 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from receiver.errors import HTTPError
 from receiver.processing.links import LinkState, expired_recording_ids, queue_link_refresh
 from receiver.processing.queue import requeue_events
+from receiver.reports.export import MEDIA_TYPES, export_filename, stream_export
 from receiver.reports.formatting import cell, to_csv
 from receiver.reports.queries import (
-    ATTENDANCE_COLUMNS,
+    ATTENDANCE_REPORT_COLUMNS,
     RECORDING_COLUMNS,
     SESSION_COLUMNS,
     ReportFilter,
+    add_analyst_columns,
     attendance_page,
     display_names_of,
+    iter_attendance,
+    iter_recordings,
+    iter_sessions,
     recordings_report,
     sessions_report,
 )
@@ -81,6 +97,7 @@ from receiver.web.params import (
     check_known_params,
     event_id_param,
     event_status_param,
+    export_format,
     int_param,
     page_params,
     parse_time_param,
@@ -88,6 +105,7 @@ from receiver.web.params import (
     report_filter,
     response_format,
     text_param,
+    zone_param,
 )
 
 __all__ = [
@@ -99,6 +117,7 @@ __all__ = [
     "analyst_routes",
     "api_routes",
     "event_rows",
+    "export_response",
     "get_event",
     "retry_event",
     # Re-exported from receiver.web.openapi and receiver.web.params (receiver.web.pages imports them from here).
@@ -111,7 +130,7 @@ __all__ = [
 
 
 #: JSON attendance items: the report columns plus every display name the person used.
-ATTENDANCE_ITEM_COLUMNS: tuple[str, ...] = (*ATTENDANCE_COLUMNS, "display_names")
+ATTENDANCE_ITEM_COLUMNS: tuple[str, ...] = (*ATTENDANCE_REPORT_COLUMNS, "display_names")
 
 #: Columns of ``/api/events`` (never ``raw_body``).
 EVENT_COLUMNS: tuple[str, ...] = (
@@ -159,8 +178,8 @@ def error_response(exc: HTTPError) -> Response:
     return http_error_response(exc)
 
 
-def _items(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
-    return [{c: cell(r.get(c)) for c in columns} for r in rows]
+def _items(rows: Sequence[dict[str, Any]], columns: Sequence[str], zone: tzinfo = UTC) -> list[dict[str, Any]]:
+    return [{c: cell(r.get(c), zone) for c in columns} for r in rows]
 
 
 def _listing(
@@ -173,11 +192,29 @@ def _listing(
     csv_columns: Sequence[str],
     fmt: str,
 ) -> Response:
+    zone = zone_param(request)
     headers = {**_NO_STORE, "X-Total-Count": str(total)}
     if fmt == "csv":
-        return Response(to_csv(rows, csv_columns), media_type="text/csv", headers=headers)
-    body = {"items": _items(rows, json_columns), "total": total, "limit": limit, "offset": offset}
+        return Response(to_csv(rows, csv_columns, zone), media_type="text/csv", headers=headers)
+    body = {"items": _items(rows, json_columns, zone), "total": total, "limit": limit, "offset": offset}
     return JSONResponse(body, headers=headers)
+
+
+def export_response(
+    rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, zone: tzinfo, name: str
+) -> Response:
+    """A streamed download of ``rows`` as ``fmt`` (csv, json, xlsx): :func:`stream_export` in a
+    ``StreamingResponse``, named ``<name>.<fmt>`` (``Content-Disposition: attachment``).
+
+    ``rows`` is consumed while the body is sent (in Starlette's thread pool
+    for a plain iterator), so a lazy iterator reads the database as the
+    client downloads. Other list endpoints get every export format by
+    calling this with their rows and columns.
+    """
+    headers = {**_NO_STORE, "Content-Disposition": f'attachment; filename="{export_filename(name, fmt)}"'}
+    return StreamingResponse(
+        stream_export(rows, columns, fmt, zone=zone, title=name), media_type=MEDIA_TYPES[fmt], headers=headers
+    )
 
 
 # --------------------------------------------------------------------------
@@ -311,10 +348,11 @@ async def show_session(request: Request) -> Response:
     """GET /api/sessions/{session_id}: one session."""
     fmt = response_format(request)
     session_id = path_text(request, "session_id")
+    zone = zone_param(request)
     row = await run_in_threadpool(_one_session, _engine(request), session_id)
     if fmt == "csv":
-        return Response(to_csv([row], SESSION_COLUMNS), media_type="text/csv", headers=_NO_STORE)
-    return _json({c: cell(row.get(c)) for c in SESSION_COLUMNS})
+        return Response(to_csv([row], SESSION_COLUMNS, zone), media_type="text/csv", headers=_NO_STORE)
+    return _json({c: cell(row.get(c), zone) for c in SESSION_COLUMNS})
 
 
 def _with_display_names(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -331,12 +369,27 @@ async def session_attendance(request: Request) -> Response:
 
     def load() -> tuple[list[dict[str, Any]], int]:
         _one_session(engine, session_id)
-        return attendance_page(engine, ReportFilter(session_id=session_id), limit=limit, offset=offset)
+        return _attendance_page(engine, ReportFilter(session_id=session_id), limit, offset)
 
     rows, total = await run_in_threadpool(load)
     return _listing(
-        request, _with_display_names(rows), total, limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
+        request,
+        _with_display_names(rows),
+        total,
+        limit,
+        offset,
+        ATTENDANCE_ITEM_COLUMNS,
+        ATTENDANCE_REPORT_COLUMNS,
+        fmt,
     )
+
+
+def _attendance_page(engine: Engine, flt: ReportFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of attendance rows with the analysts' columns, and the total."""
+    rows, total = attendance_page(engine, flt, limit=limit, offset=offset)
+    with engine.connect() as connection:
+        add_analyst_columns(connection, rows)
+    return rows, total
 
 
 async def list_attendance(request: Request) -> Response:
@@ -344,12 +397,42 @@ async def list_attendance(request: Request) -> Response:
     fmt = response_format(request)
     limit, offset = page_params(request)
     flt = report_filter(request, "meeting_id", "since", "until", "participant")
-    rows, total = await run_in_threadpool(
-        functools.partial(attendance_page, _engine(request), flt, limit=limit, offset=offset)
-    )
+    rows, total = await run_in_threadpool(_attendance_page, _engine(request), flt, limit, offset)
     return _listing(
-        request, _with_display_names(rows), total, limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
+        request,
+        _with_display_names(rows),
+        total,
+        limit,
+        offset,
+        ATTENDANCE_ITEM_COLUMNS,
+        ATTENDANCE_REPORT_COLUMNS,
+        fmt,
     )
+
+
+async def export_attendance(request: Request) -> Response:
+    """GET /api/export/attendance: every matching attendance row, streamed as CSV, JSON or XLSX."""
+    fmt = export_format(request)
+    zone = zone_param(request)
+    flt = report_filter(request, "meeting_id", "session_id", "since", "until", "participant")
+    rows = iter_attendance(_engine(request), flt)  # lazy: read a batch of sessions at a time while sending
+    return export_response(rows, ATTENDANCE_REPORT_COLUMNS, fmt, zone, "attendance")
+
+
+async def export_sessions(request: Request) -> Response:
+    """GET /api/export/sessions: every matching session, streamed as CSV, JSON or XLSX."""
+    fmt = export_format(request)
+    zone = zone_param(request)
+    flt = report_filter(request, "meeting_id", "since", "until")
+    return export_response(iter_sessions(_engine(request), flt), SESSION_COLUMNS, fmt, zone, "sessions")
+
+
+async def export_recordings(request: Request) -> Response:
+    """GET /api/export/recordings: the matching recording index, streamed as CSV, JSON or XLSX (links as stored)."""
+    fmt = export_format(request)
+    zone = zone_param(request)
+    flt = report_filter(request, "meeting_id", "session_id", "since", "until")
+    return export_response(iter_recordings(_engine(request), flt), RECORDING_COLUMNS, fmt, zone, "recordings")
 
 
 async def queue_expired_links(request: Request, rows: Sequence[dict[str, Any]]) -> dict[str, LinkState]:
@@ -422,7 +505,8 @@ async def openapi_endpoint(request: Request) -> Response:
 def api_routes(settings: Settings) -> list[BaseRoute]:
     """The ``/api`` routes, guarded by the bearer tokens of ``settings.api_tokens``."""
     auth = TokenAuth.from_settings(settings)
-    page = ("limit", "offset", "format")
+    page = ("limit", "offset", "format", "tz")
+    export = ("format", "tz")
 
     def guard(handler: Handler, *params: str) -> Handler:
         return _guarded(auth, handler, params)
@@ -430,7 +514,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
     return [
         Route("/api/openapi.json", openapi_endpoint, methods=["GET"]),
         Route("/api/sessions", guard(list_sessions, "meeting_id", "since", "until", *page), methods=["GET"]),
-        Route("/api/sessions/{session_id}", guard(show_session, "format"), methods=["GET"]),
+        Route("/api/sessions/{session_id}", guard(show_session, "format", "tz"), methods=["GET"]),
         Route("/api/sessions/{session_id}/attendance", guard(session_attendance, *page), methods=["GET"]),
         Route(
             "/api/attendance",
@@ -439,6 +523,17 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         ),
         Route("/api/recordings", guard(list_recordings, "meeting_id", "session_id", *page), methods=["GET"]),
         Route("/api/events", guard(list_events, "status", "session_id", *page), methods=["GET"]),
+        Route(
+            "/api/export/attendance",
+            guard(export_attendance, "meeting_id", "session_id", "since", "until", "participant", *export),
+            methods=["GET"],
+        ),
+        Route("/api/export/sessions", guard(export_sessions, "meeting_id", "since", "until", *export), methods=["GET"]),
+        Route(
+            "/api/export/recordings",
+            guard(export_recordings, "meeting_id", "session_id", "since", "until", *export),
+            methods=["GET"],
+        ),
         Route("/api/events/{event_id}/retry", _guarded(auth, retry, (), Role.OPERATOR), methods=["POST"]),
         *erasure_routes(lambda handler: _guarded(auth, handler, (), Role.OPERATOR)),
     ]

@@ -11,7 +11,7 @@ parameter check. Every bad value raises a 400
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +19,7 @@ from starlette.requests import Request
 from receiver.db.models import EVENT_STATUSES
 from receiver.errors import HTTPError
 from receiver.reports.queries import ReportFilter
-from receiver.timeparse import TimestampError, parse_timestamp
+from receiver.timeparse import TimestampError, ZoneError, parse_timestamp, parse_zone
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -31,6 +31,7 @@ __all__ = [
     "check_known_params",
     "event_id_param",
     "event_status_param",
+    "export_format",
     "int_param",
     "page_params",
     "parse_time_param",
@@ -38,6 +39,7 @@ __all__ = [
     "report_filter",
     "response_format",
     "text_param",
+    "zone_param",
 ]
 
 DEFAULT_LIMIT = 100
@@ -150,6 +152,22 @@ def response_format(request: Request) -> str:
             raise _bad("format: use json or csv")
         return fmt
     return "csv" if _accept_prefers_csv(request.headers.get("accept", "")) else "json"
+
+
+def export_format(request: Request) -> str:
+    """``?format=`` of an export: ``csv`` (default), ``json`` or ``xlsx``; 400 otherwise."""
+    fmt = request.query_params.get("format") or "csv"
+    if fmt not in ("csv", "json", "xlsx"):
+        raise _bad("format: use csv, json or xlsx")
+    return fmt
+
+
+def zone_param(request: Request) -> tzinfo:
+    """``?tz=``: an IANA time zone for the times of the answer (absent or empty: UTC); 400 when unknown."""
+    try:
+        return parse_zone(request.query_params.get("tz"))
+    except ZoneError as exc:
+        raise _bad(f"tz: {exc}") from None
 
 
 def report_filter(request: Request, *names: str) -> ReportFilter:

@@ -6,7 +6,9 @@ concurrency curve as inline SVG, recordings and artifacts; CSV download at
 ``/ui/sessions/{session_id}/attendance.csv``), ``/ui/recordings``
 (``?meeting_id=``; an expired link shown queues its refresh for the worker),
 ``/ui/events`` (``?status=``; the event log) and ``/ui/audit`` (who did what,
-and the active sign-ins). ``/ui`` redirects to ``/ui/sessions``.
+and the active sign-ins). ``/ui`` redirects to ``/ui/sessions``. Downloads
+(the CSV/XLSX buttons of the list pages): ``/ui/export/{attendance,sessions,recordings}``
+(:mod:`.exports`).
 
 Actions (role operator, audited; :mod:`receiver.web.pages.actions`): retry an
 event, replay a done one and retry every dead one (both after a confirmation
@@ -19,7 +21,7 @@ accepted in a URL. ``API_TOKENS`` unset: 503. Templates are autoescaped; raw
 bodies, tokens and stream keys are never rendered.
 
 Modules: :mod:`.geometry` (the timeline and curve, pure), :mod:`.views` (read
-pages), :mod:`.actions` (operator actions); rendering in
+pages), :mod:`.exports` (downloads), :mod:`.actions` (operator actions); rendering in
 :mod:`receiver.web.templating`.
 """
 
@@ -30,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 from receiver.settings import Settings
 from receiver.web.auth import Role
 from receiver.web.login import Handler, PageAuth, guarded, login_routes
-from receiver.web.pages import actions, views
+from receiver.web.pages import actions, exports, views
 from receiver.web.pages.geometry import (
     CHART_WIDTH,
     CURVE_HEIGHT,
@@ -85,6 +87,9 @@ def page_routes(settings: Settings) -> list[BaseRoute]:
         Route("/ui/sessions/{session_id}", read(views.session_page), methods=["GET"]),
         Route("/ui/sessions/{session_id}/attendance.csv", read(views.session_csv), methods=["GET"]),
         Route("/ui/recordings", read(views.recordings_page), methods=["GET"]),
+        Route("/ui/export/attendance", read(exports.export_attendance_page), methods=["GET"]),
+        Route("/ui/export/sessions", read(exports.export_sessions_page), methods=["GET"]),
+        Route("/ui/export/recordings", read(exports.export_recordings_page), methods=["GET"]),
         Route("/ui/recordings/refresh", act(actions.refresh_links_page, "refresh_links"), methods=["POST"]),
         Route("/ui/events", read(views.events_page), methods=["GET"]),
         Route("/ui/events/retry-dead", act(actions.bulk_retry_confirm, "bulk_retry"), methods=["GET"]),
