@@ -179,3 +179,27 @@ def test_batches_close_at_the_row_budget_and_keep_big_sessions_whole():
     weights = [("a", 3), ("b", 3), ("c", 10), ("d", 1), ("e", 1)]
     assert list(batches(weights, rows_per_batch=6)) == [["a", "b"], ["c"], ["d", "e"]]
     assert list(batches([], rows_per_batch=6)) == []
+
+
+def test_attendance_view_has_the_same_analyst_columns(world):
+    """The SQL view `attendance` (docs/schema.md) gives the hand-computed values too, computed and precomputed."""
+    from sqlalchemy import text
+
+    from receiver.db.views import create_views
+
+    with world.begin() as connection:
+        create_views(connection)
+
+    def view() -> dict:
+        with world.connect() as connection:
+            found = connection.execute(text("SELECT * FROM attendance")).mappings().all()
+        return {
+            (r["session_id"], r["participant_key"]): {
+                k: (bool(r[k]) if k == "is_guest" else r[k]) for k in EXPECTED[("s-1", "alice")]
+            }
+            for r in found
+        }
+
+    assert view() == EXPECTED
+    refresh_session_attendance(world)  # now read from session_attendance
+    assert view() == EXPECTED
