@@ -246,7 +246,7 @@ def report_attendance(
 ) -> None:
     """One row per person per session: attended time (overlaps once), joins, ratio, role, guest, ids.
 
-    Columns: docs/schema.md ("Attendance report columns"); attended_minutes
+    Columns: docs/schema.md (the `attendance` view); attended_minutes
     is attended_seconds / 60 rounded half up to one decimal.
     """
     from receiver.reports.queries import (
