@@ -16,11 +16,22 @@ pure.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from receiver.errors import ReceiverError
 
-__all__ = ["NULL_TEXTS", "TimestampError", "is_nullish", "parse_timestamp", "parse_optional_timestamp", "to_iso"]
+__all__ = [
+    "NULL_TEXTS",
+    "TimestampError",
+    "ZoneError",
+    "is_nullish",
+    "parse_timestamp",
+    "parse_optional_timestamp",
+    "parse_zone",
+    "to_iso",
+    "to_local_iso",
+]
 
 #: Texts that mean "absent" where Dyte sends a value (compared stripped and lower-cased): the REST API
 #: and webhook payloads send ``null``, ``"null"``, ``""`` and ``"undefined"`` for missing fields (FACTS.md).
@@ -31,6 +42,44 @@ _ALLOWED = re.compile(r"^[0-9T:\-+. Zz]+$")
 
 class TimestampError(ReceiverError, ValueError):
     """A value that should be a timestamp cannot be read as one."""
+
+
+class ZoneError(ReceiverError, ValueError):
+    """A time zone name that is not an IANA zone (``Europe/Berlin``, ``America/New_York``, ``UTC``)."""
+
+
+_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
+
+
+def parse_zone(name: str | None) -> tzinfo:
+    """The IANA time zone ``name`` (``Europe/Berlin``); None, ``""``, ``UTC`` and ``Z`` give UTC.
+
+    Zones come from the system's zone database, else the ``tzdata`` package.
+    Only zone names are accepted: no offsets (``+02:00`` would ignore summer
+    time) and no paths.
+
+    Raises:
+        ZoneError: not a known zone name.
+    """
+    if name is None or name.strip() in ("", "UTC", "Z", "utc", "z"):
+        return UTC
+    text = name.strip()
+    if len(text) > 64 or not _ZONE_NAME.match(text) or ".." in text:
+        raise ZoneError(f"not an IANA time zone name: {text[:64]!r} (e.g. Europe/Berlin, America/New_York, UTC)")
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ZoneError(f"unknown time zone {text!r} (an IANA name such as Europe/Berlin or UTC)") from None
+
+
+def to_local_iso(value: datetime | None, zone: tzinfo = UTC) -> str | None:
+    """ISO 8601 text of ``value`` in ``zone``: ``...Z`` for UTC (as :func:`to_iso`), else with the zone's offset
+    at that instant (``2026-03-02T11:00:00+01:00``). Naive datetimes are taken as UTC; None passes through."""
+    if zone is UTC or value is None:
+        return to_iso(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(zone).isoformat()
 
 
 def is_nullish(value: object) -> bool:

@@ -1,7 +1,7 @@
 """outbound deliveries: the outbox of signed attendance webhooks
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0009
 Create Date: 2026-12-07
 
 * ``outbound_deliveries``: one row per signed outbound webhook (Standard
@@ -28,7 +28,7 @@ import receiver.db.models
 
 
 revision = "0010"
-down_revision = "0005"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

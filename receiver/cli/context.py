@@ -16,7 +16,18 @@ from receiver.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["Context", "CliError", "fail", "parse_cli_time", "UtcTime", "UTC_TIME", "check_window", "invocation"]
+__all__ = [
+    "Context",
+    "CliError",
+    "fail",
+    "parse_cli_time",
+    "UtcTime",
+    "UTC_TIME",
+    "TimeZone",
+    "TIME_ZONE",
+    "check_window",
+    "invocation",
+]
 
 
 class Context:
@@ -122,6 +133,29 @@ class UtcTime(click.ParamType):
 
 
 UTC_TIME = UtcTime()
+
+
+class TimeZone(click.ParamType):
+    """A click type for ``--tz``: an IANA zone name (``Europe/Berlin``) as a ``tzinfo``; ``UTC`` by default.
+
+    An unknown zone is a usage error (exit 2) naming the option and the value.
+    """
+
+    name = "ZONE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse ``value`` with :func:`receiver.timeparse.parse_zone` (a tzinfo passes through)."""
+        if not isinstance(value, str):
+            return value
+        from receiver.timeparse import ZoneError, parse_zone
+
+        try:
+            return parse_zone(value)
+        except ZoneError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+TIME_ZONE = TimeZone()
 
 
 def parse_cli_time(value: str | None, option: str = "--since/--until") -> datetime | None:

@@ -1,6 +1,10 @@
-"""``receiver report ...``: attendance, recordings and sessions as a table, CSV or JSON; ``report refresh``.
+"""``receiver report ...``: attendance, recordings and sessions as a table, CSV, JSON or XLSX; ``report refresh``.
 
-Results go to stdout (or ``--output``); notes (an empty window, a session
+Results go to stdout (or ``--output``; XLSX is binary: ``--output`` or a pipe,
+never a terminal); times are UTC unless ``--tz`` names a zone. CSV, JSON and
+XLSX are streamed (:func:`receiver.reports.export.stream_export`): the
+attendance report is read a batch of sessions at a time, so an org-wide
+export stays in constant memory. Notes (an empty window, a session
 with no attendance yet) and progress go to stderr. An unknown
 ``--session-id`` / ``--meeting-id`` exits 1 with "no session ..." / "no
 meeting ...", an inverted ``--since/--until`` is a usage error (exit 2).
@@ -8,25 +12,29 @@ meeting ...", an inverted ``--since/--until`` is a usage error (exit 2).
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import click
 
-from receiver.cli.context import UTC_TIME, Context, check_window, fail
+from receiver.cli.context import TIME_ZONE, UTC_TIME, Context, check_window, fail
 from receiver.cli.progress import Progress
 
-__all__ = ["report", "emit", "wide_option"]
+__all__ = ["report", "emit", "wide_option", "FORMAT_CHOICES"]
+
+#: ``--format`` values of the reports.
+FORMAT_CHOICES = ("table", "csv", "json", "xlsx")
 
 
 @click.group()
 def report() -> None:
-    """Attendance, sessions, recordings and livestreams reports (table, CSV or JSON).
+    """Attendance, sessions, recordings and livestreams reports (table, CSV, JSON or XLSX).
 
-    Tables show short ids and the main columns (times UTC); `--wide` shows
-    every column in full, CSV and JSON always do.
+    Tables show short ids and the main columns (times UTC, or --tz); `--wide`
+    shows every column in full, CSV, JSON and XLSX always do.
     """
 
 
@@ -40,7 +48,20 @@ def wide_option(func: Callable[..., Any]) -> Callable[..., Any]:
 def _report_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = wide_option(func)
     func = click.option(
-        "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+        "--tz",
+        "zone",
+        type=TIME_ZONE,
+        default="UTC",
+        show_default=True,
+        help="Show times in this IANA time zone (Europe/Berlin); stored times stay UTC.",
+    )(func)
+    func = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMAT_CHOICES),
+        default="table",
+        show_default=True,
+        help="xlsx needs --output (or a pipe).",
     )(func)
     func = click.option(
         "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout."
@@ -55,33 +76,71 @@ def _report_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def check_binary_target(fmt: str, output: str | None) -> None:
+    """Usage error (exit 2) when ``fmt`` is ``xlsx`` and would go to a terminal (no ``--output``, stdout a tty)."""
+    if fmt == "xlsx" and not output and sys.stdout.isatty():
+        raise click.UsageError("--format xlsx writes a binary workbook: give --output FILE.xlsx (or pipe stdout)")
+
+
+class _Counted:
+    """An iterator that counts the rows passing through (and remembers whether there were any)."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+        self._rows = iter(rows)
+        self.count = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for row in self._rows:
+            self.count += 1
+            yield row
+
+
 def emit(
-    rows: list[dict[str, Any]],
+    rows: Iterable[dict[str, Any]],
     columns: Sequence[str],
     fmt: str,
     output: str | None,
     title: str,
     *,
     wide: bool = False,
-) -> None:
-    """Write ``rows`` as ``fmt`` to stdout, or to the file ``output`` (then a count on stderr)."""
+    zone: tzinfo = UTC,
+) -> int:
+    """Write ``rows`` as ``fmt`` to stdout, or to the file ``output`` (then a count on stderr); returns the row count.
+
+    CSV, JSON and XLSX are streamed as the rows come
+    (:func:`receiver.reports.export.stream_export`); a table needs every row
+    first. XLSX to a terminal is refused (:func:`check_binary_target`).
+    """
+    from receiver.reports.export import stream_export
     from receiver.reports.formatting import PIPE_WIDE_TABLE_WIDTH, render
 
+    if fmt != "table":
+        check_binary_target(fmt, output)
+        counted = _Counted(rows)
+        chunks = stream_export(counted, columns, fmt, zone=zone, title=title)
+        if output:
+            with open(output, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+            click.echo(f"{counted.count} rows written to {output}", err=True)
+        else:
+            stdout = sys.stdout.buffer
+            for chunk in chunks:
+                stdout.write(chunk)
+            stdout.flush()
+        return counted.count
+    listed = list(rows)
     if output:
         from rich.console import Console
 
         with open(output, "w", encoding="utf-8", newline="") as handle:
             console = Console(file=handle, width=PIPE_WIDE_TABLE_WIDTH)
-            text = render(rows, columns, fmt, title=title, console=console, wide=wide)
-            if text is not None:
-                handle.write(text)
-        click.echo(f"{len(rows)} rows written to {output}", err=True)
-        return
-    if fmt == "table" and not rows:
-        return  # the caller said why on stderr; an empty table adds nothing
-    text = render(rows, columns, fmt, title=title, wide=wide)
-    if text is not None:
-        click.echo(text, nl=not text.endswith("\n"))
+            render(listed, columns, fmt, title=title, console=console, wide=wide, zone=zone)
+        click.echo(f"{len(listed)} rows written to {output}", err=True)
+        return len(listed)
+    if listed:  # else the caller says why on stderr; an empty table adds nothing
+        render(listed, columns, fmt, title=title, wide=wide, zone=zone)
+    return len(listed)
 
 
 def _window(since: datetime | None, until: datetime | None) -> str:
@@ -141,10 +200,8 @@ def require_known(
                 )
 
 
-def _note_when_empty(
-    rows: list[dict[str, Any]], what: str, *, session_id=None, since=None, until=None, meeting_id=None
-) -> None:
-    if rows:
+def _note_when_empty(count: int, what: str, *, session_id=None, since=None, until=None, meeting_id=None) -> None:
+    if count:
         return
     if session_id:
         click.echo(f"session {session_id} has no {what} recorded (yet)", err=True)
@@ -175,33 +232,56 @@ def _computing(what: str) -> Progress:
 @_report_options
 @click.pass_obj
 def report_attendance(
-    obj: Context, session_id, participant, include_breakouts, meeting_id, since, until, fmt, output, wide: bool
+    obj: Context,
+    session_id,
+    participant,
+    include_breakouts,
+    meeting_id,
+    since,
+    until,
+    fmt,
+    output,
+    wide: bool,
+    zone: tzinfo,
 ) -> None:
-    """One row per person per session: attended time (overlaps once), joins, ratio of the session."""
+    """One row per person per session: attended time (overlaps once), joins, ratio, role, guest, ids.
+
+    Columns: docs/schema.md (the `attendance` view); attended_minutes
+    is attended_seconds / 60 rounded half up to one decimal.
+    """
     from receiver.reports.queries import (
-        ATTENDANCE_COLUMNS,
+        ATTENDANCE_REPORT_COLUMNS,
         BREAKOUT_ATTENDANCE_COLUMNS,
         ReportFilter,
-        attendance_report,
+        add_analyst_columns,
         attendance_with_breakouts,
+        iter_attendance,
     )
 
     check_window(since, until)
+    check_binary_target(fmt, output)
     engine = obj.engine
     require_known(engine, session_id=session_id, meeting_id=meeting_id, participant=participant)
     flt = ReportFilter(session_id=session_id, meeting_id=meeting_id, participant=participant, since=since, until=until)
-    columns: tuple[str, ...] = ATTENDANCE_COLUMNS
-    with _computing("attendance"):
-        if include_breakouts:
-            rows = attendance_with_breakouts(engine, flt)
-            columns = BREAKOUT_ATTENDANCE_COLUMNS
-        else:
-            rows = attendance_report(engine, flt)
-    if participant and not rows:
+    columns: tuple[str, ...] = ATTENDANCE_REPORT_COLUMNS
+    rows: Iterable[dict[str, Any]]
+    if include_breakouts:
+        with _computing("attendance"):
+            listed = attendance_with_breakouts(engine, flt)
+            with engine.connect() as connection:
+                add_analyst_columns(connection, listed)
+        rows = listed
+        columns = BREAKOUT_ATTENDANCE_COLUMNS
+    elif fmt == "table":
+        with _computing("attendance"):
+            rows = list(iter_attendance(engine, flt))
+    else:
+        rows = iter_attendance(engine, flt)  # streamed: constant memory for an org-wide export
+    count = emit(rows, columns, fmt, output, "Attendance", wide=wide, zone=zone)
+    if participant and not count:
         click.echo(f"no attendance of participant {participant!r} in the selected sessions", err=True)
     else:
-        _note_when_empty(rows, "attendance", session_id=session_id, since=since, until=until, meeting_id=meeting_id)
-    emit(rows, columns, fmt, output, "Attendance", wide=wide)
+        _note_when_empty(count, "attendance", session_id=session_id, since=since, until=until, meeting_id=meeting_id)
 
 
 @report.command("recordings")
@@ -214,7 +294,7 @@ def report_attendance(
 @_report_options
 @click.pass_obj
 def report_recordings(
-    obj: Context, session_id, refresh_expired, meeting_id, since, until, fmt, output, wide: bool
+    obj: Context, session_id, refresh_expired, meeting_id, since, until, fmt, output, wide: bool, zone: tzinfo
 ) -> None:
     """The recording index: status, times, size, download links, start/stop reasons (all: `--wide` or CSV/JSON)."""
     import asyncio
@@ -222,6 +302,7 @@ def report_recordings(
     from receiver.reports.queries import RECORDING_DETAIL_COLUMNS, ReportFilter, recordings_detail_report
 
     check_window(since, until)
+    check_binary_target(fmt, output)
     engine = obj.engine
     require_known(engine, session_id=session_id, meeting_id=meeting_id)
     flt = ReportFilter(session_id=session_id, meeting_id=meeting_id, since=since, until=until)
@@ -231,15 +312,17 @@ def report_recordings(
         with Progress("refreshing expired download links"):
             asyncio.run(refresh_expired_recordings(obj.settings, engine, flt, transport=obj.dyte_transport))
     rows = recordings_detail_report(engine, flt)
-    _note_when_empty(rows, "recordings", session_id=session_id, since=since, until=until, meeting_id=meeting_id)
-    emit(rows, RECORDING_DETAIL_COLUMNS, fmt, output, "Recordings", wide=wide)
+    _note_when_empty(len(rows), "recordings", session_id=session_id, since=since, until=until, meeting_id=meeting_id)
+    emit(rows, RECORDING_DETAIL_COLUMNS, fmt, output, "Recordings", wide=wide, zone=zone)
 
 
 @report.command("livestreams")
 @click.option("--session-id", help="Only livestreams of this session.")
 @_report_options
 @click.pass_obj
-def report_livestreams(obj: Context, session_id, meeting_id, since, until, fmt, output, wide: bool) -> None:
+def report_livestreams(
+    obj: Context, session_id, meeting_id, since, until, fmt, output, wide: bool, zone: tzinfo
+) -> None:
     """One row per livestream: meeting, session, status and the totals of its runs.
 
     Runs come from the REST API during reconciliation (a session's
@@ -251,29 +334,31 @@ def report_livestreams(obj: Context, session_id, meeting_id, since, until, fmt, 
     from receiver.reports.queries import LIVESTREAM_COLUMNS, ReportFilter, livestreams_report
 
     check_window(since, until)
+    check_binary_target(fmt, output)
     engine = obj.engine
     require_known(engine, session_id=session_id, meeting_id=meeting_id)
     flt = ReportFilter(session_id=session_id, meeting_id=meeting_id, since=since, until=until)
     rows = livestreams_report(engine, flt)
-    _note_when_empty(rows, "livestreams", session_id=session_id, since=since, until=until, meeting_id=meeting_id)
-    emit(rows, LIVESTREAM_COLUMNS, fmt, output, "Livestreams", wide=wide)
+    _note_when_empty(len(rows), "livestreams", session_id=session_id, since=since, until=until, meeting_id=meeting_id)
+    emit(rows, LIVESTREAM_COLUMNS, fmt, output, "Livestreams", wide=wide, zone=zone)
 
 
 @report.command("sessions")
 @_report_options
 @click.pass_obj
-def report_sessions(obj: Context, meeting_id, since, until, fmt, output, wide: bool) -> None:
+def report_sessions(obj: Context, meeting_id, since, until, fmt, output, wide: bool, zone: tzinfo) -> None:
     """One row per session: start, duration, status, people, peak concurrency, reconciled."""
     from receiver.reports.queries import SESSION_COLUMNS, ReportFilter, sessions_report
 
     check_window(since, until)
+    check_binary_target(fmt, output)
     engine = obj.engine
     require_known(engine, meeting_id=meeting_id)
     flt = ReportFilter(meeting_id=meeting_id, since=since, until=until)
     with _computing("sessions"):
         rows = sessions_report(engine, flt)
-    _note_when_empty(rows, "sessions", since=since, until=until, meeting_id=meeting_id)
-    emit(rows, SESSION_COLUMNS, fmt, output, "Sessions", wide=wide)
+    _note_when_empty(len(rows), "sessions", since=since, until=until, meeting_id=meeting_id)
+    emit(rows, SESSION_COLUMNS, fmt, output, "Sessions", wide=wide, zone=zone)
 
 
 @report.command("refresh")

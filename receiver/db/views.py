@@ -256,11 +256,16 @@ def _attendance(d: _Dialect, summary: bool = False) -> str:
     # display_name: of the distinct non-empty names in join order, the one
     # that first appeared last (receiver.reports.attendance: names[-1]); equal join
     # times are ordered by id. Arg-max via "10-digit position || name".
+    return "CREATE VIEW attendance AS\n" + _with_analyst_columns(d, _attendance_rows(d, summary))
+
+
+def _attendance_rows(d: _Dialect, summary: bool) -> str:
+    """The ``SELECT`` of the attendance numbers (``ATTENDANCE_COLUMNS``): computed, and with ``summary`` the
+    precomputed rows of current sessions (``UNION ALL``)."""
     person_in_join_order = (
         "PARTITION BY session_id, participant_key ORDER BY CASE WHEN joined_at IS NULL THEN 1 ELSE 0 END, joined_at, id"
     )
-    return f"""CREATE VIEW attendance AS
-WITH {_spans_cte(d, stale_only=summary)},
+    return f"""WITH {_spans_cte(d, stale_only=summary)},
 ordered AS (
     SELECT
         session_id,
@@ -362,6 +367,40 @@ SELECT
     END AS provenance,
     (session_reconciled_at IS NOT NULL) AS session_reconciled
 FROM measured""" + (_attendance_from_summary(d) if summary else "")
+
+
+def _with_analyst_columns(d: _Dialect, rows: str) -> str:
+    """``rows`` (the attendance numbers) followed by the analysts' columns (issue #21; same rules as
+    :mod:`receiver.reports.analyst_columns`).
+
+    Each is looked up per row through ``ix_participant_intervals_session_key``
+    (a correlated subquery: a filtered query reads only its sessions' peers,
+    and an aggregate over the view computes none of them): the value most of
+    the person's peers carried, a tie going to the later peer (highest row
+    id); ``is_guest`` when no peer carried a custom participant id; the
+    meeting's title; ``attended_minutes`` = the whole milliseconds / 60,000
+    rounded half up to a tenth, in integer arithmetic (the report's exact
+    decimal rule).
+    """
+    real = "double precision" if d.pg else "REAL"
+
+    def most(column: str) -> str:
+        return f"""(SELECT i.{column} FROM participant_intervals i
+        WHERE i.session_id = a.session_id AND i.participant_key = a.participant_key AND i.{column} <> ''
+        GROUP BY i.{column} ORDER BY COUNT(*) DESC, MAX(i.id) DESC LIMIT 1)"""
+
+    return f"""SELECT
+    a.*,
+    m.title AS meeting_title,
+    {most("preset_name")} AS preset_name,
+    (NOT EXISTS (SELECT 1 FROM participant_intervals i
+        WHERE i.session_id = a.session_id AND i.participant_key = a.participant_key
+        AND i.custom_participant_id <> '')) AS is_guest,
+    {most("custom_participant_id")} AS custom_participant_id,
+    {most("user_id")} AS user_id,
+    CAST((CAST(ROUND(a.attended_seconds * 1000) AS INTEGER) + 3000) / 6000 AS {real}) / 10 AS attended_minutes
+FROM ({rows}) a
+LEFT JOIN meetings m ON m.meeting_id = a.meeting_id"""
 
 
 def _attendance_from_summary(d: _Dialect) -> str:

@@ -37,7 +37,7 @@ from receiver.reports.intervals import CHUNK, SESSION_ROW_COLUMNS, interval_rows
 from receiver.reports.precomputed import compute_stale, read_stored, stored_counts
 from receiver.reports.rows import ReportFilter, gc_paused, session_end
 
-__all__ = ["attendance_page", "attendance_report", "attendance_with_breakouts", "session_attendance_rows"]
+__all__ = ["attendance_page", "attendance_report", "attendance_with_breakouts", "report_row", "session_attendance_rows"]
 
 
 def attendance_report(
@@ -158,7 +158,7 @@ def _attendance(
             continue
         row = recomputed[sid]
         reconciled = row.reconciled_at is not None
-        result += [_report_row(sid, row.meeting_id, reconciled, p) for p in computed[sid]]
+        result += [report_row(sid, row.meeting_id, reconciled, p) for p in computed[sid]]
     if page is None:
         return result, len(result)
     return result[skip : skip + page[1]], total
@@ -222,7 +222,7 @@ def attendance_with_breakouts(
             people = [p for p in people if p.participant_key == flt.participant]
         recomputed[parent_id] = [
             {
-                **_report_row(parent_id, parent.meeting_id, parent.reconciled_at is not None, p),
+                **report_row(parent_id, parent.meeting_id, parent.reconciled_at is not None, p),
                 "breakout_seconds": round(max(p.attended_seconds - own.get(p.participant_key, 0.0), 0.0), 3),
             }
             for p in people
@@ -266,10 +266,11 @@ def session_attendance_rows(
         session.started_at, session_end(session, as_of), interval_rows(db, [session_id])[session_id]
     )
     reconciled = session.reconciled_at is not None
-    return session, [_report_row(session_id, session.meeting_id, reconciled, p) for p in people]
+    return session, [report_row(session_id, session.meeting_id, reconciled, p) for p in people]
 
 
-def _report_row(session_id: str, meeting_id: str | None, reconciled: bool, p: PersonAttendance) -> dict[str, Any]:
+def report_row(session_id: str, meeting_id: str | None, reconciled: bool, p: PersonAttendance) -> dict[str, Any]:
+    """One attendance report row (``ATTENDANCE_COLUMNS`` plus ``display_names``) of a computed person."""
     return {
         "session_id": session_id,
         "meeting_id": meeting_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from rich import box
@@ -19,12 +19,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from receiver.timeparse import to_iso
+from receiver.timeparse import to_local_iso
 
 __all__ = [
     "FORMATS",
     "FORMULA_TRIGGERS",
     "cell",
+    "csv_header",
+    "csv_line",
     "spreadsheet_cell",
     "to_csv",
     "to_json",
@@ -59,10 +61,11 @@ def spreadsheet_cell(value: Any) -> Any:
     return value
 
 
-def cell(value: Any) -> Any:
-    """JSON-ready value: datetimes as ISO 8601 UTC, lists kept, everything else as is."""
+def cell(value: Any, zone: tzinfo = UTC) -> Any:
+    """JSON-ready value: datetimes as ISO 8601 (UTC ``...Z``, or in ``zone`` with its offset), lists kept,
+    everything else as is."""
     if isinstance(value, datetime):
-        return to_iso(value)
+        return to_local_iso(value, zone)
     return value
 
 
@@ -80,32 +83,41 @@ def _csv_field(value: Any) -> str:
 _CSV_SPECIAL = frozenset(',"\r\n')
 
 
-def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+def csv_header(columns: Sequence[str]) -> str:
+    """The CSV header line (no line end)."""
+    return ",".join(_csv_field(spreadsheet_cell(column)) for column in columns)
+
+
+def csv_line(row: dict[str, Any], columns: Sequence[str], zone: tzinfo = UTC) -> str:
+    """One CSV data line (no line end) of ``row``; the cells of :func:`to_csv`, times in ``zone``."""
+    values = []
+    for column in columns:
+        value = cell(row.get(column), zone)
+        if value is None:
+            values.append("")
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            value = "; ".join(map(str, value))
+        values.append(_csv_field(spreadsheet_cell(value)))
+    return ",".join(values)
+
+
+def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], zone: tzinfo = UTC) -> str:
     """CSV text (RFC 4180 quoting, ``\\n`` line ends) with a header row; every cell passes :func:`spreadsheet_cell`.
 
-    Cells: ISO 8601 UTC for datetimes, ``true``/``false`` for booleans, ``"; "``-joined lists,
-    empty for null; numbers as Python writes them (``-2``, ``1800.0``).
+    Cells: ISO 8601 for datetimes (UTC ``...Z``; in ``zone`` with its offset), ``true``/``false`` for
+    booleans, ``"; "``-joined lists, empty for null; numbers as Python writes them (``-2``, ``1800.0``).
     """
-    lines = [",".join(_csv_field(spreadsheet_cell(column)) for column in columns)]
-    for row in rows:
-        values = []
-        for column in columns:
-            value = cell(row.get(column))
-            if value is None:
-                values.append("")
-                continue
-            if isinstance(value, bool):
-                value = "true" if value else "false"
-            elif isinstance(value, list):
-                value = "; ".join(map(str, value))
-            values.append(_csv_field(spreadsheet_cell(value)))
-        lines.append(",".join(values))
+    lines = [csv_header(columns)]
+    lines += [csv_line(row, columns, zone) for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def to_json(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A JSON array of objects restricted to ``columns``."""
-    return json.dumps([{c: cell(r.get(c)) for c in columns} for r in rows], indent=2, ensure_ascii=False)
+def to_json(rows: Sequence[dict[str, Any]], columns: Sequence[str], zone: tzinfo = UTC) -> str:
+    """A JSON array of objects restricted to ``columns`` (times in ``zone``, see :func:`cell`)."""
+    return json.dumps([{c: cell(r.get(c), zone) for c in columns} for r in rows], indent=2, ensure_ascii=False)
 
 
 # --- terminal tables -------------------------------------------------------
@@ -124,16 +136,24 @@ PIPE_WIDE_TABLE_WIDTH = 250
 
 
 class _Col:
-    """How a field shows in a table: header, kind (id, time, duration, ratio, bytes, bool, int, text), hidden unless wide, max width."""
+    """How a field shows in a table: header, kind (id, time, duration, ratio, bytes, bool, int, text), hidden unless
+    wide, never in a table (``export_only``: CSV, JSON and XLSX carry it), max width."""
 
-    __slots__ = ("header", "kind", "wide_only", "max_width")
+    __slots__ = ("header", "kind", "wide_only", "export_only", "max_width")
 
     def __init__(
-        self, header: str, kind: str = "text", *, wide_only: bool = False, max_width: int | None = None
+        self,
+        header: str,
+        kind: str = "text",
+        *,
+        wide_only: bool = False,
+        export_only: bool = False,
+        max_width: int | None = None,
     ) -> None:
         self.header = header
         self.kind = kind
-        self.wide_only = wide_only
+        self.wide_only = wide_only or export_only
+        self.export_only = export_only
         self.max_width = max_width
 
 
@@ -147,6 +167,11 @@ _COLUMNS: dict[str, _Col] = {
     "first_joined_at": _Col("first joined", "time"),
     "last_left_at": _Col("last left", "time"),
     "attended_seconds": _Col("attended", "duration"),
+    "attended_minutes": _Col("minutes", export_only=True),
+    "preset_name": _Col("role", max_width=16),
+    "is_guest": _Col("guest", "bool", wide_only=True),
+    "custom_participant_id": _Col("custom participant id", export_only=True),
+    "user_id": _Col("user id", "id", export_only=True),
     "join_count": _Col("joins", "int"),
     "attendance_ratio": _Col("ratio", "ratio"),
     "closed_at_session_end": _Col("closed at end", "bool", wide_only=True),
@@ -200,11 +225,14 @@ def _bytes(value: float) -> str:
     return f"{size:.1f} TiB"  # pragma: no cover - unreachable
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is None else moment.astimezone(UTC)
+def _utc(moment: datetime, zone: tzinfo = UTC) -> datetime:
+    """``moment`` in ``zone`` (naive = UTC)."""
+    if moment.tzinfo is None:
+        return moment if zone is UTC else moment.replace(tzinfo=UTC).astimezone(zone)
+    return moment.astimezone(zone)
 
 
-def _display(value: Any, kind: str, wide: bool, time_format: str = "%Y-%m-%d %H:%M") -> str:
+def _display(value: Any, kind: str, wide: bool, time_format: str = "%Y-%m-%d %H:%M", zone: tzinfo = UTC) -> str:
     """One table cell (null: ``-``); ``wide`` keeps full ISO times and raw numbers."""
     if value is None or value == "":
         return "-"
@@ -212,8 +240,8 @@ def _display(value: Any, kind: str, wide: bool, time_format: str = "%Y-%m-%d %H:
         return "yes" if value else "no"
     if isinstance(value, datetime):
         if wide:
-            return to_iso(value.replace(microsecond=0)) or "-"
-        return _utc(value).strftime(time_format)
+            return to_local_iso(value.replace(microsecond=0), zone) or "-"
+        return _utc(value, zone).strftime(time_format)
     if isinstance(value, list):
         return "; ".join(map(str, value))
     if isinstance(value, (int, float)) and not wide:
@@ -282,8 +310,11 @@ def _fit(table: Table, flexible: list[bool], cells: list[list[str]], width: int)
 
 
 def table_columns(columns: Sequence[str], wide: bool = False) -> list[str]:
-    """The fields a table shows: all with ``wide``, else those not marked wide-only."""
-    return list(columns) if wide else [c for c in columns if not _column(c).wide_only]
+    """The fields a table shows: all but the export-only ones (custom participant id, user id) with ``wide``,
+    else those not marked wide-only."""
+    if wide:
+        return [c for c in columns if not _column(c).export_only]
+    return [c for c in columns if not _column(c).wide_only]
 
 
 def to_table(
@@ -294,6 +325,7 @@ def to_table(
     wide: bool = False,
     caption: bool = True,
     width: int | None = None,
+    zone: tzinfo = UTC,
 ) -> Table:
     """A rich Table for terminals: one line per row, short ids and the main columns, or everything with ``wide``.
 
@@ -304,7 +336,8 @@ def to_table(
     text cut with "…", wide-only columns hidden; a caption says so and
     points to ``--wide`` (unless ``caption`` is False); with ``width``
     (the terminal's columns) names, titles and errors are cut to fit. Wide: every column, full ids, ISO 8601 UTC times,
-    raw numbers, long values folded over lines.
+    raw numbers, long values folded over lines. ``zone``: times shown in that zone instead of UTC
+    (the caption names it; wide ISO times carry its offset).
     """
     shown = table_columns(columns, wide)
     table = Table(
@@ -315,7 +348,7 @@ def to_table(
         collapse_padding=True,
         title_justify="left",
     )
-    years = {_utc(v).year for row in rows for c in shown if isinstance(v := row.get(c), datetime)}
+    years = {_utc(v, zone).year for row in rows for c in shown if isinstance(v := row.get(c), datetime)}
     one_year = years.pop() if len(years) == 1 and not wide else None
     time_format = "%m-%d %H:%M" if one_year else "%Y-%m-%d %H:%M"
     shortened = False
@@ -338,7 +371,7 @@ def to_table(
         for index, value in enumerate(values):
             text = short.get(str(value)) if short and value is not None else None
             if text is None:
-                text = _display(value, spec.kind, wide, time_format)
+                text = _display(value, spec.kind, wide, time_format, zone)
                 if spec.max_width and not wide and len(text) > spec.max_width:
                     shortened = True
             else:
@@ -352,7 +385,8 @@ def to_table(
     if caption and not wide:
         changed = [("ids shortened" if shortened else ""), ("columns hidden" if hidden else "")]
         what = ", ".join(c for c in changed if c)
-        table.caption = (f"times UTC {one_year}" if one_year else "times UTC") + (
+        zone_name = "UTC" if zone is UTC else str(zone)
+        table.caption = (f"times {zone_name} {one_year}" if one_year else f"times {zone_name}") + (
             f"; {what}: --wide shows all" if what else ""
         )
         table.caption_justify = "left"
@@ -367,21 +401,24 @@ def render(
     title: str | None = None,
     console: Console | None = None,
     wide: bool = False,
+    zone: tzinfo = UTC,
 ) -> str | None:
     """Render in ``fmt``: returns text for csv/json; prints a table to ``console`` and returns None.
+
+    Times are UTC, or in ``zone`` (see :func:`cell`, :func:`to_table`).
 
     Tables (see :func:`to_table`) fit the terminal; in a pipe the console is
     :data:`PIPE_TABLE_WIDTH` columns (:data:`PIPE_WIDE_TABLE_WIDTH` with ``wide``).
     """
     if fmt == "csv":
-        return to_csv(rows, columns)
+        return to_csv(rows, columns, zone)
     if fmt == "json":
-        return to_json(rows, columns)
+        return to_json(rows, columns, zone)
     if fmt == "table":
         if console is None:
             console = Console()
             if not console.is_terminal:  # piped: rich would assume 80 columns
                 console = Console(width=PIPE_WIDE_TABLE_WIDTH if wide else PIPE_TABLE_WIDTH)
-        console.print(to_table(rows, columns, title, wide=wide, width=console.width))
+        console.print(to_table(rows, columns, title, wide=wide, width=console.width, zone=zone))
         return None
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

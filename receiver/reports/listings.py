@@ -20,7 +20,7 @@ learns from the REST API (issue #18):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,8 @@ from receiver.reports.rows import (
 )
 
 __all__ = [
+    "iter_recordings",
+    "iter_sessions",
     "livestreams_report",
     "recording_conditions",
     "recordings_detail_report",
@@ -72,12 +74,23 @@ def recording_conditions(flt: ReportFilter) -> list[Any]:
 
 def recordings_report(engine: Engine, flt: ReportFilter | None = None) -> list[dict[str, Any]]:
     """The recording index (``RECORDING_COLUMNS``), newest first."""
+    return list(iter_recordings(engine, flt))
+
+
+def iter_recordings(engine: Engine, flt: ReportFilter | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of :func:`recordings_report`, fetched from the database 1,000 at a time (exports).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database could not be read.
+    """
     conditions = recording_conditions(flt or ReportFilter())
     with OrmSession(engine) as db:
         rows = db.execute(
-            select(Recording).where(*conditions).order_by(Recording.started_at.desc(), Recording.recording_id)
+            select(Recording).where(*conditions).order_by(Recording.started_at.desc(), Recording.recording_id),
+            execution_options={"yield_per": 1000},
         ).scalars()
-        return [{column: getattr(row, column) for column in RECORDING_COLUMNS} for row in rows]
+        for row in rows:
+            yield {column: getattr(row, column) for column in RECORDING_COLUMNS}
 
 
 def sessions_report(
@@ -91,6 +104,17 @@ def sessions_report(
     ``api_meeting_id``: the REST API's meeting id when it disagrees with
     ``meeting_id`` (the webhooks'), else None.
     """
+    return list(iter_sessions(engine, flt, as_of=as_of))
+
+
+def iter_sessions(
+    engine: Engine, flt: ReportFilter | None = None, *, as_of: datetime | None = None
+) -> Iterator[dict[str, Any]]:
+    """The rows of :func:`sessions_report`, computed 500 sessions at a time (their intervals loaded per chunk).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database could not be read.
+    """
     flt = flt or ReportFilter()
     as_of = as_of or datetime.now(UTC)
     with OrmSession(engine) as db:
@@ -100,8 +124,11 @@ def sessions_report(
             .where(*flt.session_conditions())
             .order_by(Session.started_at, Session.session_id)
         ).all()
-        intervals = intervals_by_session(db, [s.session_id for s, _ in found])
-    return session_rows(found, intervals, as_of)
+        db.expunge_all()
+        for start in range(0, len(found), CHUNK):
+            chunk = found[start : start + CHUNK]
+            intervals = intervals_by_session(db, [s.session_id for s, _ in chunk])
+            yield from session_rows(chunk, intervals, as_of)
 
 
 def session_rows(found: Sequence[Any], intervals: dict[str, list[Interval]], as_of: datetime) -> list[dict[str, Any]]:

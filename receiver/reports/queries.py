@@ -14,6 +14,8 @@ their own modules: :mod:`~receiver.reports.browse` (sessions and
 recordings: search, sort, LIMIT/OFFSET), :mod:`~receiver.reports.event_log`,
 :mod:`~receiver.reports.people`, :mod:`~receiver.reports.series`,
 :mod:`~receiver.reports.overview` and the pure :mod:`~receiver.reports.trends`.
+:func:`iter_attendance` (:mod:`~receiver.reports.attendance_stream`) yields the same rows with the
+analysts' columns (:mod:`~receiver.reports.analyst_columns`), a batch of sessions at a time, for exports.
 
 Formatting (table, CSV, JSON, HTML) is elsewhere (:mod:`receiver.reports.formatting`).
 Attendance arithmetic is :mod:`receiver.reports.attendance`; this module only loads
@@ -33,14 +35,18 @@ Keys of an attendance row (``ATTENDANCE_COLUMNS``):
     names in join order when there are several, else None.
 """
 
+from receiver.reports.analyst_columns import ANALYST_COLUMNS, add_analyst_columns, attended_minutes
 from receiver.reports.attendance_queries import (
     attendance_page,
     attendance_report,
     attendance_with_breakouts,
     session_attendance_rows,
 )
+from receiver.reports.attendance_stream import iter_attendance
 from receiver.reports.intervals import intervals_by_session
 from receiver.reports.listings import (
+    iter_recordings,
+    iter_sessions,
     livestreams_report,
     recordings_detail_report,
     recordings_report,
@@ -49,6 +55,7 @@ from receiver.reports.listings import (
 from receiver.reports.precomputed import refresh_session_attendance
 from receiver.reports.rows import (
     ATTENDANCE_COLUMNS,
+    ATTENDANCE_REPORT_COLUMNS,
     BREAKOUT_ATTENDANCE_COLUMNS,
     LIVESTREAM_COLUMNS,
     RECORDING_COLUMNS,
@@ -59,7 +66,14 @@ from receiver.reports.rows import (
 )
 
 __all__ = [
+    "ANALYST_COLUMNS",
     "ATTENDANCE_COLUMNS",
+    "ATTENDANCE_REPORT_COLUMNS",
+    "add_analyst_columns",
+    "attended_minutes",
+    "iter_attendance",
+    "iter_recordings",
+    "iter_sessions",
     "BREAKOUT_ATTENDANCE_COLUMNS",
     "LIVESTREAM_COLUMNS",
     "RECORDING_COLUMNS",

@@ -21,6 +21,7 @@ from receiver.db.models import Session
 
 __all__ = [
     "ATTENDANCE_COLUMNS",
+    "ATTENDANCE_REPORT_COLUMNS",
     "BREAKOUT_ATTENDANCE_COLUMNS",
     "LIVESTREAM_COLUMNS",
     "RECORDING_COLUMNS",
@@ -40,6 +41,29 @@ ATTENDANCE_COLUMNS = (
     "first_joined_at",
     "last_left_at",
     "attended_seconds",
+    "join_count",
+    "attendance_ratio",
+    "closed_at_session_end",
+    "provenance",
+    "session_reconciled",
+)
+#: The rows of ``receiver report attendance``, ``/api/attendance`` and their CSV/JSON/XLSX exports: the
+#: ``attendance`` view's columns (``ATTENDANCE_COLUMNS``) with the analysts' columns of
+#: :mod:`receiver.reports.analyst_columns` (issue #21) beside the ones they describe.
+ATTENDANCE_REPORT_COLUMNS = (
+    "session_id",
+    "meeting_id",
+    "meeting_title",
+    "participant_key",
+    "display_name",
+    "preset_name",
+    "is_guest",
+    "custom_participant_id",
+    "user_id",
+    "first_joined_at",
+    "last_left_at",
+    "attended_seconds",
+    "attended_minutes",
     "join_count",
     "attendance_ratio",
     "closed_at_session_end",
@@ -77,8 +101,8 @@ SESSION_COLUMNS = (
     "parent_session_id",
     "api_meeting_id",
 )
-#: The attendance columns plus ``breakout_seconds`` (seconds added by the session's breakout rooms).
-BREAKOUT_ATTENDANCE_COLUMNS = (*ATTENDANCE_COLUMNS, "breakout_seconds")
+#: The attendance report columns plus ``breakout_seconds`` (seconds added by the session's breakout rooms).
+BREAKOUT_ATTENDANCE_COLUMNS = (*ATTENDANCE_REPORT_COLUMNS, "breakout_seconds")
 #: ``RECORDING_COLUMNS`` plus the REST reasons and the API confirmation time.
 RECORDING_DETAIL_COLUMNS = (*RECORDING_COLUMNS, "start_reason", "stop_reason", "reconciled_at")
 LIVESTREAM_COLUMNS = (

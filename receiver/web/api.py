@@ -76,12 +76,16 @@ from receiver.reports.browse import RECORDING_SORTS, SESSION_SORTS, recordings_p
 from receiver.reports.event_log import EVENT_COLUMNS, EVENT_SORTS, EventFilter, event_page
 from receiver.reports.formatting import cell, to_csv
 from receiver.reports.queries import (
-    ATTENDANCE_COLUMNS,
+    ATTENDANCE_REPORT_COLUMNS,
     RECORDING_COLUMNS,
     SESSION_COLUMNS,
     ReportFilter,
+    add_analyst_columns,
     attendance_page,
     display_names_of,
+    iter_attendance,
+    iter_recordings,
+    iter_sessions,
     sessions_report,
 )
 from receiver.responses import http_error_response
@@ -89,7 +93,7 @@ from receiver.settings import Settings
 from receiver.web import api_analytics, audit
 from receiver.web.auth import Role, TokenAuth, bearer_token
 from receiver.web.erasures import erasure_routes
-from receiver.web.exports import export_response, json_items
+from receiver.web.exports import export_response, json_items, stream_download
 from receiver.web.openapi import openapi_document
 from receiver.web.outbound import outbound_routes
 from receiver.web.params import (
@@ -98,6 +102,7 @@ from receiver.web.params import (
     check_known_params,
     event_id_param,
     event_status_param,
+    export_format,
     int_param,
     page_params,
     parse_time_param,
@@ -106,6 +111,7 @@ from receiver.web.params import (
     response_format,
     sort_param,
     text_param,
+    zone_param,
 )
 
 __all__ = [
@@ -131,7 +137,7 @@ __all__ = [
 
 
 #: JSON attendance items: the report columns plus every display name the person used.
-ATTENDANCE_ITEM_COLUMNS: tuple[str, ...] = (*ATTENDANCE_COLUMNS, "display_names")
+ATTENDANCE_ITEM_COLUMNS: tuple[str, ...] = (*ATTENDANCE_REPORT_COLUMNS, "display_names")
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -168,8 +174,9 @@ def _listing(
     csv_columns: Sequence[str],
     fmt: str,
 ) -> Response:
-    body = {"items": json_items(rows, json_columns), "total": total, "limit": limit, "offset": offset}
-    return export_response(fmt, rows, csv_columns, json_body=body, headers={"X-Total-Count": str(total)})
+    zone = zone_param(request)
+    body = {"items": json_items(rows, json_columns, zone), "total": total, "limit": limit, "offset": offset}
+    return export_response(fmt, rows, csv_columns, json_body=body, headers={"X-Total-Count": str(total)}, zone=zone)
 
 
 # --------------------------------------------------------------------------
@@ -295,10 +302,11 @@ async def show_session(request: Request) -> Response:
     """GET /api/sessions/{session_id}: one session."""
     fmt = response_format(request)
     session_id = path_text(request, "session_id")
+    zone = zone_param(request)
     row = await run_in_threadpool(_one_session, _engine(request), session_id)
     if fmt == "csv":
-        return Response(to_csv([row], SESSION_COLUMNS), media_type="text/csv", headers=_NO_STORE)
-    return _json({c: cell(row.get(c)) for c in SESSION_COLUMNS})
+        return Response(to_csv([row], SESSION_COLUMNS, zone), media_type="text/csv", headers=_NO_STORE)
+    return _json({c: cell(row.get(c), zone) for c in SESSION_COLUMNS})
 
 
 def _with_display_names(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -315,12 +323,27 @@ async def session_attendance(request: Request) -> Response:
 
     def load() -> tuple[list[dict[str, Any]], int]:
         _one_session(engine, session_id)
-        return attendance_page(engine, ReportFilter(session_id=session_id), limit=limit, offset=offset)
+        return _attendance_page(engine, ReportFilter(session_id=session_id), limit, offset)
 
     rows, total = await run_in_threadpool(load)
     return _listing(
-        request, _with_display_names(rows), total, limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
+        request,
+        _with_display_names(rows),
+        total,
+        limit,
+        offset,
+        ATTENDANCE_ITEM_COLUMNS,
+        ATTENDANCE_REPORT_COLUMNS,
+        fmt,
     )
+
+
+def _attendance_page(engine: Engine, flt: ReportFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of attendance rows with the analysts' columns, and the total."""
+    rows, total = attendance_page(engine, flt, limit=limit, offset=offset)
+    with engine.connect() as connection:
+        add_analyst_columns(connection, rows)
+    return rows, total
 
 
 async def list_attendance(request: Request) -> Response:
@@ -328,12 +351,42 @@ async def list_attendance(request: Request) -> Response:
     fmt = response_format(request)
     limit, offset = page_params(request)
     flt = report_filter(request, "meeting_id", "since", "until", "participant")
-    rows, total = await run_in_threadpool(
-        functools.partial(attendance_page, _engine(request), flt, limit=limit, offset=offset)
-    )
+    rows, total = await run_in_threadpool(_attendance_page, _engine(request), flt, limit, offset)
     return _listing(
-        request, _with_display_names(rows), total, limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
+        request,
+        _with_display_names(rows),
+        total,
+        limit,
+        offset,
+        ATTENDANCE_ITEM_COLUMNS,
+        ATTENDANCE_REPORT_COLUMNS,
+        fmt,
     )
+
+
+async def export_attendance(request: Request) -> Response:
+    """GET /api/export/attendance: every matching attendance row, streamed as CSV, JSON or XLSX."""
+    fmt = export_format(request)
+    zone = zone_param(request)
+    flt = report_filter(request, "meeting_id", "session_id", "since", "until", "participant")
+    rows = iter_attendance(_engine(request), flt)  # lazy: read a batch of sessions at a time while sending
+    return stream_download(rows, ATTENDANCE_REPORT_COLUMNS, fmt, zone, "attendance")
+
+
+async def export_sessions(request: Request) -> Response:
+    """GET /api/export/sessions: every matching session, streamed as CSV, JSON or XLSX."""
+    fmt = export_format(request)
+    zone = zone_param(request)
+    flt = report_filter(request, "meeting_id", "since", "until")
+    return stream_download(iter_sessions(_engine(request), flt), SESSION_COLUMNS, fmt, zone, "sessions")
+
+
+async def export_recordings(request: Request) -> Response:
+    """GET /api/export/recordings: the matching recording index, streamed as CSV, JSON or XLSX (links as stored)."""
+    fmt = export_format(request)
+    zone = zone_param(request)
+    flt = report_filter(request, "meeting_id", "session_id", "since", "until")
+    return stream_download(iter_recordings(_engine(request), flt), RECORDING_COLUMNS, fmt, zone, "recordings")
 
 
 async def queue_expired_links(request: Request, rows: Sequence[dict[str, Any]]) -> dict[str, LinkState]:
@@ -420,7 +473,8 @@ async def openapi_endpoint(request: Request) -> Response:
 def api_routes(settings: Settings) -> list[BaseRoute]:
     """The ``/api`` routes, guarded by the bearer tokens of ``settings.api_tokens``."""
     auth = TokenAuth.from_settings(settings)
-    page = ("limit", "offset", "format")
+    page = ("limit", "offset", "format", "tz")
+    export = ("format", "tz")
 
     def guard(handler: Handler, *params: str) -> Handler:
         return _guarded(auth, handler, params)
@@ -430,7 +484,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         Route(
             "/api/sessions", guard(list_sessions, "meeting_id", "since", "until", "q", "sort", *page), methods=["GET"]
         ),
-        Route("/api/sessions/{session_id}", guard(show_session, "format"), methods=["GET"]),
+        Route("/api/sessions/{session_id}", guard(show_session, "format", "tz"), methods=["GET"]),
         Route("/api/sessions/{session_id}/attendance", guard(session_attendance, *page), methods=["GET"]),
         Route(
             "/api/attendance",
@@ -440,6 +494,17 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         Route(
             "/api/recordings",
             guard(list_recordings, "meeting_id", "session_id", "since", "until", "q", "sort", *page),
+            methods=["GET"],
+        ),
+        Route(
+            "/api/export/attendance",
+            guard(export_attendance, "meeting_id", "session_id", "since", "until", "participant", *export),
+            methods=["GET"],
+        ),
+        Route("/api/export/sessions", guard(export_sessions, "meeting_id", "since", "until", *export), methods=["GET"]),
+        Route(
+            "/api/export/recordings",
+            guard(export_recordings, "meeting_id", "session_id", "since", "until", *export),
             methods=["GET"],
         ),
         Route("/api/events", guard(list_events, *EVENT_PARAMS, *page), methods=["GET"]),

@@ -1,42 +1,47 @@
-"""The one place where a list answer of the reports API becomes JSON or CSV (issue #21).
+"""The one place where a list answer of the reports API or a page becomes JSON, CSV or XLSX (issue #21).
 
-Every list endpoint renders through :func:`export_response`, so another
-format (XLSX) is one branch here plus its name in
-:func:`receiver.web.params.response_format`. CSV is the rows' ``columns``
-(header row, ISO 8601 UTC times, empty cell for null, formula-like cells
-neutralised by :func:`receiver.reports.formatting.to_csv`); JSON is the
-``json_body`` the endpoint built (an envelope with ``items``).
+Two kinds of answer:
+
+* :func:`export_response`: one page of a list (the rows are in memory,
+  at most ``limit``): JSON is the ``json_body`` the endpoint built (an
+  envelope with ``items``); CSV and XLSX are the rows' ``columns``, written
+  by :func:`receiver.reports.export.stream_export` (header row, times in
+  UTC or the ``tz`` zone, empty cell for null, formula-like cells
+  neutralised).
+* :func:`stream_download`: every matching row of an export
+  (``/api/export/...``, ``/ui/export/...``), read lazily and streamed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from receiver.reports.formatting import cell, to_csv
+from receiver.reports.export import MEDIA_TYPES, export_filename, stream_export
+from receiver.reports.formatting import cell
 
-__all__ = ["EXPORT_FORMATS", "NO_STORE", "TABLE_FORMATS", "export_response", "json_items"]
+__all__ = ["EXPORT_FORMATS", "NO_STORE", "TABLE_FORMATS", "export_response", "json_items", "stream_download"]
 
 NO_STORE = {"Cache-Control": "no-store"}
-#: Formats :func:`export_response` writes (add ``xlsx`` here with its branch below).
-EXPORT_FORMATS: tuple[str, ...] = ("json", "csv")
+#: Formats :func:`export_response` writes.
+EXPORT_FORMATS: tuple[str, ...] = ("json", "csv", "xlsx")
 #: The tabular ones: the pages offer a download button for each.
 TABLE_FORMATS: tuple[str, ...] = tuple(f for f in EXPORT_FORMATS if f != "json")
 
 
-def _value(value: Any) -> Any:
+def _value(value: Any, zone: tzinfo = UTC) -> Any:
     """A JSON-ready value: a calendar date as ``YYYY-MM-DD``, the rest as :func:`receiver.reports.formatting.cell`."""
     if isinstance(value, date) and not isinstance(value, datetime):
         return value.isoformat()
-    return cell(value)
+    return cell(value, zone)
 
 
-def json_items(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
-    """``rows`` restricted to ``columns``, each value made JSON-ready (times ISO 8601 UTC, dates ``YYYY-MM-DD``)."""
-    return [{c: _value(r.get(c)) for c in columns} for r in rows]
+def json_items(rows: Sequence[dict[str, Any]], columns: Sequence[str], zone: tzinfo = UTC) -> list[dict[str, Any]]:
+    """``rows`` restricted to ``columns``, each value made JSON-ready (times ISO 8601 in ``zone``, dates ``YYYY-MM-DD``)."""
+    return [{c: _value(r.get(c), zone) for c in columns} for r in rows]
 
 
 def _with_dates(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Sequence[dict[str, Any]]:
@@ -44,10 +49,6 @@ def _with_dates(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Seque
     if not any(isinstance(r.get(c), date) and not isinstance(r.get(c), datetime) for r in rows[:1] for c in columns):
         return rows
     return [{**r, **{c: _value(r.get(c)) for c in columns if isinstance(r.get(c), date)}} for r in rows]
-
-
-def _safe_name(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:100] or "export"
 
 
 def export_response(
@@ -58,22 +59,43 @@ def export_response(
     json_body: dict[str, Any],
     filename: str | None = None,
     headers: dict[str, str] | None = None,
+    zone: tzinfo = UTC,
 ) -> Response:
-    """The answer of a list endpoint in format ``fmt`` (``json`` or ``csv``, from ``response_format``).
+    """The answer of a list endpoint in format ``fmt`` (``json``, ``csv`` or ``xlsx``, from ``response_format``).
 
     ``rows``/``columns``: what the tabular formats carry; ``json_body``:
     the JSON answer. ``filename`` (no extension): CSV is sent as an
-    attachment named ``<filename>.csv``. ``headers`` are added to either
-    (e.g. ``X-Total-Count``); answers are never cached.
+    attachment named ``<filename>.csv`` (XLSX always is, ``export.xlsx``
+    without a name). ``headers`` are added to every format (e.g.
+    ``X-Total-Count``); answers are never cached. ``zone``: the time zone
+    of the tabular formats' times (``tz=``; default UTC).
 
     Raises:
         ValueError: an unknown ``fmt`` (callers pass a checked one).
     """
     extra = {**NO_STORE, **(headers or {})}
-    if fmt == "csv":
-        if filename:
-            extra["Content-Disposition"] = f'attachment; filename="{_safe_name(filename)}.csv"'
-        return Response(to_csv(_with_dates(rows, columns), columns), media_type="text/csv", headers=extra)
     if fmt == "json":
         return JSONResponse(json_body, headers=extra)
-    raise ValueError(f"no export format {fmt!r}")
+    if fmt not in ("csv", "xlsx"):
+        raise ValueError(f"no export format {fmt!r}")
+    if filename or fmt == "xlsx":
+        extra["Content-Disposition"] = f'attachment; filename="{export_filename(filename or "export", fmt)}"'
+    body = b"".join(stream_export(_with_dates(rows, columns), columns, fmt, zone=zone, title=filename or "export"))
+    return Response(body, media_type=MEDIA_TYPES[fmt], headers=extra)
+
+
+def stream_download(
+    rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, zone: tzinfo, name: str
+) -> StreamingResponse:
+    """A streamed download of every row of ``rows`` as ``fmt`` (csv, json, xlsx), named ``<name>.<fmt>``.
+
+    :func:`receiver.reports.export.stream_export` in a ``StreamingResponse``
+    (``Content-Disposition: attachment``). ``rows`` is consumed while the
+    body is sent (in Starlette's thread pool for a plain iterator), so a
+    lazy iterator reads the database as the client downloads (constant
+    memory; issue #23 item 4).
+    """
+    headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{export_filename(name, fmt)}"'}
+    return StreamingResponse(
+        stream_export(rows, columns, fmt, zone=zone, title=name), media_type=MEDIA_TYPES[fmt], headers=headers
+    )

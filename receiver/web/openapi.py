@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from receiver.db.models import EVENT_STATUSES
+from receiver.reports.export import MEDIA_TYPES
 from receiver.web import outbound
 from receiver.web.erasures import openapi_paths, openapi_schemas
 from receiver.web.openapi_analytics import analytics_parameters, analytics_paths, analytics_schemas
@@ -67,17 +68,31 @@ def _schemas() -> dict[str, Any]:
                 {**_STR, "description": "the REST API's meeting id when it differs from meeting_id (kept)"}
             ),
         },
-        "One session (one live run of a meeting). Times are UTC.",
+        "One session (one live run of a meeting). Times are UTC (or in the zone of tz=).",
     )
     attendance = _object(
         {
             "session_id": _STR,
             "meeting_id": _nullable(_STR),
+            "meeting_title": _nullable({**_STR, "description": "title of the session's meeting"}),
             "participant_key": {**_STR, "description": "custom participant id, else peer id"},
             "display_name": _nullable({**_STR, "description": "latest display name"}),
+            "preset_name": _nullable(
+                {**_STR, "description": "role: the preset of most of the person's peers (a tie: the later peer)"}
+            ),
+            "is_guest": {**_BOOL, "description": "no peer of the person carried a custom participant id"},
+            "custom_participant_id": _nullable(
+                {**_STR, "description": "the app's id of the person (join to a user directory on it)"}
+            ),
+            "user_id": _nullable({**_STR, "description": "Dyte's participant user id (most of the peers')"}),
             "first_joined_at": _nullable(_TIME),
             "last_left_at": _nullable(_TIME),
             "attended_seconds": {**_NUM, "minimum": 0, "description": "union of the person's intervals, seconds"},
+            "attended_minutes": {
+                **_NUM,
+                "minimum": 0,
+                "description": "attended_seconds / 60, rounded half up to one decimal",
+            },
             "join_count": {**_INT, "minimum": 0, "description": "peers (joins) of the person"},
             "attendance_ratio": _nullable({**_NUM, "description": "attended_seconds / session duration"}),
             "closed_at_session_end": {
@@ -194,8 +209,14 @@ _PARAMETERS: dict[str, Any] = {
     "offset": _query("offset", "Rows to skip.", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
     "format": _query(
         "format",
-        "json (default) or csv; wins over the Accept header (Accept: text/csv also gives CSV).",
-        {"type": "string", "enum": ["json", "csv"]},
+        "json (default), csv or xlsx (a workbook, as an attachment); wins over the Accept header"
+        " (Accept: text/csv also gives CSV).",
+        {"type": "string", "enum": ["json", "csv", "xlsx"]},
+    ),
+    "tz": _query(
+        "tz",
+        "IANA time zone (Europe/Berlin) to show times in, with its offset; absent or empty: UTC.",
+        {"type": "string", "maxLength": 64},
     ),
     "meeting_id": _query("meeting_id", "Only this meeting. Empty: no filter.", _TEXT_SCHEMA),
     "session_id_q": _query("session_id", "Only this session. Empty: no filter.", _TEXT_SCHEMA),
@@ -264,14 +285,51 @@ def _list_operation(summary: str, page: str, params: list[str], csv_note: str) -
         "get": {
             "summary": summary,
             "operationId": summary.lower().replace(" ", "_"),
-            "parameters": [_ref(p) for p in params] + [_ref("limit"), _ref("offset"), _ref("format")],
+            "parameters": [_ref(p) for p in params] + [_ref("limit"), _ref("offset"), _ref("format"), _ref("tz")],
             "responses": {
                 "200": {
-                    "description": f"One page. JSON: the {page} envelope. CSV ({csv_note}): header row and the page's rows, no envelope.",
+                    "description": f"One page. JSON: the {page} envelope. CSV and XLSX ({csv_note}): header row and"
+                    " the page's rows, no envelope.",
                     "headers": _TOTAL_HEADER,
                     "content": {
                         "application/json": {"schema": {"$ref": f"#/components/schemas/{page}"}},
                         "text/csv": {"schema": {"type": "string"}},
+                        MEDIA_TYPES["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                **_COMMON_ERRORS,
+            },
+        }
+    }
+
+
+_EXPORT_FORMAT = _query(
+    "format", "csv (default), json (a plain array) or xlsx.", {"type": "string", "enum": ["csv", "json", "xlsx"]}
+)
+
+
+def _export_operation(summary: str, params: list[str], item: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "operationId": summary.lower().replace(" ", "_"),
+            "description": f"Every matching row (columns of {item}"
+            + (" but display_names" if item == "AttendanceRow" else "")
+            + "), streamed as an attachment; no pages. XLSX: typed cells (dates, numbers), text never a formula.",
+            # Inline, not a component: a second component named "format" would clash with the listings' one.
+            "parameters": [_EXPORT_FORMAT, _ref("tz")] + [_ref(p) for p in params],
+            "responses": {
+                "200": {
+                    "description": "The rows: CSV with a header row, a JSON array, or an XLSX workbook.",
+                    "headers": {
+                        "Content-Disposition": {"description": "attachment; filename=...", "schema": {"type": "string"}}
+                    },
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                            "schema": {"type": "string", "format": "binary"}
+                        },
                     },
                 },
                 **_COMMON_ERRORS,
@@ -291,7 +349,7 @@ def openapi_document() -> dict[str, Any]:
             "get": {
                 "summary": "Get session",
                 "operationId": "get_session",
-                "parameters": [_ref("session_id"), _ref("format")],
+                "parameters": [_ref("session_id"), _ref("format"), _ref("tz")],
                 "responses": {
                     "200": {
                         "description": "The session (CSV: header and one row).",
@@ -311,7 +369,7 @@ def openapi_document() -> dict[str, Any]:
                     "Session attendance", "AttendancePage", [], "columns of AttendanceRow but display_names"
                 )["get"],
                 "operationId": "session_attendance",
-                "parameters": [_ref("session_id"), _ref("limit"), _ref("offset"), _ref("format")],
+                "parameters": [_ref("session_id"), _ref("limit"), _ref("offset"), _ref("format"), _ref("tz")],
             }
         },
         "/api/attendance": _list_operation(
@@ -338,6 +396,13 @@ def openapi_document() -> dict[str, Any]:
             "EventPage",
             ["status", "session_id_q", "event_name", "delivery_id", "received_since", "received_until", "sort_events"],
             "columns of Event",
+        ),
+        "/api/export/attendance": _export_operation(
+            "Export attendance", ["meeting_id", "session_id_q", "since", "until", "participant"], "AttendanceRow"
+        ),
+        "/api/export/sessions": _export_operation("Export sessions", ["meeting_id", "since", "until"], "Session"),
+        "/api/export/recordings": _export_operation(
+            "Export recordings", ["meeting_id", "session_id_q", "since", "until"], "Recording"
         ),
         "/api/events/{event_id}/retry": {
             "post": {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from receiver.db.models import EVENT_STATUSES
 from receiver.errors import HTTPError
 from receiver.reports.paging import SortError, parse_sort
 from receiver.reports.queries import ReportFilter
-from receiver.timeparse import TimestampError, parse_timestamp
+from receiver.timeparse import TimestampError, ZoneError, parse_timestamp, parse_zone
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -33,6 +33,7 @@ __all__ = [
     "check_known_params",
     "event_id_param",
     "event_status_param",
+    "export_format",
     "int_param",
     "page_params",
     "parse_time_param",
@@ -41,6 +42,7 @@ __all__ = [
     "response_format",
     "sort_param",
     "text_param",
+    "zone_param",
 ]
 
 DEFAULT_LIMIT = 100
@@ -146,13 +148,29 @@ def _accept_prefers_csv(accept: str) -> bool:
 
 
 def response_format(request: Request) -> str:
-    """``json`` or ``csv``: ``?format=`` when given (400 if unknown), else from ``Accept``."""
+    """``json``, ``csv`` or ``xlsx``: ``?format=`` when given (400 if unknown), else ``csv`` or ``json`` from ``Accept``."""
     fmt = request.query_params.get("format")
     if fmt is not None:
-        if fmt not in ("json", "csv"):
-            raise _bad("format: use json or csv")
+        if fmt not in ("json", "csv", "xlsx"):
+            raise _bad("format: use json, csv or xlsx")
         return fmt
     return "csv" if _accept_prefers_csv(request.headers.get("accept", "")) else "json"
+
+
+def export_format(request: Request) -> str:
+    """``?format=`` of an export: ``csv`` (default), ``json`` or ``xlsx``; 400 otherwise."""
+    fmt = request.query_params.get("format") or "csv"
+    if fmt not in ("csv", "json", "xlsx"):
+        raise _bad("format: use csv, json or xlsx")
+    return fmt
+
+
+def zone_param(request: Request) -> tzinfo:
+    """``?tz=``: an IANA time zone for the times of the answer (absent or empty: UTC); 400 when unknown."""
+    try:
+        return parse_zone(request.query_params.get("tz"))
+    except ZoneError as exc:
+        raise _bad(f"tz: {exc}") from None
 
 
 def report_filter(request: Request, *names: str) -> ReportFilter:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -63,6 +64,44 @@ def test_attendance_report_csv_json_and_table(loaded):
     assert "alice" in table.output and "0:50:00" in table.output  # attended, H:MM:SS
     wide = run(["report", "attendance", "--session-id", "sess-1", "--wide"], loaded)
     assert "3000.0" in wide.output and "2026-01-01T10:00:00Z" in wide.output
+
+
+def test_attendance_xlsx_to_a_file_and_time_zones(loaded, tmp_path):
+    """--format xlsx --output writes a workbook (read back: typed cells, the analysts' columns); --tz shifts times."""
+    from openpyxl import load_workbook
+
+    target = tmp_path / "attendance.xlsx"
+    result = run(["report", "attendance", "--format", "xlsx", "--output", str(target), "--tz", "Asia/Kolkata"], loaded)
+    assert result.exit_code == 0, result.output
+    assert "4 rows written to" in result.stderr
+    sheet = load_workbook(target)["Attendance"]
+    header = [c.value for c in next(sheet.iter_rows())]
+    assert {"meeting_title", "preset_name", "is_guest", "attended_minutes"} <= set(header)
+    assert "first_joined_at (Asia/Kolkata)" in header
+    alice = next(
+        row for row in sheet.iter_rows(min_row=2, values_only=True) if row[header.index("participant_key")] == "alice"
+    )
+    assert alice[header.index("attended_seconds")] == 3000.0 and alice[header.index("attended_minutes")] == 50.0
+    assert alice[header.index("first_joined_at (Asia/Kolkata)")] == datetime(2026, 1, 1, 15, 30)  # 10:00 UTC +5:30
+    csv_out = run(["report", "attendance", "--format", "csv", "--tz", "Asia/Kolkata"], loaded)
+    by_key = {r["participant_key"]: r for r in csv.DictReader(io.StringIO(csv_out.stdout))}
+    assert by_key["alice"]["first_joined_at"] == "2026-01-01T15:30:00+05:30"
+
+
+def test_xlsx_refuses_a_terminal_and_bad_zones_are_usage_errors(loaded, monkeypatch):
+    """XLSX without --output on a terminal: exit 2 saying so; --tz Mars/Base: exit 2 naming the option."""
+    import receiver.cli.reports as reports_cli
+
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(reports_cli, "sys", type("FakeSys", (), {"stdout": Terminal()}))
+    refused = run(["report", "sessions", "--format", "xlsx"], loaded)
+    assert refused.exit_code == 2 and "--output" in refused.output
+    monkeypatch.undo()
+    bad_zone = run(["report", "attendance", "--tz", "Mars/Base"], loaded)
+    assert bad_zone.exit_code == 2 and "--tz" in bad_zone.output and "Mars/Base" in bad_zone.output
 
 
 def test_sessions_and_recordings_reports(loaded):

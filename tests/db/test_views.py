@@ -17,6 +17,7 @@ what reconciliation would write):
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from receiver.processing.apply import apply_event
 from receiver.providers.dyte.events import parse_event
 from receiver.reports.attendance import Interval, attendance_rows
 from receiver.reports.queries import (
+    ANALYST_COLUMNS,
     ATTENDANCE_COLUMNS,
     RECORDING_COLUMNS,
     ReportFilter,
@@ -118,10 +120,11 @@ def normalise(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def rows_of(engine: Engine, view: str, where: str = "") -> list[dict[str, Any]]:
-    """Every row of ``view`` (normalised), sorted."""
+def rows_of(engine: Engine, view: str, where: str = "", columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Every row of ``view`` (normalised), sorted; only ``columns`` when given (default: all)."""
+    selected = ", ".join(columns) if columns else "*"
     with engine.connect() as connection:
-        raw = [dict(r) for r in connection.execute(text(f"SELECT * FROM {view} {where}")).mappings()]
+        raw = [dict(r) for r in connection.execute(text(f"SELECT {selected} FROM {view} {where}")).mappings()]
     for row in raw:  # the views themselves give text times and plain numbers on both databases
         assert all(v is None or isinstance(v, (str, int, float)) for v in row.values()), row
     rows = [normalise(row) for row in raw]
@@ -371,7 +374,7 @@ EXPECTED_ATTENDANCE = [
 def test_view_columns_are_the_documented_ones(views: Engine) -> None:
     """Every view has exactly the documented columns, in order."""
     assert columns_of(views, "attendance_intervals") == INTERVAL_COLUMNS
-    assert columns_of(views, "attendance") == list(ATTENDANCE_COLUMNS)
+    assert columns_of(views, "attendance") == [*ATTENDANCE_COLUMNS, *ANALYST_COLUMNS]
     assert columns_of(views, "sessions_summary") == SUMMARY_COLUMNS
     assert columns_of(views, "recording_index") == list(RECORDING_COLUMNS)
     assert columns_of(views, "daily_usage") == DAILY_COLUMNS
@@ -435,7 +438,7 @@ def test_attendance_intervals_rows(views: Engine) -> None:
 
 def test_attendance_view_hand_computed(views: Engine) -> None:
     """attendance counts overlapping devices once, sums rejoins, clips to the session and closes open intervals."""
-    assert rows_of(views, "attendance") == sort_rows(EXPECTED_ATTENDANCE)
+    assert rows_of(views, "attendance", columns=ATTENDANCE_COLUMNS) == sort_rows(EXPECTED_ATTENDANCE)
 
 
 def test_attendance_view_equals_attendance_report_for_ended_sessions(views: Engine) -> None:
@@ -445,7 +448,7 @@ def test_attendance_view_equals_attendance_report_for_ended_sessions(views: Engi
         report += attendance_report(views, ReportFilter(session_id=session_id))
     report = [{column: row[column] for column in ATTENDANCE_COLUMNS} for row in report]
     assert len(report) == 6
-    assert rows_of(views, "attendance", "WHERE session_id IN ('s-1', 's-2')") == sort_rows(report)
+    assert rows_of(views, "attendance", "WHERE session_id IN ('s-1', 's-2')", ATTENDANCE_COLUMNS) == sort_rows(report)
 
 
 def test_attendance_view_live_session_uses_known_leaves(views: Engine) -> None:
@@ -471,8 +474,10 @@ def test_attendance_view_live_session_uses_known_leaves(views: Engine) -> None:
         }
         for row in attendance_rows("s-3", "m-1", ts("2026-03-03 12:00"), None, intervals)
     ]
-    assert rows_of(views, "attendance", "WHERE session_id = 's-3'") == sort_rows(expected)
-    assert rows_of(views, "attendance", "WHERE session_id = 's-3'") == sort_rows(EXPECTED_ATTENDANCE[-2:])
+    assert rows_of(views, "attendance", "WHERE session_id = 's-3'", ATTENDANCE_COLUMNS) == sort_rows(expected)
+    assert rows_of(views, "attendance", "WHERE session_id = 's-3'", ATTENDANCE_COLUMNS) == sort_rows(
+        EXPECTED_ATTENDANCE[-2:]
+    )
 
 
 def test_sessions_summary_rows(views: Engine) -> None:
@@ -577,7 +582,7 @@ def test_union_matches_python_on_random_intervals(engine: Engine) -> None:
             )
     report = [{column: row[column] for column in ATTENDANCE_COLUMNS} for row in attendance_report(engine)]
     assert len(report) == 15
-    assert rows_of(engine, "attendance") == sort_rows(report)
+    assert rows_of(engine, "attendance", columns=ATTENDANCE_COLUMNS) == sort_rows(report)
     peak = sessions_report(engine)[0]["peak_concurrency"]
     assert rows_of(engine, "sessions_summary")[0]["peak_concurrency"] == peak
 
@@ -626,7 +631,7 @@ def test_display_name_is_the_last_new_name_in_join_order(engine: Engine) -> None
                 )
             )
             db.flush()  # ids in list order
-    got = {r["participant_key"]: r["display_name"] for r in rows_of(engine, "attendance")}
+    got = {r["participant_key"]: r["display_name"] for r in rows_of(engine, "attendance", columns=ATTENDANCE_COLUMNS)}
     assert got == {"renamed": "Bea", "tied": "Second", "nameless": None}
 
 

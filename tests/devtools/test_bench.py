@@ -250,3 +250,28 @@ def test_bench_reports_tiny_run(dialect: str, tmp_path) -> None:
     timed = [line for line in result.output.splitlines() if line.startswith("│ ")]
     for name in ("sessions_page() 100 newest", "sessions_page(q=", "usage_overview(period=day), 90 days"):
         assert any(line.startswith(f"│ {name}") and "ms" in line for line in timed), (name, result.output)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_bench_export_tiny_run(dialect: str, tmp_path) -> None:
+    """A small `receiver bench export` loads, exports twice in a child process and shows rows, RSS and the goal."""
+    from conftest import PG_ADMIN_URL, postgres_unavailable_reason
+
+    if dialect == "postgresql":
+        reason = postgres_unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+        url = PG_ADMIN_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'bench.db'}"
+    root = click.Group("receiver")
+    root.add_command(bench)
+    result = CliRunner().invoke(root, ["bench", "export", "--intervals", "2000", "--database-url", url])
+    assert result.exit_code == 0, result.output
+    runs = [line for line in result.output.splitlines() if line.startswith(("│ cold", "│ warm"))]
+    assert len(runs) == 2, result.output
+    for line in runs:
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        rows, peak_mb, goal = int(cells[1].replace(",", "")), float(cells[4].replace(",", "")), cells[5]
+        assert rows > 1000 and peak_mb > 10 and goal == ("met" if peak_mb < 200 else "not met"), line

@@ -71,7 +71,7 @@ def marked(engine: Engine, session_id: str) -> bool:
 
 
 def view_rows(engine: Engine, where: str = "") -> list[dict[str, Any]]:
-    return rows_of(engine, "attendance", where)
+    return rows_of(engine, "attendance", where, ATTENDANCE_COLUMNS)
 
 
 def report_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

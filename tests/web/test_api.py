@@ -36,7 +36,7 @@ from receiver.db.engine import make_engine
 from receiver.db.models import AuditEntry, WebhookEvent
 from receiver.processing.apply import apply_event
 from receiver.providers.dyte.events import parse_event
-from receiver.reports.queries import ATTENDANCE_COLUMNS, SESSION_COLUMNS
+from receiver.reports.queries import ATTENDANCE_REPORT_COLUMNS, SESSION_COLUMNS
 from receiver.settings import Settings
 from receiver.web.api import analyst_routes
 from receiver.web.app import create_app
@@ -347,7 +347,7 @@ def test_csv_by_query_and_by_accept(client: TestClient) -> None:
     assert by_query.status_code == by_accept.status_code == 200
     assert by_query.headers["content-type"].startswith("text/csv")
     assert by_query.text == by_accept.text
-    assert by_query.text.splitlines()[0] == ",".join(ATTENDANCE_COLUMNS)
+    assert by_query.text.splitlines()[0] == ",".join(ATTENDANCE_REPORT_COLUMNS)
     assert by_query.headers["x-total-count"] == "5"
     rows = _csv(by_query.text)
     assert len(rows) == 5
@@ -396,7 +396,7 @@ def test_session_detail_and_attendance(client: TestClient) -> None:
     assert by_key["bob"]["attended_seconds"] == 1200.0  # two 10-minute visits
     assert by_key["bob"]["display_names"] == ["Bob"]  # one name: still a list in the API
     assert by_key["c1"]["closed_at_session_end"] is True
-    assert list(attendance["items"][0]) == [*ATTENDANCE_COLUMNS, "display_names"]
+    assert list(attendance["items"][0]) == [*ATTENDANCE_REPORT_COLUMNS, "display_names"]
 
 
 def test_unknown_session_is_404(client: TestClient) -> None:
@@ -607,7 +607,7 @@ def test_openapi_document_lists_every_route(client: TestClient) -> None:
     documented = {(method, path) for path, item in document["paths"].items() for method in item}
     assert documented == routes
     attendance_params = {p["$ref"].rsplit("/", 1)[1] for p in document["paths"]["/api/attendance"]["get"]["parameters"]}
-    assert attendance_params == {"meeting_id", "since", "until", "participant", "limit", "offset", "format"}
+    assert attendance_params == {"meeting_id", "since", "until", "participant", "limit", "offset", "format", "tz"}
     for path, item in document["paths"].items():
         for operation in item.values():
             if path != "/api/openapi.json":

@@ -10,6 +10,9 @@ two minutes on a 2-core machine):
   preloaded inbox (:mod:`receiver.devtools.bench.worker_bench`);
 * ``reports``: attendance report timings over a 10,000-person session and
   1,000,000 intervals (:mod:`receiver.devtools.bench.reports_bench`);
+* ``export``: peak memory and time of ``receiver report attendance --format
+  csv`` over 1,000,000 intervals, cold and precomputed
+  (:mod:`receiver.devtools.bench.export_bench`);
 * ``ratelimit``: a backfill against the sandbox REST API under the client
   rate limiter, on a fake clock (:mod:`receiver.devtools.bench.ratelimit_bench`).
 
@@ -43,7 +46,7 @@ def _fail(message: str) -> None:
 
 @click.group("bench")
 def bench() -> None:
-    """Performance benches: ingest, worker, reports, ratelimit (numbers on stdout, exit 0)."""
+    """Performance benches: ingest, worker, reports, export, ratelimit (numbers on stdout, exit 0)."""
 
 
 @bench.command("ingest")
@@ -233,6 +236,35 @@ def reports_command(**kwargs) -> None:
 
     try:
         run_reports_bench(ReportsOptions(**kwargs), make_console())
+    except (RuntimeError, ValueError, OSError) as exc:
+        _fail(f"{type(exc).__name__}: {exc}")
+
+
+@bench.command("export")
+@click.option(
+    "--intervals",
+    default=1_000_000,
+    show_default=True,
+    type=click.IntRange(1, 100_000_000),
+    help="Participant intervals to load (sessions of 80 people).",
+)
+@click.option("--database-url", help=_DB_HELP)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "xlsx"]),
+    default="csv",
+    show_default=True,
+    help="Export format.",
+)
+@click.option("--keep", is_flag=True, help="Keep the scratch database.")
+def export_command(**kwargs) -> None:
+    """Peak RSS and time of `receiver report attendance --format csv` (a child process), goal < 200 MB."""
+    from receiver.devtools.bench.common import make_console
+    from receiver.devtools.bench.export_bench import ExportOptions, run_export_bench
+
+    try:
+        run_export_bench(ExportOptions(**kwargs), make_console())
     except (RuntimeError, ValueError, OSError) as exc:
         _fail(f"{type(exc).__name__}: {exc}")
 

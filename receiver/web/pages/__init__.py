@@ -41,7 +41,7 @@ from starlette.routing import BaseRoute, Route
 from receiver.settings import Settings
 from receiver.web.auth import Role
 from receiver.web.login import Handler, PageAuth, guarded, login_routes
-from receiver.web.pages import actions, event, listings, outbound, overview, person, series, views
+from receiver.web.pages import actions, event, exports, listings, outbound, overview, person, series, views
 from receiver.web.pages.geometry import (
     CHART_WIDTH,
     CURVE_HEIGHT,
@@ -100,6 +100,9 @@ def page_routes(settings: Settings) -> list[BaseRoute]:
         Route("/ui/sessions/{session_id}", read(views.session_page), methods=["GET"]),
         Route("/ui/sessions/{session_id}/attendance.csv", read(views.session_csv), methods=["GET"]),
         Route("/ui/recordings", read(listings.recordings_list), methods=["GET"]),
+        Route("/ui/export/attendance", read(exports.export_attendance_page), methods=["GET"]),
+        Route("/ui/export/sessions", read(exports.export_sessions_page), methods=["GET"]),
+        Route("/ui/export/recordings", read(exports.export_recordings_page), methods=["GET"]),
         Route("/ui/recordings/refresh", act(actions.refresh_links_page, "refresh_links"), methods=["POST"]),
         Route("/ui/events", read(listings.events_list), methods=["GET"]),
         Route("/ui/events/retry-dead", act(actions.bulk_retry_confirm, "bulk_retry"), methods=["GET"]),
