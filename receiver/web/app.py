@@ -168,7 +168,7 @@ def create_app(
         worker_factory: builds the in-process worker from the engine
             (required with ``run_worker``; the composition root passes it).
         on_started: called once start-up is complete (the entry point's
-            process-wide tuning: see :func:`receiver.cli.main.tune_process`).
+            process-wide tuning: see :func:`receiver.service.tune_process`).
         background_tasks: coroutines ``f(app)`` started after start-up and
             cancelled at shutdown (e.g. ensuring the webhook subscription);
             they must not block readiness.
