@@ -3,7 +3,8 @@
 What the script does (:data:`_SCRIPT`): at start, each wrk thread reads the
 pre-signed pool from a data file (one ``signature<TAB>body`` line per body,
 the bodies compact JSON, so without TAB or newline); every request takes the
-next body of the pool round-robin (each thread starting at its own offset) and
+next body of the pool round-robin (continuing where the previous invocation
+stopped; each thread starting at its own offset) and
 gets a new ``dyte-uuid`` ``<run>-wrk<invocation>-<thread>-<counter>``. A body
 sent again under a new uuid is a *replay* for the receiver: answered 200, no
 new row, the stored row's ``duplicate_count`` raised (the inbox stores one
@@ -48,7 +49,8 @@ function init(args)
     sigs[n] = line:sub(1, tab - 1)
     bodies[n] = line:sub(tab + 1)
   end
-  offset = ((tid or 1) - 1) * 7919
+  -- Continue the rotation where the previous invocation stopped; threads start apart.
+  offset = tonumber(args[2] or "0") + ((tid or 1) - 1) * 7919
   wrk.headers["content-type"] = "application/json"
   wrk.headers["dyte-webhook-id"] = "%(webhook_id)s"
 end
@@ -88,6 +90,7 @@ class WrkResult(LoadResult):
 
     summaries: list[LatencySummary] = field(default_factory=list)
     acked_count: int = 0
+    requests: int = 0  # answered, warm-up included
 
     def extend(self, other: LoadResult) -> None:
         """Add a later round (its window, counts and latency summary)."""
@@ -95,6 +98,7 @@ class WrkResult(LoadResult):
         if isinstance(other, WrkResult):
             self.summaries.extend(other.summaries)
             self.acked_count += other.acked_count
+            self.requests += other.requests
 
     def latency(self) -> LatencySummary:
         """Latency over the rounds: each percentile is the worst round's (wrk gives no samples to pool)."""
@@ -126,7 +130,7 @@ def parse_wrk_output(output: str, *, measured: bool = True) -> WrkResult:
         raise RuntimeError(f"wrk printed no result:\n{output[-2000:]}")
     data = json.loads(line[len("WRK_JSON ") :])
     requests, non_2xx = int(data["requests"]), int(data["non_2xx"])
-    result = WrkResult(acked_count=requests - non_2xx)
+    result = WrkResult(acked_count=requests - non_2xx, requests=requests)
     if not measured:
         return result
     result.window_seconds = data["duration_us"] / 1e6
@@ -190,6 +194,7 @@ class WrkLoad:
         self.script = workdir / f"wrk-{run_id}.lua"
         self.script.write_text(_SCRIPT % {"run": run_id, "path": path, "data": str(data), "webhook_id": webhook_id})
         self.invocations = 0
+        self.requests = 0  # answered so far: where the next invocation continues the pool's rotation
 
     def _run(self, host: str, port: int, seconds: float, measured: bool) -> WrkResult:
         self.invocations += 1
@@ -205,10 +210,12 @@ class WrkLoad:
             f"http://{host}:{port}/",
             "--",
             f"{self.invocations:03d}",
+            str(self.requests),
         ]
         started = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
         result = parse_wrk_output(done.stdout + done.stderr, measured=measured)
+        self.requests += result.requests
         result.wall_seconds = time.perf_counter() - started if measured else 0.0
         return result
 
@@ -216,7 +223,9 @@ class WrkLoad:
         """One round: ``warmup`` seconds unmeasured (when > 0), then ``duration`` seconds measured."""
         result = WrkResult()
         if warmup > 0:
-            result.acked_count += self._run(host, port, warmup, measured=False).acked_count
+            warm = self._run(host, port, warmup, measured=False)
+            result.acked_count += warm.acked_count
+            result.requests += warm.requests
         result.extend(self._run(host, port, duration, measured=True))
         return result
 
