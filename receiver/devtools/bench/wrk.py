@@ -215,7 +215,8 @@ class WrkLoad:
         started = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
         result = parse_wrk_output(done.stdout + done.stderr, measured=measured)
-        self.requests += result.requests
+        # Requests in flight when wrk stops are answered but not counted: skip past them too.
+        self.requests += result.requests + self.connections
         result.wall_seconds = time.perf_counter() - started if measured else 0.0
         return result
 
