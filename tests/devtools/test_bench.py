@@ -179,7 +179,7 @@ def test_bench_ingest_baseline_tiny_run_on_sqlite() -> None:
     assert "round 1/2" in result.output and "round 2/2" in result.output
     assert "median of rounds" in result.output
     assert "LOST" not in result.output
-    assert "ingest (sqlite) / no-op Starlette" in result.output and "ingest (sqlite) / verify-only" in result.output
+    assert "process / no-op Starlette" in result.output and "process / verify-only" in result.output
     # Durability table: receiver, acked, stored, replays counted, acked-but-missing (0).
     durability = [
         line for line in result.output.splitlines() if line.count("│") == 6 and any(c.isdigit() for c in line)

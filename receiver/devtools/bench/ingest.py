@@ -479,10 +479,12 @@ def _report(
     ratios.add_column("goal", justify="right")
     if noop:
         goal = PG_NOOP_RATIO_GOAL if dialect == "postgresql" else None
-        _ratio_row(ratios, f"ingest ({dialect}) / no-op Starlette", ingest, noop, goal)
+        _ratio_row(ratios, f"{ingest.name} / no-op Starlette", ingest, noop, goal)
     if verify:
         goal = PG_RATIO_GOAL if dialect == "postgresql" else SQLITE_RATIO_GOAL
-        _ratio_row(ratios, f"ingest ({dialect}) / verify-only", ingest, verify, goal)
+        _ratio_row(ratios, f"{ingest.name} / verify-only", ingest, verify, goal)
+    if noop and len(checks) > 1:
+        _ratio_row(ratios, f"{checks[0][0].name} / no-op Starlette", checks[0][0], noop, None)
     if verify and noop:
         _ratio_row(ratios, "verify-only / no-op", verify, noop, None)
     if ceiling and noop:
