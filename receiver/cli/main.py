@@ -187,7 +187,10 @@ def serve(
     else:
         _check_database(obj, wait_if_unreachable=True)
     if workers > 1:
-        # Each process builds its app from the environment (receiver.service.app_from_environment).
+        # Each process builds its app from the environment (receiver.service.app_from_environment). Built once
+        # here first, so a configuration error (an invalid API_TOKENS entry, ...) is one line and exit 3 here,
+        # not a traceback in every child.
+        build_service_app(settings, run_worker=False)
         os.environ["DATABASE_URL"] = settings.database_url
         if settings.admin_port is not None:
             os.environ["ADMIN_PORT"] = str(settings.admin_port)

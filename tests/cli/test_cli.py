@@ -237,3 +237,15 @@ def test_serve_with_several_workers_refuses_the_in_process_worker(sqlite_url):
     )
     assert result.exit_code == 3
     assert "--no-worker" in result.output and "receiver worker" in result.output
+
+
+def test_serve_with_several_workers_reports_a_configuration_error_once(sqlite_url):
+    """A bad setting the app refuses (a too-short API token) stops `serve --workers 2` in the parent: one line,
+    exit 3, before any server process is started."""
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--workers", "2", "--no-worker", "--port", str(free_port())],
+        env={"DATABASE_URL": sqlite_url, "API_TOKENS": "short"},
+    )
+    assert result.exit_code == 3, result.output
+    assert "API_TOKENS" in result.output and "Traceback" not in result.output
