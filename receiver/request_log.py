@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from receiver import metrics
-from receiver.logging_setup import bound_logger
+from receiver.logging_setup import log_line
 
 __all__ = ["RequestLogMiddleware", "annotate_request"]
 
@@ -67,13 +67,5 @@ class RequestLogMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             metrics.request_latency(template, scope["method"], str(status)).observe(elapsed)
-            log = bound_logger(_LOGGER_NAME)
-            write = log.debug if scope["path"] in _QUIET_PATHS else log.info
-            write(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                ms=round(elapsed * 1000, 2),
-                **fields,
-            )
+            fields.update(method=scope["method"], path=scope["path"], status=status, ms=round(elapsed * 1000, 2))
+            log_line(_LOGGER_NAME, "debug" if scope["path"] in _QUIET_PATHS else "info", "request", fields)

@@ -6,7 +6,9 @@ themselves beyond what they are handed.
 
 from __future__ import annotations
 
+import gc
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -30,7 +32,7 @@ from receiver.providers.base import ProviderClient
 from receiver.providers.errors import ProviderAPIError as DyteAPIError
 from receiver.providers.registry import build_client
 from receiver.reports.queries import ReportFilter
-from receiver.settings import Settings
+from receiver.settings import Settings, load_settings
 from receiver.web.app import create_app
 
 __all__ = [
@@ -39,10 +41,44 @@ __all__ = [
     "build_service_app",
     "build_server",
     "serve_app",
+    "serve_workers",
+    "app_from_environment",
+    "tune_process",
     "refresh_expired_recordings",
 ]
 
+# Process-wide tuning of `receiver serve`, applied once the app has started.
+# Threads (an in-process worker, the SQLite fallback writer) wait for the GIL at
+# most this long while the event loop is busy (Python's default: 5 ms).
+GIL_SWITCH_INTERVAL_SECONDS = 0.001
+# Cyclic GC generation thresholds (Python's default: 700, 10, 10). Requests
+# waiting for their group commit keep many young objects alive, so at 700 the
+# collector ran every few requests and rescanned them: ~3% of the receive
+# path's CPU (callgrind, `receiver bench ingest`). At 10,000 most are freed
+# by reference counting before a collection sees them.
+GC_THRESHOLDS = (10_000, 20, 20)
+
+#: Seconds a ``--workers`` child may take to start (and to answer the supervisor's pings) before it is replaced.
+WORKER_START_TIMEOUT_SECONDS = 60
+
+#: The uvicorn factory each process of ``receiver serve --workers N`` imports.
+APP_FACTORY = "receiver.service:app_from_environment"
+
 log = structlog.get_logger("receiver.service")
+
+
+def tune_process() -> None:
+    """Tune the interpreter for serving (called by the app once start-up objects exist).
+
+    Start-up objects are long-lived: ``gc.freeze`` moves them out of the
+    collector's way (halves the receive path's p99, which is mostly GC
+    pauses; see ``receiver bench ingest``); then :data:`GC_THRESHOLDS` and
+    :data:`GIL_SWITCH_INTERVAL_SECONDS` apply.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
 
 
 def build_dyte_client(
@@ -230,3 +266,67 @@ def serve_app(app: Starlette, *, host: str, port: int, admin_port: int | None = 
     if admin_port is not None:
         log.info("serving", public_port=port, admin_port=admin_port, host=host)
     server.run(sockets=sockets)
+
+
+def app_from_environment() -> Starlette:
+    """The app of one process of ``receiver serve --workers N`` (uvicorn factory :data:`APP_FACTORY`).
+
+    Each process reads the settings from the environment (the parent has put its command-line
+    overrides there: DATABASE_URL, ADMIN_PORT), configures its JSON logging on stdout, and
+    builds the full service without the in-process worker; it has its own group-commit writer
+    and database pool (both made in the app's lifespan).
+
+    Raises:
+        pydantic.ValidationError: invalid settings (the parent checked them before spawning).
+    """
+    from receiver.logging_setup import configure_logging, register_secret
+
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level, sys.stdout, settings.log_flush_seconds)
+    for secret in (settings.dyte_api_key, settings.realtimekit_api_token):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    return build_service_app(settings, run_worker=False, on_started=tune_process)
+
+
+def serve_workers(*, host: str, port: int, workers: int, admin_port: int | None = None) -> None:
+    """Serve with ``workers`` processes sharing the listening socket(s) until a signal stops them.
+
+    uvicorn's process supervisor: the sockets are bound here (``port``, and ``admin_port`` when
+    given) and handed to each child; a child that dies is replaced; SIGTERM/SIGINT stop them all
+    gracefully (each commits its queued deliveries before exiting). Each child builds its app with
+    :func:`app_from_environment`, so the settings must be in the environment.
+
+    Raises:
+        ConfigurationError: ``admin_port`` equals ``port``, or ``workers`` < 2 (use :func:`serve_app`).
+        OSError: a port cannot be bound.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    if workers < 2:
+        raise ConfigurationError("serve_workers needs at least 2 workers")
+    if admin_port is not None and admin_port == port:
+        raise ConfigurationError(f"--admin-port must differ from --port (both {port})")
+    config = uvicorn.Config(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+        # A child re-imports the service (spawn): several seconds on a loaded 2-core VM, longer than
+        # uvicorn's default 5 s, after which it would kill the child as hung and start another.
+        timeout_worker_healthcheck=WORKER_START_TIMEOUT_SECONDS,
+    )
+    sockets = [_listen(host, port)]
+    try:
+        if admin_port is not None:
+            sockets.append(_listen(host, admin_port))
+        log.info("serving", public_port=port, admin_port=admin_port, host=host, workers=workers)
+        Multiprocess(config, sockets=sockets).run()
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -163,3 +163,37 @@ def test_secret_keys_are_redacted_on_every_line_whatever_came_before() -> None:
     assert lines[3]["authorization"] == "[redacted]"
     assert lines[4]["nested"] == {"api_key": "[redacted]", "ok": "yes"}
     assert "c2VjcmV0" not in stream.getvalue() and "k-123456" not in stream.getvalue()
+
+
+def test_request_line_writer_matches_structlog_and_follows_configuration() -> None:
+    """log_line (the per-request line) writes what the structlog logger writes: the same keys, redaction of
+    secret keys and registered secrets, the level filter; under another structlog configuration it goes
+    through structlog."""
+    import structlog
+
+    from receiver.logging_setup import log_line, register_secret
+
+    register_secret("sk_live_LOGLINE123")
+    ours, theirs = io.StringIO(), io.StringIO()
+    configure_logging("json", "INFO", ours)
+    fields = {"path": "/webhooks/dyte", "detail": "key sk_live_LOGLINE123 used", "api_key": "k", "status": 200}
+    log_line("receiver.web.app", "info", "request", dict(fields))
+    log_line("receiver.web.app", "debug", "request", dict(fields))  # below INFO: not written
+    configure_logging("json", "INFO", theirs)
+    bound_logger("receiver.web.app").info("request", **fields)
+    [fast] = [json.loads(line) for line in ours.getvalue().splitlines()]
+    [slow] = [json.loads(line) for line in theirs.getvalue().splitlines()]
+    assert fast.keys() == slow.keys()
+    assert {k: v for k, v in fast.items() if k != "timestamp"} == {k: v for k, v in slow.items() if k != "timestamp"}
+    assert fast["detail"] == "key [redacted] used" and fast["api_key"] == "[redacted]" and fast["level"] == "info"
+    assert fast["timestamp"].endswith("Z")
+
+    captured: list[dict] = []
+
+    def capture(_logger, _method, event_dict):
+        captured.append(dict(event_dict))
+        raise structlog.DropEvent
+
+    structlog.configure(processors=[capture])
+    log_line("receiver.web.app", "info", "request", {"n": 1})
+    assert [(e["event"], e["n"]) for e in captured] == [("request", 1)]

@@ -8,7 +8,6 @@ in ``receiver --help``); ``receiver --debug`` adds the traceback.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import sys
@@ -31,32 +30,6 @@ def _settings_epilog() -> str:
         lines.append(f"  {name.upper()}{shown}")
         lines.append(f"      {field.description}")
     return "\n".join(lines)
-
-
-# Process-wide tuning of `receiver serve`, applied once the app has started.
-# Threads (an in-process worker, the SQLite fallback writer) wait for the GIL at
-# most this long while the event loop is busy (Python's default: 5 ms).
-GIL_SWITCH_INTERVAL_SECONDS = 0.001
-# Cyclic GC generation thresholds (Python's default: 700, 10, 10). Requests
-# waiting for their group commit keep many young objects alive, so at 700 the
-# collector ran every few requests and rescanned them: ~3% of the receive
-# path's CPU (callgrind, `receiver bench ingest`). At 10,000 most are freed
-# by reference counting before a collection sees them.
-GC_THRESHOLDS = (10_000, 20, 20)
-
-
-def tune_process() -> None:
-    """Tune the interpreter for serving (called by the app once start-up objects exist).
-
-    Start-up objects are long-lived: ``gc.freeze`` moves them out of the
-    collector's way (halves the receive path's p99, which is mostly GC
-    pauses; see ``receiver bench ingest``); then :data:`GC_THRESHOLDS` and
-    :data:`GIL_SWITCH_INTERVAL_SECONDS` apply.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
 
 
 def _configuration_error(exc: Exception) -> str:
@@ -159,9 +132,25 @@ def _check_port(host: str, port: int, option: str = "--port (or PORT)") -> None:
     help="Serve /metrics, /api, /ui and the detailed /readyz only on this port; --port then serves only "
     "/webhooks/*, /healthz and /readyz. Default: ADMIN_PORT, else everything on --port.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    envvar="RECEIVER_WORKERS",
+    show_envvar=True,
+    help="Server processes sharing the port(s), each with its own inbox writer and database pool "
+    "(about one per core). More than 1 needs --no-worker: run `receiver worker` beside it.",
+)
 @click.pass_obj
 def serve(
-    obj: Context, host: str, port: int, run_worker: bool | None, auto_migrate: bool | None, admin_port: int | None
+    obj: Context,
+    host: str,
+    port: int,
+    run_worker: bool | None,
+    auto_migrate: bool | None,
+    admin_port: int | None,
+    workers: int,
 ) -> None:
     """Serve the webhook endpoint, health, metrics and reports with uvicorn.
 
@@ -169,16 +158,24 @@ def serve(
     migrating, a missing or unmigrated database stops it at once; an
     unreachable one is waited for (deliveries get 503, so Dyte retries).
     With ``--admin-port`` (ADMIN_PORT), only the webhooks and health answer
-    on PORT; metrics, the API and the pages answer on the admin port.
+    on PORT; metrics, the API and the pages answer on the admin port. With
+    ``--workers N`` (N > 1), N uvicorn processes share the port(s).
     """
     from receiver.logging_setup import configure_logging
-    from receiver.service import build_service_app, serve_app
+    from receiver.service import build_service_app, serve_app, serve_workers, tune_process
 
     settings = obj.settings
     if admin_port is not None:
         settings = settings.model_copy(update={"admin_port": admin_port})
     if settings.admin_port == port:
         fail(f"--admin-port must differ from --port (both {port})", ExitCode.CONFIG)
+    in_process_worker = run_worker if run_worker is not None else settings.is_sqlite
+    if workers > 1 and in_process_worker:
+        fail(
+            f"--workers {workers} runs several server processes: pass --no-worker and run `receiver worker` "
+            "beside them (the in-process worker runs only with one process)",
+            ExitCode.CONFIG,
+        )
     _check_port(host, port)
     if settings.admin_port is not None:
         _check_port(host, settings.admin_port, "--admin-port (or ADMIN_PORT)")
@@ -189,9 +186,17 @@ def serve(
         run_migrate(settings.database_url)
     else:
         _check_database(obj, wait_if_unreachable=True)
-    app = build_service_app(
-        settings, run_worker=run_worker if run_worker is not None else settings.is_sqlite, on_started=tune_process
-    )
+    if workers > 1:
+        # Each process builds its app from the environment (receiver.service.app_from_environment). Built once
+        # here first, so a configuration error (an invalid API_TOKENS entry, ...) is one line and exit 3 here,
+        # not a traceback in every child.
+        build_service_app(settings, run_worker=False)
+        os.environ["DATABASE_URL"] = settings.database_url
+        if settings.admin_port is not None:
+            os.environ["ADMIN_PORT"] = str(settings.admin_port)
+        serve_workers(host=host, port=port, workers=workers, admin_port=settings.admin_port)
+        return
+    app = build_service_app(settings, run_worker=in_process_worker, on_started=tune_process)
     serve_app(app, host=host, port=port, admin_port=settings.admin_port)
 
 

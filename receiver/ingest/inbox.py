@@ -275,8 +275,11 @@ class GroupCommitter:
     (asyncpg) and :class:`receiver.ingest.sqlite.SqliteGroupCommitter`.
     """
 
-    def __init__(self, *, max_batch: int = 256) -> None:
+    def __init__(self, *, max_batch: int = 256, max_in_flight: int = 1) -> None:
         self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots: asyncio.Semaphore | None = None
         self._queue: list[tuple[Delivery, asyncio.Future[StoreOutcome]]] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -300,6 +303,7 @@ class GroupCommitter:
         """Start the commit task (idempotent)."""
         if self._task is None:
             self._wakeup = asyncio.Event()
+            self._slots = asyncio.Semaphore(self._max_in_flight)
             self._stopping = False
             self._loop = asyncio.get_running_loop()
             self._task = self._loop.create_task(self._run(), name="inbox-group-commit")
@@ -339,16 +343,37 @@ class GroupCommitter:
         return await future
 
     async def _run(self) -> None:
-        assert self._wakeup is not None
+        assert self._wakeup is not None and self._slots is not None
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
+                if self._max_in_flight == 1:
+                    batch = self._queue[: self._max_batch]
+                    del self._queue[: self._max_batch]
+                    await self._commit(batch)
+                    continue
+                await self._slots.acquire()  # what queues meanwhile joins the next batch
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                await self._commit(batch)
+                task = asyncio.get_running_loop().create_task(self._commit_in_slot(batch))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
             if self._stopping:
+                if self._in_flight:
+                    await asyncio.gather(*self._in_flight)
                 return
+
+    async def _commit_in_slot(self, batch: list[tuple[Delivery, asyncio.Future[StoreOutcome]]]) -> None:
+        assert self._slots is not None
+        try:
+            await self._commit(batch)
+        except Exception as error:  # a writer bug: fail the batch's requests (500) rather than leave them waiting
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+        finally:
+            self._slots.release()
 
     async def _commit(self, batch: list[tuple[Delivery, asyncio.Future[StoreOutcome]]]) -> None:
         try:

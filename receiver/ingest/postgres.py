@@ -29,6 +29,10 @@ parameter (callgrind: ~84k fewer instructions per delivery), and never
 leaves the loop (``receiver bench ingest`` shows the difference). Every
 other query still goes through SQLAlchemy.
 
+Up to :data:`IN_FLIGHT_BATCHES` batches are written at once, each on its own
+connection (kept for the next batch): while one waits for its commit, the
+requests that queued meanwhile are already being written.
+
 Failures (server down, network cut, a timeout) fail every request of the
 batch with :class:`InboxUnavailable` (the handler answers 503, Dyte retries);
 the connection is dropped and the next batch connects afresh.
@@ -112,6 +116,21 @@ FROM unnest($1::text[], $2::int[], $3::int[]) AS u(delivery_id, duplicates, conf
 WHERE w.delivery_id = u.delivery_id
 """
 
+#: Batches written at once, each on its own connection (GroupCommitter's ``max_in_flight``). With
+#: 64 concurrent deliveries on the loaded 2-core VM a batch's commit took ~16 ms (p50) against
+#: ~8 ms of CPU for its requests: one connection left the loop idle while it waited.
+IN_FLIGHT_BATCHES = 4
+
+
+async def _close(connection: asyncpg.Connection) -> None:
+    if connection.is_closed():
+        return
+    try:
+        await asyncio.wait_for(connection.close(), timeout=2.0)
+    except Exception:
+        connection.terminate()
+
+
 # What asyncpg raises when the server or the network fails.
 _DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
@@ -168,45 +187,50 @@ class PostgresGroupCommitter(GroupCommitter):
         max_batch: int = 256,
         connect_timeout: float = 1.5,
         command_timeout: float = 2.0,
+        max_in_flight: int = IN_FLIGHT_BATCHES,
     ) -> None:
-        super().__init__(max_batch=max_batch)
+        super().__init__(max_batch=max_batch, max_in_flight=max_in_flight)
         self._connect_kwargs = asyncpg_connect_kwargs(
             url, connect_timeout=connect_timeout, command_timeout=command_timeout
         )
-        self._connection: asyncpg.Connection | None = None
+        self._idle: list[asyncpg.Connection] = []  # one connection per batch in flight, reused
 
     async def _connect(self) -> asyncpg.Connection:
-        if self._connection is None or self._connection.is_closed():
-            self._connection = await asyncpg.connect(**self._connect_kwargs)
-        return self._connection
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.is_closed():
+                return connection
+        return await asyncpg.connect(**self._connect_kwargs)
 
     async def close(self) -> None:
-        """Close the connection (a broken one is dropped)."""
-        connection, self._connection = self._connection, None
-        if connection is not None and not connection.is_closed():
-            try:
-                await asyncio.wait_for(connection.close(), timeout=2.0)
-            except Exception:
-                connection.terminate()
+        """Close the idle connections (a broken one is dropped)."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await _close(connection)
 
     async def store_batch(self, deliveries: list[Delivery]) -> list[StoreOutcome]:
-        """Write one batch (see the module docstring).
+        """Write one batch (see the module docstring) on a connection of its own.
 
         Raises:
             InboxUnavailable: server down, network cut or a timeout; the
-                connection is dropped and the next batch connects afresh.
+                connection is dropped (the idle ones too) and the next batch connects afresh.
         """
+        connection: asyncpg.Connection | None = None
         try:
-            return await self._store(deliveries)
+            connection = await self._connect()
+            outcomes = await self._store(connection, deliveries)
         except _DATABASE_ERRORS as exc:
+            if connection is not None:
+                await _close(connection)
             await self.close()
             raise InboxUnavailable(f"inbox commit failed: {type(exc).__name__}") from exc
+        self._idle.append(connection)
+        return outcomes
 
-    async def _store(self, deliveries: list[Delivery]) -> list[StoreOutcome]:
+    async def _store(self, connection: asyncpg.Connection, deliveries: list[Delivery]) -> list[StoreOutcome]:
         first_index = first_occurrences(deliveries)
         ids_distinct = len(first_index) == len(deliveries)
         offered = deliveries if ids_distinct else [deliveries[i] for i in first_index.values()]
-        connection = await self._connect()
         # A single statement commits on its own (autocommit): one round trip for a batch of new deliveries.
         inserted = set(await connection.fetchval(_INSERT, _batch_json(offered)) or ())
         existing = [delivery_id for delivery_id in first_index if delivery_id not in inserted]

@@ -38,14 +38,21 @@ from sqlalchemy.orm import Session as OrmSession
 
 from receiver import metrics
 from receiver.db.engine import database_error_reason, writer
-from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
+from receiver.db.models import (
+    EVENT_DONE,
+    EVENT_IGNORED,
+    EVENT_PROCESSING,
+    PARSE_INVALID,
+    PARSE_UNKNOWN_EVENT,
+    WebhookEvent,
+)
 from receiver.processing.apply import apply_event
 from receiver.processing.outbound_sender import OutboundSender
 from receiver.processing.queue import TRACEBACK_FRAMES, claim_events, error_line, record_failure, release_events
 from receiver.processing.retention import RetentionSchedule
 from receiver.processing.sweeps import infer_idle_session_ends
 from receiver.processing.writes import RowCache
-from receiver.providers.dyte.events import EventParseError, parse_event
+from receiver.providers.dyte.events import EventParseError, UnknownEventError, parse_event
 from receiver.retry import RetryPolicy
 from receiver.settings import Settings
 
@@ -57,8 +64,22 @@ _EVENTS = WebhookEvent.__table__
 # What applying a claimed event reads of its row (core rows: no ORM objects for the queue).
 _EVENT_COLUMNS = tuple(
     _EVENTS.c[name]
-    for name in ("id", "raw_body", "received_at", "delivery_id", "event_name", "meeting_id", "session_id")
+    for name in (
+        "id",
+        "raw_body",
+        "received_at",
+        "delivery_id",
+        "event_name",
+        "meeting_id",
+        "session_id",
+        "occurred_at",
+        "parse_status",
+        "parse_error",
+    )
 )
+# The fields the receive path indexes without validating (receiver.providers.dyte.indexed); the
+# worker corrects them from the validated model when they differ.
+_INDEXED = ("meeting_id", "session_id", "occurred_at")
 
 
 #: Seconds between two idle-session sweeps of one worker.
@@ -326,18 +347,22 @@ class Worker:
         lags: list[float] = []
         done: list[int] = []
         ignored: list[dict[str, object]] = []
+        corrected: list[dict[str, object]] = []
         # No autoflush: the ORM changes of the chunk (meetings, sessions, ...) go out in one
         # flush at commit; RowCache and the identity map make reads see them.
         with db.no_autoflush:
             for row in rows:
-                error = self._apply_stored(db, row, now, cache)
+                error, flag = self._apply_stored(db, row, now, cache)
                 if error is None:
+                    if flag:
+                        corrected.append({"event_id": row.id, **flag})
                     outcome = "done"
                     done.append(row.id)
                     lags.append(max((now - row.received_at).total_seconds(), 0.0))
                 else:
                     outcome = "ignored"
-                    ignored.append({"event_id": row.id, "error": error})
+                    flag = flag or {"parse_status": row.parse_status, "parse_error": row.parse_error}
+                    ignored.append({"event_id": row.id, "error": error, **flag})
                 lines.append(
                     dict(
                         outcome=outcome,
@@ -360,8 +385,21 @@ class Worker:
             db.connection().execute(
                 update(_EVENTS)
                 .where(_EVENTS.c.id == bindparam("event_id"))
-                .values(status=EVENT_IGNORED, last_error=bindparam("error"), **finished),
+                .values(
+                    status=EVENT_IGNORED,
+                    last_error=bindparam("error"),
+                    parse_status=bindparam("parse_status"),
+                    parse_error=bindparam("parse_error"),
+                    **finished,
+                ),
                 ignored,
+            )
+        if corrected:
+            db.connection().execute(
+                update(_EVENTS)
+                .where(_EVENTS.c.id == bindparam("event_id"))
+                .values({name: bindparam(name) for name in _INDEXED}),
+                corrected,
             )
         if cache.suppressed:  # about an erased person's past: the raw body goes too (receiver.processing.erasure)
             db.connection().execute(
@@ -369,15 +407,26 @@ class Worker:
             )
         return lines, lags
 
-    def _apply_stored(self, db: OrmSession, row: Row[Any], now: datetime, cache: RowCache) -> str | None:
-        """Parse and apply one stored event inside ``db``'s transaction; returns None, or why it is ignored."""
+    def _apply_stored(
+        self, db: OrmSession, row: Row[Any], now: datetime, cache: RowCache
+    ) -> tuple[str | None, dict[str, object] | None]:
+        """Validate and apply one stored event inside ``db``'s transaction.
+
+        Returns ``(None, corrections)`` when applied, ``corrections`` being the indexed columns
+        (:data:`_INDEXED`) whose stored value differs from the model's (None when none does);
+        or ``(why ignored, flag)`` where ``flag`` sets ``parse_status``/``parse_error`` when the
+        body fails validation here (the receive path stores bodies without validating them:
+        issue #23, item 1). None of it raises for a bad body.
+        """
         raw = row.raw_body if isinstance(row.raw_body, bytes) else bytes(row.raw_body)
         if not raw:
-            return "raw body removed (retention purge or erasure): nothing to apply"
+            return "raw body removed (retention purge or erasure): nothing to apply", None
         try:
             event = parse_event(json.loads(raw), raw_body=raw)
         except (EventParseError, ValueError, RecursionError) as exc:
-            return f"unparseable: {exc}"[:2000]
+            status = PARSE_UNKNOWN_EVENT if isinstance(exc, UnknownEventError) else PARSE_INVALID
+            reason = exc.reason if isinstance(exc, EventParseError) else f"malformed JSON: {exc}"
+            return f"unparseable: {exc}"[:2000], {"parse_status": status, "parse_error": reason[:2000]}
         apply_event(
             db,
             event,
@@ -387,7 +436,10 @@ class Worker:
             now=now,
             cache=cache,
         )
-        return None
+        model = {name: getattr(event, name) for name in _INDEXED}
+        if all(model[name] == getattr(row, name) for name in _INDEXED):
+            return None, None
+        return None, model
 
     async def run(self, *, once: bool = False) -> ProcessResult:
         """Process until stopped (or, with ``once``, until nothing is due). Returns the counts."""

@@ -215,3 +215,76 @@ def test_report_refresh_precomputes_ended_sessions_once(loaded):
     assert "for 1 ended session(s)" in first.output
     again = CliRunner().invoke(cli, ["report", "refresh"], env={"DATABASE_URL": loaded, "LOG_LEVEL": "WARNING"})
     assert again.exit_code == 0 and "for 0 ended session(s)" in again.output
+
+
+def test_serve_with_two_workers_runs_two_processes_that_store_every_delivery(tmp_path, signing_key):
+    """`receiver serve --workers 2 --no-worker`: two server processes share the port; every delivery answered
+    200 is stored once; SIGTERM stops them all gracefully (exit 0)."""
+    from receiver.db.engine import migrate
+    from receiver.providers.dyte.signature import public_key_pem
+
+    port = free_port()
+    db_url = f"sqlite:///{tmp_path / 'workers.db'}"
+    migrate(db_url)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DYTE_", "DATABASE_URL"))},
+        "DATABASE_URL": db_url,
+        "DYTE_WEBHOOK_PUBLIC_KEY": public_key_pem(signing_key),
+        "LOG_FORMAT": "json",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "receiver.cli", "serve", "--workers", "2", "--no-worker", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    body_of = [compact({**SCRIPT[1][1], "n": n}) for n in range(20)]
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90  # each child imports the service afresh (spawn)
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        for n, body in enumerate(body_of):
+            with httpx.Client() as client:  # a new connection each: the kernel spreads them over both processes
+                answer = client.post(
+                    f"{base}/webhooks/dyte",
+                    content=body,
+                    headers=signed_headers(body, signing_key, delivery_id=f"w{n}"),
+                )
+            assert answer.status_code == 200 and answer.json()["status"] == "stored", answer.text
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, output
+    json_lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert sum(1 for line in json_lines if line["event"] == "receiver_started") == 2, output
+    assert sum(1 for line in json_lines if line["event"] == "receiver_stopped") == 2, output
+    listed = json.loads(run(["events", "list", "--format", "json", "--limit", "100"], db_url).output)
+    assert sorted(row["delivery_id"] for row in listed) == sorted(f"w{n}" for n in range(20))
+
+
+def test_serve_with_several_workers_refuses_the_in_process_worker(sqlite_url):
+    """--workers 2 on SQLite (whose default runs the worker in-process) says to pass --no-worker (exit 3)."""
+    result = CliRunner().invoke(
+        cli, ["serve", "--workers", "2", "--port", str(free_port())], env={"DATABASE_URL": sqlite_url}
+    )
+    assert result.exit_code == 3
+    assert "--no-worker" in result.output and "receiver worker" in result.output
+
+
+def test_serve_with_several_workers_reports_a_configuration_error_once(sqlite_url):
+    """A bad setting the app refuses (a too-short API token) stops `serve --workers 2` in the parent: one line,
+    exit 3, before any server process is started."""
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--workers", "2", "--no-worker", "--port", str(free_port())],
+        env={"DATABASE_URL": sqlite_url, "API_TOKENS": "short"},
+    )
+    assert result.exit_code == 3, result.output
+    assert "API_TOKENS" in result.output and "Traceback" not in result.output

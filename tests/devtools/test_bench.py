@@ -179,12 +179,61 @@ def test_bench_ingest_baseline_tiny_run_on_sqlite() -> None:
     assert "round 1/2" in result.output and "round 2/2" in result.output
     assert "median of rounds" in result.output
     assert "LOST" not in result.output
-    # Durability table: requests sent, acked, stored, acked-but-missing (0), stored-not-acked.
+    assert "process / no-op Starlette" in result.output and "process / verify-only" in result.output
+    # Durability table: receiver, acked, stored, replays counted, acked-but-missing (0).
     durability = [
         line for line in result.output.splitlines() if line.count("│") == 6 and any(c.isdigit() for c in line)
     ][-1]
     cells = [cell.strip().replace(",", "") for cell in durability.split("│")[1:-1]]
-    assert int(cells[1]) > 0 and cells[3] == "0", durability
+    assert int(cells[1]) > 0 and cells[4] == "0", durability
+    assert "nothing acknowledged lost (met)" in result.output
+
+
+WRK_LINE = (
+    'WRK_JSON {"requests":1000,"duration_us":2000000,"non_2xx":10,"connect":0,"read":2,"write":0,"timeout":0,'
+    '"p50":1500,"p90":3000,"p99":9000,"p999":12000,"max":15000,"mean":1800.5}'
+)
+
+
+def test_wrk_output_becomes_a_load_result() -> None:
+    """The script's WRK_JSON line: req/s over wrk's own duration, 2xx acknowledged, errors, percentiles in ms."""
+    from receiver.devtools.bench.wrk import parse_wrk_output
+
+    result = parse_wrk_output("Running 2s test\n" + WRK_LINE + "\n")
+    assert result.requests_per_second == pytest.approx(500.0)
+    assert result.acked_count == 990 and result.statuses[200] == 990
+    assert result.errors == {"non-2xx": 10, "read": 2}
+    latency = result.latency()
+    assert (latency.p50_ms, latency.p99_ms, latency.max_ms) == (1.5, 9.0, 15.0)
+    warmup = parse_wrk_output(WRK_LINE, measured=False)
+    assert warmup.acked_count == 990 and warmup.completed == 0
+    with pytest.raises(RuntimeError, match="no result"):
+        parse_wrk_output("unable to connect to 127.0.0.1:1 Connection refused")
+
+
+def test_wrk_rounds_add_up_and_report_the_worst_rounds_percentiles() -> None:
+    """Rounds: counts and windows add; each percentile is the worst round's (no samples to pool)."""
+    from receiver.devtools.bench.wrk import parse_wrk_output
+
+    first = parse_wrk_output(WRK_LINE)
+    first.extend(parse_wrk_output(WRK_LINE.replace('"p99":9000', '"p99":30000')))
+    assert first.completed == 2000 and first.acked_count == 1980
+    assert first.requests_per_second == pytest.approx(500.0)
+    assert first.latency().p99_ms == 30.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("shutil").which("wrk"), reason="wrk is not installed")
+def test_bench_ingest_with_wrk_on_sqlite_loses_nothing() -> None:
+    """`bench ingest --wrk`: wrk loads the receiver with signed pooled bodies under new uuids; the 2xx count is
+    matched against rows and replays read back."""
+    root = click.Group("receiver")
+    root.add_command(bench)
+    args = ["bench", "ingest", "--wrk", "--duration", "1", "--warmup", "0", "--connections", "4", "--pool", "32"]
+    result = CliRunner().invoke(root, args)
+    assert result.exit_code == 0, result.output
+    assert "wrk" in result.output and "nothing acknowledged lost (met)" in result.output
+    assert "replays (no row" in result.output  # 32 bodies for a second of load: most requests are replays
 
 
 def test_interval_rows_shape() -> None:

@@ -200,3 +200,59 @@ def test_sqlite_writer_waits_for_a_held_write_lock_without_blocking_the_loop(sql
     assert outcome is StoreOutcome.STORED and loop_ran_for < 1.0
     assert "while-locked" in counters(engine)
     engine.dispose()
+
+
+def test_batches_in_flight_at_once_never_exceed_the_limit_and_stop_waits_for_them() -> None:
+    """With max_in_flight=3, up to three batches are written at once (never more); stop() returns after the
+    last of them, every delivery answered."""
+    from receiver.ingest.inbox import GroupCommitter
+
+    class SlowWriter(GroupCommitter):
+        def __init__(self) -> None:
+            super().__init__(max_batch=5, max_in_flight=3)
+            self.writing = self.most = 0
+
+        async def store_batch(self, deliveries: list[Delivery]) -> list[StoreOutcome]:
+            self.writing += 1
+            self.most = max(self.most, self.writing)
+            await asyncio.sleep(0.02)
+            self.writing -= 1
+            return [StoreOutcome.STORED] * len(deliveries)
+
+    writer = SlowWriter()
+    outcomes = asyncio.run(submit_together(writer, [delivery(f"d{i}", b"%d" % i) for i in range(60)]))
+    assert outcomes == [StoreOutcome.STORED] * 60 and writer.rows == 60
+    assert writer.most == 3 and writer.writing == 0
+
+
+def test_a_writer_bug_in_a_concurrent_batch_fails_its_requests_instead_of_hanging() -> None:
+    """An unexpected error in one of several in-flight batches reaches that batch's waiters."""
+    from receiver.ingest.inbox import GroupCommitter
+
+    class Broken(GroupCommitter):
+        async def store_batch(self, deliveries: list[Delivery]) -> list[StoreOutcome]:
+            raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        asyncio.run(submit_together(Broken(max_in_flight=2), [delivery("a", b"1")]))
+
+
+@pytest.mark.postgres
+def test_postgres_concurrent_batches_store_each_id_once(pg_url: str) -> None:
+    """Four batches in flight on four connections: the same delivery id offered in several of them is stored
+    once; the others are told duplicate, and the stored row counts them."""
+    from receiver.db.engine import make_engine
+    from receiver.ingest.postgres import PostgresGroupCommitter
+
+    engine = make_engine(pg_url)
+    try:
+        committer = PostgresGroupCommitter(make_url(pg_url), max_batch=4, max_in_flight=4)
+        deliveries = [delivery(f"id{i % 10}", b'{"n":%d}' % (i % 10)) for i in range(80)]
+        outcomes = asyncio.run(submit_together(committer, deliveries))
+        assert outcomes.count(StoreOutcome.STORED) == 10
+        assert outcomes.count(StoreOutcome.DUPLICATE) == 70
+        stored = counters(engine)
+        assert sorted(stored) == sorted(f"id{i}" for i in range(10))
+        assert sum(duplicates for duplicates, _, _ in stored.values()) == 70
+    finally:
+        engine.dispose()

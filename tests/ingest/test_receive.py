@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
 import pytest
 from conftest import payload_files
 from helpers import app_client, compact, post_signed, signed_headers, stored_events
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from receiver.db.engine import make_engine
+from receiver.db.models import WebhookEvent
+from receiver.processing.worker import Worker
 from receiver.providers.dyte.signature import generate_private_key
 
 PAYLOADS = payload_files()
@@ -196,8 +200,9 @@ def test_unknown_event_is_stored_and_flagged(client, inbox, signing_key):
     assert rows[0].event_name == "meeting.pollCreated"
 
 
-def test_known_event_with_wrong_types_is_stored_and_flagged(client, inbox, signing_key):
-    """A participantJoined with a malformed joinedAt is kept, flagged invalid with the field named."""
+def test_known_event_with_wrong_types_is_stored_and_flagged(client, inbox, signing_key, settings):
+    """A participantJoined with a malformed joinedAt is acknowledged and kept pending (the receive path does not
+    validate the model), then the worker flags it: ignored, invalid, with the field named."""
     body = compact(
         {
             "event": "meeting.participantJoined",
@@ -206,9 +211,40 @@ def test_known_event_with_wrong_types_is_stored_and_flagged(client, inbox, signi
         }
     )
     response = post_signed(client, body, signing_key)
-    assert response.status_code == 200
+    assert response.status_code == 200 and response.json()["status"] == "stored"
     row = inbox()[0]
-    assert row.parse_status == "invalid" and "joinedAt" in row.parse_error
+    assert row.status == "pending" and row.meeting_id == "m" and row.occurred_at is None
+    engine = make_engine(settings.database_url)
+    try:
+        result = asyncio.run(Worker(settings, engine).run(once=True))
+    finally:
+        engine.dispose()
+    row = inbox()[0]
+    assert result.ignored == 1 and row.status == "ignored"
+    assert row.parse_status == "invalid" and "joinedAt" in row.parse_error and row.raw_body == body
+
+
+def test_worker_corrects_indexed_fields_from_the_model(client, inbox, signing_key, settings):
+    """The receive path reads the indexed fields without validating; when they disagree with the model (here
+    made to, as a drift between the two readers would), the worker writes the model's values."""
+    body = compact(
+        {
+            "event": "meeting.participantJoined",
+            "meeting": {"id": "m", "sessionId": "s"},
+            "participant": {"peerId": "p", "userId": "u", "joinedAt": "2024-01-01T10:00:00Z"},
+        }
+    )
+    assert post_signed(client, body, signing_key).status_code == 200
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(update(WebhookEvent).values(meeting_id="wrong", session_id=None, occurred_at=None))
+        asyncio.run(Worker(settings, engine).run(once=True))
+    finally:
+        engine.dispose()
+    row = inbox()[0]
+    assert (row.status, row.parse_status, row.meeting_id, row.session_id) == ("done", "ok", "m", "s")
+    assert row.occurred_at is not None and row.occurred_at.isoformat() == "2024-01-01T10:00:00+00:00"
 
 
 def test_json_that_is_not_an_object_is_stored_and_flagged(client, inbox, signing_key):

@@ -119,15 +119,17 @@ def test_two_hundred_replays_of_one_capture_store_nothing_more(settings, signing
 
 @pytest.fixture
 def parses(monkeypatch):
-    """Counts the receive path's JSON parses (``endpoint._decode_json``), by body size."""
+    """Counts the receive path's JSON parses (``endpoint._decode_json`` and ``endpoint._read_indexed``, the
+    authentic body's), by body size."""
     sizes: list[int] = []
-    original = endpoint._decode_json
+    for name in ("_decode_json", "_read_indexed"):
+        original = getattr(endpoint, name)
 
-    def counting(raw: bytes):
-        sizes.append(len(raw))
-        return original(raw)
+        def counting(raw: bytes, original=original):
+            sizes.append(len(raw))
+            return original(raw)
 
-    monkeypatch.setattr(endpoint, "_decode_json", counting)
+        monkeypatch.setattr(endpoint, name, counting)
     return sizes
 
 

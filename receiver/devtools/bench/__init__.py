@@ -122,6 +122,25 @@ def bench() -> None:
     type=click.IntRange(1, 20),
     help="With --baseline: verify-only and the receiver alternate in this many rounds of --duration/--rounds seconds each; the ratio is the median of the rounds' ratios (a drifting VM moves both alike).",
 )
+@click.option(
+    "--wrk",
+    is_flag=True,
+    help="Load the servers with wrk (must be installed) instead of our own generator: the same pre-signed pool, "
+    "a new dyte-uuid per request (see receiver.devtools.bench.wrk).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Server processes of the receiver under test (receiver serve --workers N).",
+)
+@click.option(
+    "--scaling",
+    is_flag=True,
+    help="Also run a 1-process receiver (on its own scratch database), interleaved with the --workers one, "
+    "and print the throughput ratio.",
+)
 def ingest_command(**kwargs) -> None:
     """Durable ingest: req/s, p50/p99/p99.9 latency, errors by status, and acknowledged-vs-stored rows.
 
@@ -129,10 +148,12 @@ def ingest_command(**kwargs) -> None:
     Starts `receiver serve --no-worker` (uvicorn, one process) on a free
     port with a generated key trusted through DYTE_WEBHOOK_PUBLIC_KEY, on a
     migrated scratch database, and drives it with our asyncio HTTP/1.1
-    generator: signed, unique participantJoined deliveries, pre-signed
-    before the timed phase. With --baseline, verify-only and the receiver
-    run interleaved in --rounds rounds. Exit 1 if an acknowledged delivery
-    is missing.
+    generator (or wrk with --wrk): signed participantJoined deliveries,
+    pre-signed before the timed phase, a new dyte-uuid each. With --baseline,
+    the no-op Starlette POST, verify-only and the receiver run interleaved in
+    --rounds rounds and the ratios to both are printed with their goals; with
+    --scaling a 1-process receiver joins the rounds. Exit 1 if an
+    acknowledged delivery is missing.
     """
     from receiver.devtools.bench.common import make_console
     from receiver.devtools.bench.ingest import IngestOptions, run_ingest

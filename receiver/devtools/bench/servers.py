@@ -62,8 +62,9 @@ def bench_env(**settings: str) -> dict[str, str]:
     return env
 
 
-def receiver_serve_argv(host: str, port: int) -> list[str]:
-    """``receiver serve --no-worker --no-migrate`` on ``host:port`` (the database comes from DATABASE_URL)."""
+def receiver_serve_argv(host: str, port: int, workers: int = 1) -> list[str]:
+    """``receiver serve --no-worker --no-migrate [--workers N]`` on ``host:port`` (the database comes from DATABASE_URL)."""
+    extra = ["--workers", str(workers)] if workers > 1 else []
     return [
         sys.executable,
         "-m",
@@ -75,6 +76,7 @@ def receiver_serve_argv(host: str, port: int) -> list[str]:
         host,
         "--port",
         str(port),
+        *extra,
     ]
 
 
@@ -83,14 +85,27 @@ def baseline_argv(kind: str, host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "receiver.devtools.bench.baseline", kind, "--host", host, "--port", str(port)]
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of ``pid`` (Linux ``/proc``), None elsewhere."""
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` and its live children (``receiver serve --workers N``:
+    the supervisor and its server processes; Linux ``/proc``), None elsewhere."""
+    fields = _stat(pid)
+    if fields is None:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    total = int(fields[11]) + int(fields[12])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(pid):
+            child = _stat(int(entry.name))
+            if child is not None and child[1] == str(pid):  # field 4 of stat: the parent's pid
+                total += int(child[11]) + int(child[12])
+    return total / ticks
 
 
 class ServerProcess:

@@ -76,7 +76,7 @@ def realistic_deliveries(count: int, *, seed: int = 8, received_at: datetime | N
     for item in rendered:
         body = item.body()
         try:
-            fields = _describe(json.loads(body), body)
+            fields = _describe(json.loads(body))
         except ValueError as exc:  # not expected: sandbox bodies are valid JSON
             fields = {"event_name": None, "parse_status": PARSE_INVALID, "parse_error": str(exc)}
         deliveries.append(
