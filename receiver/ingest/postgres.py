@@ -29,6 +29,11 @@ parameter (callgrind: ~84k fewer instructions per delivery), and never
 leaves the loop (``receiver bench ingest`` shows the difference). Every
 other query still goes through SQLAlchemy.
 
+A batch that stored at least one new delivery is followed by one
+``NOTIFY receiver_events`` (autocommit: delivered to listening workers once
+the insert is committed, which it already is), so idle workers wake at once
+instead of at their next poll (:mod:`receiver.processing.wakeup`).
+
 Failures (server down, network cut, a timeout) fail every request of the
 batch with :class:`InboxUnavailable` (the handler answers 503, Dyte retries);
 the connection is dropped and the next batch connects afresh.
@@ -103,6 +108,8 @@ def _batch_json(deliveries: list[Delivery]) -> str:
     ).decode("utf-8")
 
 
+# Wakes the workers LISTENing (receiver.processing.wakeup.CHANNEL; ingest may not import processing).
+_NOTIFY_WORKERS = "NOTIFY receiver_events"
 _STORED_DIGESTS = "SELECT delivery_id, body_sha256 FROM webhook_events WHERE delivery_id = ANY($1::text[])"
 _BODY_OWNERS = "SELECT unique_body_sha256, delivery_id FROM webhook_events WHERE unique_body_sha256 = ANY($1::text[])"
 _RAISE_COUNTERS = """
@@ -202,6 +209,13 @@ class PostgresGroupCommitter(GroupCommitter):
             await self.close()
             raise InboxUnavailable(f"inbox commit failed: {type(exc).__name__}") from exc
 
+    async def _notify_workers(self, connection: asyncpg.Connection) -> None:
+        """Best effort: the batch is committed, so a failed NOTIFY only drops the connection (workers still poll)."""
+        try:
+            await connection.execute(_NOTIFY_WORKERS)
+        except _DATABASE_ERRORS:
+            await self.close()
+
     async def _store(self, deliveries: list[Delivery]) -> list[StoreOutcome]:
         first_index = first_occurrences(deliveries)
         ids_distinct = len(first_index) == len(deliveries)
@@ -209,6 +223,8 @@ class PostgresGroupCommitter(GroupCommitter):
         connection = await self._connect()
         # A single statement commits on its own (autocommit): one round trip for a batch of new deliveries.
         inserted = set(await connection.fetchval(_INSERT, _batch_json(offered)) or ())
+        if inserted:
+            await self._notify_workers(connection)
         existing = [delivery_id for delivery_id in first_index if delivery_id not in inserted]
         if not existing and ids_distinct:
             return [StoreOutcome.STORED] * len(deliveries)
