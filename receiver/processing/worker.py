@@ -44,7 +44,14 @@ from receiver import metrics
 from receiver.db.engine import database_error_reason, writer
 from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from receiver.processing.apply import apply_event
-from receiver.processing.queue import TRACEBACK_FRAMES, claim_events, error_line, record_failure, release_events
+from receiver.processing.queue import (
+    TRACEBACK_FRAMES,
+    claim_events,
+    error_line,
+    record_failure,
+    release_events,
+    skip_commit_flush,
+)
 from receiver.processing.retention import RetentionSchedule
 from receiver.processing.sweeps import infer_idle_session_ends
 from receiver.processing.wakeup import Wakeup, make_wakeup
@@ -304,8 +311,12 @@ class Worker:
         and the lag (seconds since received) of each ``done`` one. Events no
         longer held (lease lost) are skipped. The effects share one
         :class:`RowCache`; intervals are written by one statement and the
-        events marked ``done`` by one UPDATE. Raises on database errors.
+        events marked ``done`` by one UPDATE. On PostgreSQL the commit does
+        not wait for the disk (:func:`~receiver.processing.queue.skip_commit_flush`:
+        a chunk lost in a crash is claimed and applied again). Raises on
+        database errors.
         """
+        skip_commit_flush(db.connection())
         rows = db.execute(
             select(*_EVENT_COLUMNS)
             .where(
