@@ -55,7 +55,14 @@ from receiver.devtools.bench.common import fmt_ms, fmt_rate, machine_summary
 from receiver.devtools.bench.loadgen import LoadResult, client_loop_name, run_coroutine, run_load
 from receiver.devtools.bench.payloads import RequestFactory, participant_joined_bodies, sign_all
 from receiver.devtools.bench.scratch import describe_url, scratch_database
-from receiver.devtools.bench.servers import ServerProcess, bench_env, free_port, receiver_serve_argv, terminate
+from receiver.devtools.bench.servers import (
+    ServerProcess,
+    _cpu_seconds,
+    bench_env,
+    free_port,
+    receiver_serve_argv,
+    terminate,
+)
 from receiver.devtools.bench.stats import percentile
 
 __all__ = [
@@ -303,6 +310,20 @@ def _wait_for_workers(
     raise RuntimeError(f"the workers were not running within {timeout:.0f} s (logs: {workers[0][1].parent})")
 
 
+def _cpu_now(server: ServerProcess, workers: list[tuple[subprocess.Popen[bytes], Path]]) -> dict[str, float | None]:
+    """CPU seconds used so far by serve, each worker and this process (load generator and observer)."""
+    now: dict[str, float | None] = {"serve": server.cpu_seconds()}
+    now.update({f"worker {i}": _cpu_seconds(proc.pid) for i, (proc, _) in enumerate(workers)})
+    now["bench"] = time.process_time()
+    return now
+
+
+def _cpu_used(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float]:
+    return {
+        name: end - start for name, end in after.items() if end is not None and (start := before.get(name)) is not None
+    }
+
+
 def _peer_ids(bodies: list[bytes]) -> list[str]:
     return [json.loads(body)["participant"]["peerId"] for body in bodies]
 
@@ -362,6 +383,7 @@ def run_freshness(opts: FreshnessOptions, console: Console) -> int:
                     observer = _Observer(url)
                     observer.start()
                     factory = RequestFactory(bodies, signatures, host=f"{host}:{port}")
+                    cpu_before = _cpu_now(server, workers)
                     load_started = time.perf_counter()
                     load = run_coroutine(
                         run_load(
@@ -383,6 +405,8 @@ def run_freshness(opts: FreshnessOptions, console: Console) -> int:
                         if wanted <= observer.result.peer_seen_at.keys():
                             break
                         time.sleep(0.1)
+                    cpu = _cpu_used(cpu_before, _cpu_now(server, workers))
+                    wall = time.perf_counter() - load_started
                     observer.stop_event.set()
                     observer.join(10)
                     final_read_at = time.perf_counter()
@@ -395,6 +419,10 @@ def run_freshness(opts: FreshnessOptions, console: Console) -> int:
             seen_at = {number_of_peer[p]: t for p, t in observation.peer_seen_at.items() if p in number_of_peer}
             seen_at.update({number_of_peer[p]: final_read_at for p in late})
             _report(console, opts, load, acked, seen_at, observation, load_started, len(late))
+            console.print(
+                f"CPU seconds in the {wall:.1f} s of load and drain (PostgreSQL not counted): "
+                + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
+            )
             completed = True
     finally:
         if opts.keep or not completed:
