@@ -458,10 +458,16 @@ class Worker:
             await self._sleep(None)
 
     async def _sleep(self, seconds: float | None) -> None:
-        """Wait for a wake-up, a stop request or ``seconds`` (None: the wake-up's poll interval), off the event loop."""
-        if self._stop.is_set():
-            return
-        await asyncio.get_running_loop().run_in_executor(None, self.wakeup.wait, seconds)
+        """Wait for a wake-up, a stop request or ``seconds`` (None: the wake-up's poll interval).
+
+        The wait blocks the worker's event loop, as a cycle's database work
+        does: nothing else runs on that loop between cycles, and waking the
+        loop's own thread directly saves a thread hand-off (which costs
+        milliseconds on a busy machine) on the path from a delivery's commit
+        to its claim.
+        """
+        if not self._stop.is_set():
+            self.wakeup.wait(seconds)
 
 
 class BackgroundWorker:

@@ -182,7 +182,7 @@ def depth_table(samples: list[tuple[float, int, int]], start: float, per_row: in
     for first in range(0, len(samples), per_row):
         row = samples[first : first + per_row]
         cells = [f"{count:,}" for _, count, _ in row] + [""] * (per_row - len(row))
-        table.add_row(f"{row[0][0] - start:.0f}", *cells)
+        table.add_row(f"{max(row[0][0] - start, 0.0):.0f}", *cells)
     return table
 
 
