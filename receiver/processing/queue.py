@@ -38,6 +38,7 @@ from receiver.db.models import (
     EVENT_STATUSES,
     WebhookEvent,
 )
+from receiver.processing.wakeup import notify_workers
 
 __all__ = [
     "claim",
@@ -219,6 +220,7 @@ def requeue_events(engine: Engine, *, event_ids: list[int] | None = None, status
     ``receiver events retry ID`` and ``replay ID``); ``statuses`` selects
     all events in those states (``retry --dead``). Ignored events (unknown
     or invalid payloads) are never requeued: there is nothing to apply.
+    Listening workers are woken when something was requeued (PostgreSQL).
     """
     conditions = [WebhookEvent.status.notin_([EVENT_PROCESSING, EVENT_IGNORED])]
     if event_ids is not None:
@@ -240,6 +242,8 @@ def requeue_events(engine: Engine, *, event_ids: list[int] | None = None, status
                 locked_until=None,
             )
         )
+        if result.rowcount:
+            notify_workers(connection)
         return result.rowcount or 0
 
 

@@ -29,12 +29,13 @@ from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy.engine import Engine
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
 
 from receiver.db.engine import database_error_reason
 from receiver.settings import Settings
 
-__all__ = ["CHANNEL", "Wakeup", "PostgresWakeup", "make_wakeup"]
+__all__ = ["CHANNEL", "Wakeup", "PostgresWakeup", "make_wakeup", "notify_workers"]
 
 log = structlog.get_logger("receiver.processing.wakeup")
 
@@ -180,6 +181,16 @@ class PostgresWakeup(Wakeup):
                 self._closed.wait(backoff)
                 backoff = min(backoff * 2, RECONNECT_BACKOFF_SECONDS[1])
         self._listening.clear()
+
+
+def notify_workers(connection: Connection) -> None:
+    """Wake the listening workers when ``connection``'s transaction commits (PostgreSQL; a no-op on SQLite).
+
+    For code that makes events due other than the inbox writer (which sends
+    its own NOTIFY), e.g. ``receiver events retry``.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 def make_wakeup(engine: Engine, settings: Settings) -> Wakeup:

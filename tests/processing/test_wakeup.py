@@ -111,6 +111,22 @@ def test_a_committed_batch_of_new_deliveries_wakes_the_listener(pg_url: str, lis
 
 
 @pytest.mark.postgres
+def test_requeued_events_wake_the_listener(pg_url: str, pg_engine: Engine, listener: PostgresWakeup) -> None:
+    """`receiver events retry` makes events due again: it wakes the workers too; a requeue of nothing does not."""
+    from receiver.ingest.inbox import store_deliveries
+    from receiver.processing.queue import requeue_events
+
+    store_deliveries(pg_engine, [_delivery(4)])
+    with pg_engine.begin() as connection:
+        connection.execute(text("UPDATE webhook_events SET status = 'dead'"))
+    _eventually(lambda: listener.listening, "the listener to LISTEN")
+    listener.wait(0)
+    assert requeue_events(pg_engine, statuses=("failed",)) == 0
+    assert requeue_events(pg_engine, statuses=("dead",)) == 1
+    assert listener.wait(MINUTE) is True
+
+
+@pytest.mark.postgres
 def test_the_listener_reconnects_after_its_connection_is_killed(pg_engine: Engine, listener: PostgresWakeup) -> None:
     """A dropped listening connection is logged once, re-established, and notifications wake the worker again."""
     _eventually(lambda: listener.listening, "the listener to LISTEN")
