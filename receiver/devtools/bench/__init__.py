@@ -241,6 +241,12 @@ def worker_command(**kwargs) -> None:
     type=click.Choice(["auto", "asyncio", "uvloop"]),
     help="Event loop of the load generator (auto: uvloop when installed).",
 )
+@click.option(
+    "--listen/--no-listen",
+    default=True,
+    show_default=True,
+    help="WORKER_LISTEN of the workers: --no-listen measures polling alone (WORKER_POLL_SECONDS) for comparison.",
+)
 @click.option("--keep", is_flag=True, help="Keep the scratch database and the logs.")
 def freshness_command(**kwargs) -> None:
     """Freshness: time from a delivery's acknowledgement to its participant row, p50/p90/p99/max, queue depth.

@@ -99,6 +99,7 @@ class FreshnessOptions:
     log_level: str = "INFO"
     client_loop: str = "auto"
     keep: bool = False
+    listen: bool = True
 
 
 class IdWatermark:
@@ -294,7 +295,7 @@ def _start_workers(count: int, env: dict[str, str], workdir: Path) -> list[tuple
 
 
 def _wait_for_workers(
-    workers: list[tuple[subprocess.Popen[bytes], Path]], url: str, dialect: str, timeout: float = 60.0
+    workers: list[tuple[subprocess.Popen[bytes], Path]], url: str, dialect: str, *, listen: bool, timeout: float = 60.0
 ) -> None:
     """Until every worker logged ``worker_started`` (and, on PostgreSQL, LISTENs). Raises RuntimeError."""
     deadline = time.monotonic() + timeout
@@ -304,7 +305,7 @@ def _wait_for_workers(
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-8:])
                 raise RuntimeError(f"a worker exited with {proc.returncode}; last log lines:\n{tail}")
         started = all("worker_started" in log_path.read_text(errors="replace") for _, log_path in workers)
-        if started and (dialect != "postgresql" or _listeners(url) >= len(workers)):
+        if started and (dialect != "postgresql" or not listen or _listeners(url) >= len(workers)):
             return
         time.sleep(0.1)
     raise RuntimeError(f"the workers were not running within {timeout:.0f} s (logs: {workers[0][1].parent})")
@@ -350,7 +351,8 @@ def run_freshness(opts: FreshnessOptions, console: Console) -> int:
     )
     console.print(
         f"load: open loop, {opts.rate:,.0f} deliveries/s offered for {opts.seconds:g} s on {opts.connections} "
-        f"connections ({client_loop_name(opts.client_loop)}); {opts.workers} worker process(es); "
+        f"connections ({client_loop_name(opts.client_loop)}); {opts.workers} worker process(es) "
+        f"({'LISTEN' if opts.listen else 'polling only'} on PostgreSQL); "
         f"observer reads every {OBSERVE_INTERVAL_SECONDS * 1000:.0f} ms"
     )
     workdir = Path(tempfile.mkdtemp(prefix="receiver-bench-freshness-"))
@@ -376,10 +378,10 @@ def run_freshness(opts: FreshnessOptions, console: Console) -> int:
                 log_path=workdir / "serve.log",
                 ready_path="/readyz",
             )
-            workers = _start_workers(opts.workers, bench_env(**common), workdir)
+            workers = _start_workers(opts.workers, bench_env(worker_listen=str(opts.listen).lower(), **common), workdir)
             try:
                 with server:
-                    _wait_for_workers(workers, url, dialect)
+                    _wait_for_workers(workers, url, dialect, listen=opts.listen)
                     observer = _Observer(url)
                     observer.start()
                     factory = RequestFactory(bodies, signatures, host=f"{host}:{port}")
