@@ -164,7 +164,20 @@ class Settings(BaseSettings):
     )
     worker_max_attempts: int = Field(8, ge=1, description="Processing attempts before an event is dead.")
     worker_lease_seconds: float = Field(60.0, gt=0, description="How long a claimed event stays with a worker.")
-    worker_poll_seconds: float = Field(0.5, gt=0, description="Idle worker poll interval, seconds.")
+    worker_poll_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="Idle worker poll interval on PostgreSQL, seconds: a fallback (retries, expired leases, a lost "
+        "listening connection), as the worker wakes on each committed batch of deliveries (LISTEN receiver_events).",
+    )
+    worker_listen: bool = Field(
+        True,
+        description="On PostgreSQL, LISTEN for new deliveries on a dedicated connection per worker; false (e.g. "
+        "behind a transaction-pooling proxy, where LISTEN does not work) leaves polling alone.",
+    )
+    worker_sqlite_poll_seconds: float = Field(
+        0.05, gt=0, le=60, description="Idle worker poll interval on SQLite (no LISTEN/NOTIFY there), seconds."
+    )
     worker_batch_size: int = Field(500, ge=1, description="Events claimed per batch (one lease).")
     worker_events_per_transaction: int = Field(
         250,

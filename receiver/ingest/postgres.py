@@ -32,6 +32,10 @@ other query still goes through SQLAlchemy.
 Up to :data:`IN_FLIGHT_BATCHES` batches are written at once, each on its own
 connection (kept for the next batch): while one waits for its commit, the
 requests that queued meanwhile are already being written.
+A batch that stored at least one new delivery is followed by one
+``NOTIFY receiver_events`` (autocommit: delivered to listening workers once
+the insert is committed, which it already is), so idle workers wake at once
+instead of at their next poll (:mod:`receiver.processing.wakeup`).
 
 Failures (server down, network cut, a timeout) fail every request of the
 batch with :class:`InboxUnavailable` (the handler answers 503, Dyte retries);
@@ -107,6 +111,8 @@ def _batch_json(deliveries: list[Delivery]) -> str:
     ).decode("utf-8")
 
 
+# Wakes the workers LISTENing (receiver.processing.wakeup.CHANNEL; ingest may not import processing).
+_NOTIFY_WORKERS = "NOTIFY receiver_events"
 _STORED_DIGESTS = "SELECT delivery_id, body_sha256 FROM webhook_events WHERE delivery_id = ANY($1::text[])"
 _BODY_OWNERS = "SELECT unique_body_sha256, delivery_id FROM webhook_events WHERE unique_body_sha256 = ANY($1::text[])"
 _RAISE_COUNTERS = """
@@ -224,8 +230,22 @@ class PostgresGroupCommitter(GroupCommitter):
                 await _close(connection)
             await self.close()
             raise InboxUnavailable(f"inbox commit failed: {type(exc).__name__}") from exc
-        self._idle.append(connection)
+        if StoreOutcome.STORED not in outcomes or await self._notify_workers(connection):
+            self._idle.append(connection)
         return outcomes
+
+    async def _notify_workers(self, connection: asyncpg.Connection) -> bool:
+        """Best effort, after the batch is committed: False (and the connection dropped) when NOTIFY failed.
+
+        A lost notification only delays the workers to their next poll.
+        """
+        try:
+            await connection.execute(_NOTIFY_WORKERS)
+        except _DATABASE_ERRORS:
+            await _close(connection)
+            await self.close()
+            return False
+        return True
 
     async def _store(self, connection: asyncpg.Connection, deliveries: list[Delivery]) -> list[StoreOutcome]:
         first_index = first_occurrences(deliveries)

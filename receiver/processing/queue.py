@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from receiver import metrics
@@ -38,9 +38,11 @@ from receiver.db.models import (
     EVENT_STATUSES,
     WebhookEvent,
 )
+from receiver.processing.wakeup import notify_workers
 
 __all__ = [
     "claim",
+    "skip_commit_flush",
     "claim_events",
     "record_failure",
     "release_events",
@@ -75,6 +77,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def skip_commit_flush(connection: Connection) -> None:
+    """On PostgreSQL, let the current transaction's commit return before its WAL reaches the disk (no-op on SQLite).
+
+    ``SET LOCAL synchronous_commit = off``: saves a disk flush (~2.5 ms on
+    the bench VM) per claim and per applied chunk, for the worker's own
+    transactions only. Safe because nothing they write is lost for good:
+    the stored delivery (committed durably by the inbox writer) is the
+    source of truth, and a server crash can only undo the last few hundred
+    milliseconds of worker commits, all at once and in commit order (a
+    claim without its chunk, or both): those events are claimed again when
+    their lease has passed and applied again, which processing tolerates
+    (it is idempotent). SQLite's WAL with ``synchronous=NORMAL`` already
+    commits without a flush.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL synchronous_commit = off"))
+
+
 def claim(
     engine: Engine,
     model: Any,
@@ -106,6 +126,7 @@ def claim(
         .execution_options(synchronize_session=False)
     )
     with engine.begin() as connection:
+        skip_commit_flush(connection)  # a lost claim leaves the rows claimable again
         return sorted(connection.execute(statement).scalars())
 
 
@@ -199,6 +220,7 @@ def requeue_events(engine: Engine, *, event_ids: list[int] | None = None, status
     ``receiver events retry ID`` and ``replay ID``); ``statuses`` selects
     all events in those states (``retry --dead``). Ignored events (unknown
     or invalid payloads) are never requeued: there is nothing to apply.
+    Listening workers are woken when something was requeued (PostgreSQL).
     """
     conditions = [WebhookEvent.status.notin_([EVENT_PROCESSING, EVENT_IGNORED])]
     if event_ids is not None:
@@ -220,6 +242,8 @@ def requeue_events(engine: Engine, *, event_ids: list[int] | None = None, status
                 locked_until=None,
             )
         )
+        if result.rowcount:
+            notify_workers(connection)
         return result.rowcount or 0
 
 

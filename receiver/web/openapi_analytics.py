@@ -13,6 +13,7 @@ from typing import Any
 
 from receiver.reports.browse import RECORDING_SORTS, SESSION_SORTS
 from receiver.reports.event_log import EVENT_SORTS
+from receiver.reports.export import MEDIA_TYPES
 from receiver.reports.overview import MAX_BUCKETS, PERIODS
 from receiver.reports.series import MAX_OCCURRENCES
 from receiver.web.params import MAX_LIMIT, MAX_TEXT, MAX_TIME_TEXT
@@ -244,6 +245,7 @@ def _get(
     content: dict[str, Any] = {"application/json": {"schema": _ref(schema)}}
     if csv:
         content["text/csv"] = {"schema": {"type": "string"}}
+        content[MEDIA_TYPES["xlsx"]] = {"schema": {"type": "string", "format": "binary"}}
     return {
         "get": {
             "summary": summary,

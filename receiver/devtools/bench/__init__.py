@@ -8,6 +8,9 @@ two minutes on a 2-core machine):
   baselines (:mod:`receiver.devtools.bench.ingest`);
 * ``worker``: worker throughput and receipt-to-processed lag over a
   preloaded inbox (:mod:`receiver.devtools.bench.worker_bench`);
+* ``freshness``: acknowledgement-to-attendance-row time per delivery at a
+  sustained open-loop rate, with ``receiver serve`` and worker processes,
+  and the queue depth over time (:mod:`receiver.devtools.bench.freshness`);
 * ``reports``: attendance report timings over a 10,000-person session and
   1,000,000 intervals (:mod:`receiver.devtools.bench.reports_bench`);
 * ``export``: peak memory and time of ``receiver report attendance --format
@@ -46,7 +49,7 @@ def _fail(message: str) -> None:
 
 @click.group("bench")
 def bench() -> None:
-    """Performance benches: ingest, worker, reports, export, ratelimit (numbers on stdout, exit 0)."""
+    """Performance benches: ingest, worker, freshness, reports, export, ratelimit (numbers on stdout, exit 0)."""
 
 
 @bench.command("ingest")
@@ -217,6 +220,76 @@ def worker_command(**kwargs) -> None:
         run_worker_bench(WorkerOptions(**kwargs), make_console())
     except (RuntimeError, ValueError, OSError) as exc:
         _fail(f"{type(exc).__name__}: {exc}")
+
+
+@bench.command("freshness")
+@click.option(
+    "--rate",
+    default=1000.0,
+    show_default=True,
+    type=click.FloatRange(1, 100_000),
+    help="Deliveries offered per second, on a fixed schedule (open loop).",
+)
+@click.option(
+    "--seconds", default=60.0, show_default=True, type=click.FloatRange(0.5, 3600), help="How long the load lasts."
+)
+@click.option(
+    "--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="`receiver worker` processes."
+)
+@click.option(
+    "--connections",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Keep-alive connections of the load generator (each sends on its share of the schedule).",
+)
+@click.option("--database-url", help=_DB_HELP)
+@click.option(
+    "--drain-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Seconds to wait after the load for the remaining effects to appear.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="LOG_LEVEL of the server and the workers (JSON logs go to files).",
+)
+@click.option(
+    "--client-loop",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    help="Event loop of the load generator (auto: uvloop when installed).",
+)
+@click.option(
+    "--listen/--no-listen",
+    default=True,
+    show_default=True,
+    help="WORKER_LISTEN of the workers: --no-listen measures polling alone (WORKER_POLL_SECONDS) for comparison.",
+)
+@click.option("--keep", is_flag=True, help="Keep the scratch database and the logs.")
+def freshness_command(**kwargs) -> None:
+    """Freshness: time from a delivery's acknowledgement to its participant row, p50/p90/p99/max, queue depth.
+
+    \b
+    Starts `receiver serve --no-worker` and --workers `receiver worker`
+    processes on a scratch database, offers signed participantJoined
+    deliveries (a new peer each) at --rate for --seconds, and watches
+    participant_intervals for each peer (every 20 ms). Goals: p99 < 1 s,
+    p50 < 200 ms, each printed as met / not met.
+    """
+    from receiver.devtools.bench.common import make_console
+    from receiver.devtools.bench.freshness import FreshnessOptions, run_freshness
+
+    try:
+        code = run_freshness(FreshnessOptions(**kwargs), make_console())
+    except (RuntimeError, ValueError, OSError) as exc:
+        _fail(f"{type(exc).__name__}: {exc}")
+    sys.exit(code)
 
 
 @bench.command("reports")

@@ -47,6 +47,8 @@ class LoadResult:
         errors: transport problems by kind (``connect``, ``reset``,
             ``protocol``, ``unanswered`` = in flight at the hard stop).
         acked: sequence numbers of the requests answered 2xx (warm-up included).
+        acked_at: ``time.perf_counter()`` at the end of each of those answers, in
+            the order of ``acked`` (compare only with the same process's clock).
         sent: requests written.
         client_cpu_seconds: CPU time of the generator process(es) during the run.
         wall_seconds: wall time of the whole run, warm-up included.
@@ -58,6 +60,7 @@ class LoadResult:
     statuses: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     acked: array = field(default_factory=lambda: array("q"))
+    acked_at: array = field(default_factory=lambda: array("d"))
     sent: int = 0
     client_cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -78,6 +81,7 @@ class LoadResult:
         self.statuses.update(other.statuses)
         self.errors.update(other.errors)
         self.acked.extend(other.acked)
+        self.acked_at.extend(other.acked_at)
         self.sent += other.sent
         self.client_cpu_seconds += other.client_cpu_seconds
 
@@ -167,7 +171,7 @@ async def _connection(
     host: str, port: int, shared: _Shared, seq_of: Callable[[], int], interval: float | None = None, offset: float = 0.0
 ) -> None:
     result = shared.result
-    latencies, statuses, acked = result.latencies, result.statuses, result.acked
+    latencies, statuses, acked, acked_at = result.latencies, result.statuses, result.acked, result.acked_at
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     perf = time.perf_counter
@@ -230,6 +234,7 @@ async def _connection(
             statuses[status] += 1
             if 200 <= status < 300:
                 acked.append(seq)
+                acked_at.append(finished)
             if shared.measure_from <= finished <= shared.stop_at:
                 latencies.append(finished - started)
                 result.completed += 1
