@@ -235,6 +235,8 @@ class Session(Base):
     __table_args__ = (
         Index("ix_sessions_meeting_id", "meeting_id"),
         Index("ix_sessions_started_at", "started_at"),
+        # The attendance listing's keyset order (GET /api/attendance cursors; migration 0012).
+        Index("ix_sessions_started_at_session_id", "started_at", "session_id"),
         Index("ix_sessions_status_last_event_at", "status", "last_event_at"),
         Index("ix_sessions_parent_session_id", "parent_session_id"),
     )

@@ -3,6 +3,7 @@
 This module is the public entry point; the queries live in
 :mod:`~receiver.reports.attendance_queries` (attendance report and pages,
 attendance with breakout rooms folded in),
+:mod:`~receiver.reports.attendance_keyset` (pages after a cursor, the total),
 :mod:`~receiver.reports.listings` (sessions, recordings with their REST
 reasons, livestreams),
 :mod:`~receiver.reports.precomputed` (the ``session_attendance`` store),
@@ -27,6 +28,7 @@ Keys of an attendance row (``ATTENDANCE_COLUMNS``):
     names in join order when there are several, else None.
 """
 
+from receiver.reports.attendance_keyset import PageKey, attendance_after, attendance_total
 from receiver.reports.attendance_queries import attendance_page, attendance_report, attendance_with_breakouts
 from receiver.reports.intervals import intervals_by_session
 from receiver.reports.listings import (
@@ -56,6 +58,9 @@ __all__ = [
     "SESSION_COLUMNS",
     "attendance_report",
     "attendance_page",
+    "attendance_after",
+    "attendance_total",
+    "PageKey",
     "attendance_with_breakouts",
     "livestreams_report",
     "recordings_detail_report",
