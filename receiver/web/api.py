@@ -29,7 +29,10 @@ Conventions:
   header row, ISO 8601 UTC timestamps, empty cell for null.
 * Pagination: ``limit`` (1..1000, default 100) and ``offset`` (default 0).
   JSON lists are ``{"items": [...], "total": N, "limit": L, "offset": O}``;
-  CSV has no envelope. Both carry ``X-Total-Count``.
+  CSV has no envelope. Both carry ``X-Total-Count``. ``/api/attendance``
+  pages with a ``cursor`` instead (``next_cursor`` in the envelope, a
+  ``Link: rel="next"`` header) and may estimate a large ``total``
+  (``total_exact``, ``X-Total-Exact``); see :func:`list_attendance`.
 * Times (``since``/``until``): ``YYYY-MM-DD`` or ISO 8601 (no offset = UTC);
   the window applies to the session start (recordings: recording start).
 * Errors: JSON ``{"error": code, "detail": text}``; bad parameters are 400
@@ -64,7 +67,9 @@ from receiver.reports.queries import (
     RECORDING_COLUMNS,
     SESSION_COLUMNS,
     ReportFilter,
+    attendance_after,
     attendance_page,
+    attendance_total,
     display_names_of,
     recordings_report,
     sessions_report,
@@ -79,6 +84,8 @@ from receiver.web.params import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     check_known_params,
+    cursor_param,
+    encode_cursor,
     event_id_param,
     event_status_param,
     int_param,
@@ -172,11 +179,13 @@ def _listing(
     json_columns: Sequence[str],
     csv_columns: Sequence[str],
     fmt: str,
+    extra: dict[str, Any] | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> Response:
-    headers = {**_NO_STORE, "X-Total-Count": str(total)}
+    headers = {**_NO_STORE, "X-Total-Count": str(total), **(extra_headers or {})}
     if fmt == "csv":
         return Response(to_csv(rows, csv_columns), media_type="text/csv", headers=headers)
-    body = {"items": _items(rows, json_columns), "total": total, "limit": limit, "offset": offset}
+    body = {"items": _items(rows, json_columns), "total": total, "limit": limit, "offset": offset, **(extra or {})}
     return JSONResponse(body, headers=headers)
 
 
@@ -340,15 +349,54 @@ async def session_attendance(request: Request) -> Response:
 
 
 async def list_attendance(request: Request) -> Response:
-    """GET /api/attendance: attendance rows across sessions."""
+    """GET /api/attendance: attendance rows across sessions, page by page after a cursor (or at an offset).
+
+    Without ``offset`` (or with ``offset=0``) the page is read after ``cursor``
+    (keyset pagination: as fast deep in the listing as at its start) and the
+    answer carries ``next_cursor`` (null on the last page; also a ``Link:
+    <...>; rel="next"`` header). ``offset`` > 0 skips rows the old way: it
+    counts every session before the page (slow on large databases) and
+    gives no ``next_cursor``; it cannot be combined with ``cursor`` (400).
+    ``total`` is exact (``total_exact`` true) except on PostgreSQL when the
+    planner estimates more than 100,000 matching rows: then it is that
+    estimate (``total_exact`` false; ``X-Total-Exact`` header likewise).
+    """
     fmt = response_format(request)
     limit, offset = page_params(request)
+    after = cursor_param(request)
     flt = report_filter(request, "meeting_id", "since", "until", "participant")
-    rows, total = await run_in_threadpool(
-        functools.partial(attendance_page, _engine(request), flt, limit=limit, offset=offset)
-    )
+    engine = _engine(request)
+    if offset > 0:
+        if after is not None:
+            raise ApiError(400, "bad_request", "cursor and offset: use one or the other (next_cursor replaces offset)")
+        rows, total = await run_in_threadpool(
+            functools.partial(attendance_page, engine, flt, limit=limit, offset=offset)
+        )
+        exact, next_cursor = True, None
+    else:
+
+        def load() -> tuple[list[dict[str, Any]], Any, tuple[int, bool]]:
+            page, next_key = attendance_after(engine, flt, limit=limit, after=after)
+            return page, next_key, attendance_total(engine, flt)
+
+        rows, next_key, (total, exact) = await run_in_threadpool(load)
+        next_cursor = None if next_key is None else encode_cursor(next_key)
+    headers = {"X-Total-Exact": "true" if exact else "false"}
+    if next_cursor is not None:
+        headers["Link"] = (
+            f'<{request.url.remove_query_params("offset").include_query_params(cursor=next_cursor)}>; rel="next"'
+        )
     return _listing(
-        request, _with_display_names(rows), total, limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_COLUMNS, fmt
+        request,
+        _with_display_names(rows),
+        total,
+        limit,
+        offset,
+        ATTENDANCE_ITEM_COLUMNS,
+        ATTENDANCE_COLUMNS,
+        fmt,
+        extra={"total_exact": exact, "next_cursor": next_cursor},
+        extra_headers=headers,
     )
 
 
@@ -434,7 +482,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         Route("/api/sessions/{session_id}/attendance", guard(session_attendance, *page), methods=["GET"]),
         Route(
             "/api/attendance",
-            guard(list_attendance, "meeting_id", "since", "until", "participant", *page),
+            guard(list_attendance, "meeting_id", "since", "until", "participant", "cursor", *page),
             methods=["GET"],
         ),
         Route("/api/recordings", guard(list_recordings, "meeting_id", "session_id", *page), methods=["GET"]),
