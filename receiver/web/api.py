@@ -358,7 +358,7 @@ async def list_attendance(request: Request) -> Response:
     counts every session before the page (slow on large databases) and
     gives no ``next_cursor``; it cannot be combined with ``cursor`` (400).
     ``total`` is exact (``total_exact`` true) except on PostgreSQL when the
-    planner estimates more than 100,000 matching rows: then it is that
+    planner estimates more than 50,000 matching rows: then it is that
     estimate (``total_exact`` false; ``X-Total-Exact`` header likewise).
     """
     fmt = response_format(request)

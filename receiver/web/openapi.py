@@ -170,7 +170,7 @@ def _schemas() -> dict[str, Any]:
                 },
                 "total_exact": {
                     **_BOOL,
-                    "description": "false when total is the PostgreSQL planner's estimate (more than 100,000 rows)",
+                    "description": "false when total is the PostgreSQL planner's estimate (more than 50,000 rows)",
                 },
                 "next_cursor": _nullable(
                     {
@@ -325,7 +325,7 @@ def _attendance_operation() -> dict[str, Any]:
     get["description"] = (
         "Page with cursor: omit offset, then pass next_cursor as ?cursor= (a Link rel=next header carries the same "
         "URL). offset > 0 still works but counts every row before the page (slow on large databases) and returns "
-        "next_cursor null. total is exact unless total_exact is false: on PostgreSQL, above 100,000 matching rows, "
+        "next_cursor null. total is exact unless total_exact is false: on PostgreSQL, above 50,000 matching rows, "
         "it is the query planner's estimate."
     )
     get["responses"]["200"]["headers"] = {
