@@ -44,9 +44,9 @@ reads every row, so there sequential scans and hash joins are fine too.
 
 from __future__ import annotations
 
+import os
 import random
 import re
-import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -65,12 +65,29 @@ if TYPE_CHECKING:
     import psycopg
 
 from receiver.devtools.bench.common import machine_summary
+from receiver.devtools.bench.reports_data import PEOPLE_PER_SESSION
 from receiver.devtools.bench.scratch import describe_url, scratch_database
 
-__all__ = ["ReportsOptions", "run_reports_bench", "interval_rows", "indexes_in_plan", "SESSION_GOAL_MS", "ORG_GOAL_MS"]
+__all__ = [
+    "ONE_GOAL_MS",
+    "ORG_GOAL_MS",
+    "PAGE_GOAL_MS",
+    "SESSION_GOAL_MS",
+    "ReportsOptions",
+    "indexes_in_plan",
+    "interval_rows",
+    "run_reports_bench",
+]
 
+#: One ordinary session's attendance (80 people), query and API (issue #23, item 5).
+ONE_GOAL_MS = 50.0
+#: One API page of the org-wide listing, first or deep (issue #23, item 5).
+PAGE_GOAL_MS = 200.0
+#: The big session's attendance (``--people``).
 SESSION_GOAL_MS = 200.0
+#: The whole org-wide report (PostgreSQL).
 ORG_GOAL_MS = 2000.0
+_WHOLE_REPORT_MAX = 2_000_000  # intervals: above, the whole org-wide report is not timed (rows in memory)
 _BASE = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 _INTERVAL_COLUMNS = (
     "session_id",
@@ -96,7 +113,7 @@ class ReportsOptions:
     people: int = 10_000
     intervals: int = 1_000_000
     database_url: str | None = None
-    repeat: int = 3
+    repeat: int = 10
     timeout: float = 15.0
     keep: bool = False
 
@@ -196,70 +213,6 @@ def _insert_sessions(engine: Engine, sessions: list[dict[str, Any]], meetings: l
         )
         for start in range(0, len(sessions), 5000):
             connection.execute(insert(Session), sessions[start : start + 5000])
-
-
-def _timed_child(url: str, kind: str, arg: Any, repeat: int, timeout: float, queue: Any) -> None:
-    """Child process body: run the query ``repeat`` times (once if slower than 10 s); put (timings ms, rows)."""
-    from receiver.db.engine import make_engine
-    from receiver.reports.queries import ReportFilter, attendance_page, attendance_report
-
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":  # the server stops too, not only this process
-        from sqlalchemy import event
-
-        @event.listens_for(engine, "connect")
-        def _timeout(dbapi_connection, _record):  # pragma: no cover - trivial
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute(f"SET statement_timeout = {int(timeout * 1000)}")
-            dbapi_connection.commit()
-
-    def call() -> int:
-        if kind == "report":
-            return len(attendance_report(engine, ReportFilter(session_id=arg) if arg else None))
-        if kind == "page":  # one API page of the org-wide report: 100 rows at offset ``arg``; returns the total
-            return attendance_page(engine, limit=100, offset=arg)[1]
-        if kind == "report-computed":  # stale session: computed from the intervals every time (nothing stored)
-            return len(attendance_report(engine, ReportFilter(session_id=arg), store=False))
-        sql, params = arg
-        with engine.connect() as connection:
-            rows = connection.execute(text(sql), params).all()
-        return int(rows[0][0]) if sql.lstrip().upper().startswith("SELECT COUNT") else len(rows)
-
-    queue.put(("ready",))
-    timings: list[float] = []
-    rows = 0
-    for _ in range(repeat):
-        started = time.perf_counter()
-        rows = call()
-        timings.append((time.perf_counter() - started) * 1000)
-        # Another run only if it surely fits in the budget.
-        if (sum(timings) + timings[-1]) / 1000 > timeout or timings[-1] > 10_000:
-            break
-    queue.put((timings, rows))
-
-
-def _time(url: str, kind: str, arg: Any, repeat: int, timeout: float) -> tuple[list[float], int] | None:
-    """Timings (ms) and row count of a report or SQL query run in a fresh process; None when it outran ``timeout`` s.
-
-    A child process can be stopped mid-query; PostgreSQL also gets ``statement_timeout``.
-    """
-    import multiprocessing
-    import queue as queue_module
-
-    ctx = multiprocessing.get_context("spawn")
-    results = ctx.Queue()
-    child = ctx.Process(target=_timed_child, args=(url, kind, arg, repeat, timeout, results), daemon=True)
-    child.start()
-    try:
-        results.get(timeout=120)  # the child has imported everything and made its engine
-        # The budget covers the runs themselves; a little slack for the last result to arrive.
-        return results.get(timeout=timeout + 2)
-    except queue_module.Empty:
-        return None
-    finally:
-        if child.is_alive():
-            child.kill()
-        child.join(5)
 
 
 _PG_INDEX = re.compile(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\w+)")
@@ -362,6 +315,120 @@ def _late_leave(engine: Engine, session_id: str) -> None:
         )
 
 
+def _load(engine: Engine, opts: ReportsOptions, rng: random.Random, console: Console) -> _Loaded:
+    """Load the big session and the org-wide sessions (PostgreSQL: generated server-side); ANALYZE."""
+    from receiver.devtools.bench.reports_data import pg_org_sessions, session_id
+
+    started = time.perf_counter()
+    big_id = "big-" + uuid.UUID(int=rng.getrandbits(128), version=4).hex[:28]
+    meetings = ["bench-meeting-big"] + [f"bench-meeting-{m}" for m in range(100)]
+    big_end = _BASE + timedelta(hours=2)
+    sessions = [_session_row(big_id, meetings[0], _BASE, big_end)]
+    big_count = bulk_insert_intervals(engine, interval_rows(rng, big_id, meetings[0], _BASE, big_end, opts.people))
+    remaining = max(0, opts.intervals - big_count)
+    if engine.dialect.name == "postgresql":
+        _insert_sessions(engine, sessions, meetings)
+        made, org_count = pg_org_sessions(engine, remaining, _BASE)
+        typical = session_id(max(1, made // 2)) if made else None
+        how = "org-wide generated by the server (generate_series)"
+    else:
+        org_sessions: list[tuple[str, str, datetime, datetime]] = []
+
+        def org_rows() -> Iterator[tuple[Any, ...]]:
+            # Sessions of 80 people (~96 intervals) until ``remaining`` intervals are produced.
+            produced = 0
+            while produced < remaining:
+                sid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                start = _BASE - timedelta(hours=3 * (len(org_sessions) + 1))
+                end = start + timedelta(minutes=rng.randint(20, 90))
+                mid = meetings[1 + len(org_sessions) % 100]
+                org_sessions.append((sid, mid, start, end))
+                for row in interval_rows(rng, sid, mid, start, end, 80):
+                    if produced >= remaining:
+                        return
+                    produced += 1
+                    yield row
+
+        org_count = bulk_insert_intervals(engine, org_rows()) if remaining else 0
+        sessions += [_session_row(sid, mid, s, e) for sid, mid, s, e in org_sessions]
+        _insert_sessions(engine, sessions, meetings)
+        made = len(org_sessions)
+        typical = org_sessions[made // 2][0] if made else None
+        how = "COPY/executemany from Python"
+    with engine.begin() as connection:
+        connection.execute(text("ANALYZE"))
+    console.print(
+        f"loaded {made + 1:,} sessions and {big_count + org_count:,} intervals (big session: {opts.people:,} people, "
+        f"{big_count:,} intervals; {how}) in {time.perf_counter() - started:.1f} s, then ANALYZE"
+    )
+    return _Loaded(big_id, typical, org_count)
+
+
+@dataclass
+class _Loaded:
+    """What the load made: the big session, a typical org-wide session in the middle of the listing, intervals."""
+
+    big_id: str
+    typical_id: str | None
+    org_count: int
+
+
+def _session_row(sid: str, mid: str, start: datetime, end: datetime) -> dict[str, Any]:
+    return {
+        "session_id": sid,
+        "meeting_id": mid,
+        "started_at": start,
+        "ended_at": end,
+        "status": "ended",
+        "updated_at": end,
+    }
+
+
+def _deep_cursor(engine: Engine, typical_id: str) -> str:
+    """A ``cursor`` deep in the org-wide listing: after the first person of ``typical_id`` (mid-listing)."""
+    from receiver.db.models import Session
+    from receiver.reports.queries import PageKey
+    from receiver.web.params import encode_cursor
+
+    with engine.connect() as connection:
+        started = connection.execute(select(Session.started_at).where(Session.session_id == typical_id)).scalar_one()
+    return encode_cursor(PageKey(started, typical_id, 0))
+
+
+class _Timings:
+    """The timings table: one row per query with median, p95, runs, load average and the verdict."""
+
+    def __init__(self, url: str, opts: ReportsOptions, console: Console, dialect: str) -> None:
+        self.url, self.opts, self.console = url, opts, console
+        self.table = Table(title=f"Report timings ({dialect}; median and p95 of up to {opts.repeat} runs)")
+        for column in ("query", "rows", "median ms", "p95 ms", "runs", "load 1m", "goal (median)"):
+            self.table.add_column(column, justify="left" if column in ("query", "goal (median)") else "right")
+
+    def add(self, name: str, kind: str, arg: Any, goal_ms: float | None) -> float | None:
+        """Time one query; returns its median in ms, None when it was stopped."""
+        from receiver.devtools.bench.reports_timing import time_query
+
+        timing = time_query(self.url, kind, arg, self.opts.repeat, self.opts.timeout)
+        load = f"{os.getloadavg()[0]:.2f}"
+        if timing is None or not timing.runs:
+            verdict = "" if goal_ms is None else f"< {goal_ms:,.0f} ms: NOT met"
+            self.table.add_row(name, "-", f"> {self.opts.timeout * 1000:,.0f} (stopped)", "-", "-", load, verdict)
+            self.console.print(
+                f"  {name}: stopped after {self.opts.timeout:.0f} s (load {load}) {verdict}", soft_wrap=True
+            )
+            return None
+        median = timing.median_ms
+        verdict = "" if goal_ms is None else f"< {goal_ms:,.0f} ms: " + ("met" if median < goal_ms else "NOT met")
+        self.table.add_row(
+            name, f"{timing.rows:,}", f"{median:,.1f}", f"{timing.p95_ms:,.1f}", str(len(timing.runs)), load, verdict
+        )
+        self.console.print(
+            f"  {name}: median {median:,.1f} ms, p95 {timing.p95_ms:,.1f} ms, {len(timing.runs)} runs (load {load}) {verdict}",
+            soft_wrap=True,
+        )
+        return median
+
+
 def run_reports_bench(opts: ReportsOptions, console: Console) -> None:
     """Load, time, explain, print."""
     from receiver.db.engine import make_engine
@@ -373,93 +440,33 @@ def run_reports_bench(opts: ReportsOptions, console: Console) -> None:
         try:
             dialect = engine.dialect.name
             console.print(f"database: {describe_url(url)} (scratch, migrated)")
-            started = time.perf_counter()
-            big_id = "big-" + uuid.UUID(int=rng.getrandbits(128), version=4).hex[:28]
-            meetings = ["bench-meeting-big"] + [f"bench-meeting-{m}" for m in range(100)]
-            big_start = _BASE
-            big_end = _BASE + timedelta(hours=2)
-            sessions = [
-                {
-                    "session_id": big_id,
-                    "meeting_id": meetings[0],
-                    "started_at": big_start,
-                    "ended_at": big_end,
-                    "status": "ended",
-                    "updated_at": big_end,
-                }
-            ]
-            big_count = bulk_insert_intervals(
-                engine, interval_rows(rng, big_id, meetings[0], big_start, big_end, opts.people)
-            )
-
-            org_sessions: list[tuple[str, str, datetime, datetime]] = []
-            remaining = max(0, opts.intervals - big_count)
-
-            def org_rows() -> Iterator[tuple[Any, ...]]:
-                # Sessions of 80 people (~96 intervals) until ``remaining`` intervals are produced.
-                produced = 0
-                while produced < remaining:
-                    sid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                    start = _BASE - timedelta(hours=3 * (len(org_sessions) + 1))
-                    end = start + timedelta(minutes=rng.randint(20, 90))
-                    mid = meetings[1 + len(org_sessions) % 100]
-                    org_sessions.append((sid, mid, start, end))
-                    for row in interval_rows(rng, sid, mid, start, end, 80):
-                        if produced >= remaining:
-                            return
-                        produced += 1
-                        yield row
-
-            org_count = bulk_insert_intervals(engine, org_rows()) if remaining else 0
-            sessions += [
-                {
-                    "session_id": sid,
-                    "meeting_id": mid,
-                    "started_at": s,
-                    "ended_at": e,
-                    "status": "ended",
-                    "updated_at": e,
-                }
-                for sid, mid, s, e in org_sessions
-            ]
-            _insert_sessions(engine, sessions, meetings)
-            with engine.begin() as connection:
-                connection.execute(text("ANALYZE"))
-            total = big_count + org_count
-            console.print(
-                f"loaded {len(sessions):,} sessions and {total:,} intervals (big session: {opts.people:,} people, "
-                f"{big_count:,} intervals) in {time.perf_counter() - started:.1f} s, then ANALYZE"
-            )
+            loaded = _load(engine, opts, rng, console)
+            big_id = loaded.big_id
             refreshed, refresh_seconds = _refresh_all(engine)
             console.print(
                 f"refresh_session_attendance: precomputed {refreshed:,} ended sessions in {refresh_seconds:.1f} s "
                 "(once after the load; reports then read session_attendance), then "
                 + ("VACUUM ANALYZE" if dialect == "postgresql" else "ANALYZE")
             )
-
-            timings = Table(title=f"Report timings ({dialect}; best / median of up to {opts.repeat})")
-            for column in ("query", "rows", "best ms", "median ms", "goal"):
-                timings.add_column(column, justify="left" if column in ("query", "goal") else "right")
-
-            def add(name: str, kind: str, arg: Any, goal_ms: float | None) -> float | None:
-                """Time one query; returns its best time in ms, None when it was stopped."""
-                outcome = _time(url, kind, arg, opts.repeat, opts.timeout)
-                if outcome is None or not outcome[0]:
-                    timings.add_row(
-                        name, "-", f"> {opts.timeout * 1000:,.0f} (stopped)", "-", "" if goal_ms is None else "NOT met"
-                    )
-                    console.print(f"  {name}: stopped after {opts.timeout:.0f} s")
-                    return None
-                runs, rows = outcome
-                best, median = min(runs), statistics.median(runs)
-                goal = "" if goal_ms is None else f"< {goal_ms:,.0f} ms: " + ("met" if best < goal_ms else "NOT met")
-                timings.add_row(name, f"{rows:,}", f"{best:,.0f}", f"{median:,.0f}", goal)
-                console.print(f"  {name}: {best:,.0f} ms")
-                return best
-
+            timings = _Timings(url, opts, console, dialect)
+            add = timings.add
             console.print(f"timing (each query in a fresh process, stopped after --timeout {opts.timeout:.0f} s) ...")
-            org_goal = ORG_GOAL_MS if dialect == "postgresql" else None
-            add("attendance_report(session_id=big)", "report", big_id, SESSION_GOAL_MS)
+            if loaded.typical_id is not None:
+                typical = loaded.typical_id
+                add(f"attendance_report(session_id=one) ({PEOPLE_PER_SESSION} people)", "report", typical, ONE_GOAL_MS)
+                add(
+                    f"GET /api/sessions/one/attendance ({PEOPLE_PER_SESSION} people)",
+                    "api",
+                    f"/api/sessions/{typical}/attendance",
+                    ONE_GOAL_MS,
+                )
+            add(f"attendance_report(session_id=big) ({opts.people:,} people)", "report", big_id, SESSION_GOAL_MS)
+            add(
+                f"GET /api/sessions/big/attendance ({opts.people:,} people)",
+                "api",
+                f"/api/sessions/{big_id}/attendance",
+                SESSION_GOAL_MS,
+            )
             _late_leave(engine, big_id)  # the big session is stale now: the report computes it from its intervals
             add("attendance_report(session_id=big), stale: computed", "report-computed", big_id, SESSION_GOAL_MS)
             _refresh_all(engine)
@@ -471,58 +478,84 @@ def run_reports_bench(opts: ReportsOptions, console: Console) -> None:
                     ("SELECT * FROM attendance WHERE session_id = :sid", {"sid": big_id}),
                     SESSION_GOAL_MS,
                 )
-            if org_count:
-                add("attendance_report() org-wide", "report", None, org_goal)
-                # GET /api/attendance?limit=100: informational (counts every session, reads the page's rows).
-                add("attendance_page() org-wide, 100 rows at offset 0", "page", 0, None)
-                halfway = min(500_000, org_count // 2)
-                add(f"attendance_page() org-wide, 100 rows at offset {halfway:,}", "page", halfway, None)
-                if "attendance" in views:
-                    best = add(
-                        "SELECT count(*), sum(attended_seconds) FROM attendance",
-                        "sql",
-                        ("SELECT count(*), sum(attended_seconds) FROM attendance", {}),
-                        org_goal,
-                    )
-                    if (
-                        best is not None and best < opts.timeout * 500
-                    ):  # fetching everything costs more; skip when hopeless
-                        # Informational: every row through SQLAlchemy's result layer (the report reads the driver's rows).
-                        add(
-                            "SELECT * FROM attendance (all rows fetched by SQLAlchemy)",
-                            "sql",
-                            ("SELECT * FROM attendance", {}),
-                            None,
-                        )
-                    else:
-                        console.print(
-                            "  SELECT * FROM attendance (all rows fetched): skipped (the aggregate alone took over half of --timeout)"
-                        )
-            console.print(timings)
+            if loaded.org_count:
+                _org_wide(engine, timings, loaded, opts, dialect, views, console)
+            console.print(timings.table)
             if "attendance" not in views:
-                console.print(
-                    "analyst views: none in this database (no `attendance` view); only attendance_report was timed"
-                )
-
-            plans = Table(title="Plans (EXPLAIN) for the big session")
-            for column in ("query", "indexes used", "sequential scans"):
-                plans.add_column(column)
-            queries = [
-                ("attendance_report stored rows (session_attendance)", _stored_sql(engine)),
-                ("attendance_report interval load, stale session (session_id IN ...)", _report_sql(engine)),
-            ]
-            if "attendance" in views:
-                queries.append(
-                    (
-                        "SELECT * FROM attendance WHERE session_id = ...",
-                        "SELECT * FROM attendance WHERE session_id = :sid",
-                    )
-                )
-            for name, sql in queries:
-                used, scans = indexes_in_plan(
-                    _explain(engine, sql, {"sid": big_id}), set(inspect(engine).get_table_names())
-                )
-                plans.add_row(name, ", ".join(used) or "-", ", ".join(scans) or "-")
-            console.print(plans)
+                console.print("analyst views: none in this database (no `attendance` view); only the report was timed")
+            _print_plans(engine, console, big_id, views)
         finally:
             engine.dispose()
+
+
+def _org_wide(
+    engine: Engine,
+    timings: _Timings,
+    loaded: _Loaded,
+    opts: ReportsOptions,
+    dialect: str,
+    views: set[str],
+    console: Console,
+) -> None:
+    """The org-wide timings: API pages (first, deep by cursor, deep by offset), the whole report, the view."""
+    add = timings.add
+    add("GET /api/attendance?limit=100 (first page)", "api", "/api/attendance?limit=100", PAGE_GOAL_MS)
+    if loaded.typical_id is not None:
+        cursor = _deep_cursor(engine, loaded.typical_id)
+        add(
+            "GET /api/attendance?limit=100&cursor=<mid-listing>",
+            "api",
+            f"/api/attendance?limit=100&cursor={cursor}",
+            PAGE_GOAL_MS,
+        )
+    halfway = loaded.org_count * 4 // 10  # ~80 rows per 96 intervals: about the middle of the listing
+    add(
+        f"GET /api/attendance?limit=100&offset={halfway:,} (old way)",
+        "api",
+        f"/api/attendance?limit=100&offset={halfway}",
+        None,
+    )
+    if opts.intervals > _WHOLE_REPORT_MAX:
+        console.print(
+            f"  attendance_report() org-wide: skipped above {_WHOLE_REPORT_MAX:,} intervals "
+            "(every row in memory: several GB)"
+        )
+    else:
+        add("attendance_report() org-wide", "report", None, ORG_GOAL_MS if dialect == "postgresql" else None)
+    if "attendance" in views:
+        best = add(
+            "SELECT count(*), sum(attended_seconds) FROM attendance",
+            "sql",
+            ("SELECT count(*), sum(attended_seconds) FROM attendance", {}),
+            None,
+        )
+        if best is not None and best < opts.timeout * 500 and opts.intervals <= _WHOLE_REPORT_MAX:
+            # Informational: every row through SQLAlchemy's result layer (the report reads the driver's rows).
+            add(
+                "SELECT * FROM attendance (all rows fetched by SQLAlchemy)",
+                "sql",
+                ("SELECT * FROM attendance", {}),
+                None,
+            )
+        else:
+            console.print("  SELECT * FROM attendance (all rows fetched): skipped (too slow or too many rows)")
+
+
+def _print_plans(engine: Engine, console: Console, big_id: str, views: set[str]) -> None:
+    """The plans (``EXPLAIN``) of the big session's queries and the index names they use."""
+    plans = Table(title="Plans (EXPLAIN) for the big session")
+    for column in ("query", "indexes used", "sequential scans"):
+        plans.add_column(column)
+    queries = [
+        ("attendance_report stored rows (session_attendance)", _stored_sql(engine)),
+        ("attendance_report interval load, stale session (session_id IN ...)", _report_sql(engine)),
+    ]
+    if "attendance" in views:
+        queries.append(
+            ("SELECT * FROM attendance WHERE session_id = ...", "SELECT * FROM attendance WHERE session_id = :sid")
+        )
+    tables = set(inspect(engine).get_table_names())
+    for name, sql in queries:
+        used, scans = indexes_in_plan(_explain(engine, sql, {"sid": big_id}), tables)
+        plans.add_row(name, ", ".join(used) or "-", ", ".join(scans) or "-")
+    console.print(plans)
