@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, tuple_
+from sqlalchemy import and_, func, literal, or_, select, text, tuple_
 from sqlalchemy.engine import Connection, Engine
 
 from receiver.db.models import ParticipantInterval, Session, SessionAttendance, SessionAttendanceRefresh
@@ -79,8 +79,18 @@ def _after(started: bool, after: PageKey | None) -> list[Any]:
     if after is None:
         return []
     if started:
-        return [tuple_(Session.started_at, Session.session_id) >= tuple_(after.started_at, after.session_id)]
+        return [_key_column() >= _key_value(after)]
     return [Session.session_id >= after.session_id]
+
+
+def _key_column() -> Any:
+    """``(sessions.started_at, sessions.session_id)``: the listing's session order (a row value)."""
+    return tuple_(Session.started_at, Session.session_id)
+
+
+def _key_value(key: PageKey) -> Any:
+    """``key``'s session as a row value bound with the columns' types (UTC text on SQLite, timestamptz on PostgreSQL)."""
+    return tuple_(literal(key.started_at, Session.started_at.type), literal(key.session_id, Session.session_id.type))
 
 
 def _segment_key(started: bool) -> list[Any]:
@@ -121,11 +131,7 @@ def _stale_sessions(
         )
     )
     if until is not None:
-        query = query.where(
-            tuple_(Session.started_at, Session.session_id) <= tuple_(until.started_at, until.session_id)
-            if started
-            else Session.session_id <= until.session_id
-        )
+        query = query.where(_key_column() <= _key_value(until) if started else Session.session_id <= until.session_id)
     return list(connection.execute(query.order_by(*_segment_key(started))))
 
 

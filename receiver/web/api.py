@@ -6,7 +6,7 @@ Endpoints (all ``GET`` but the retry; see
 
 * ``/api/sessions`` (``meeting_id``, ``since``, ``until``),
   ``/api/sessions/{session_id}``, ``/api/sessions/{session_id}/attendance``;
-* ``/api/attendance`` (``meeting_id``, ``since``, ``until``, ``participant``);
+* ``/api/attendance`` (``meeting_id``, ``since``, ``until``, ``participant``, ``cursor``);
 * ``/api/recordings`` (``meeting_id``, ``session_id``);
 * ``/api/events`` (``status``, ``session_id``): the stored webhook events for
   operators, **without** raw bodies; ``POST /api/events/{event_id}/retry``

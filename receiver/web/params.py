@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -235,4 +235,4 @@ def cursor_param(request: Request) -> PageKey | None:
         raise bad from None
     if when.tzinfo is None:
         raise bad
-    return PageKey(when, session_id, position)
+    return PageKey(when.astimezone(UTC), session_id, position)

@@ -379,6 +379,19 @@ def test_bad_cursors_are_400(client: TestClient) -> None:
     assert offset_page["next_cursor"] is None and offset_page["total"] == 5
 
 
+def test_a_cursor_names_a_place_whatever_its_time_offset(client: TestClient) -> None:
+    """A cursor's time is compared in UTC: the same instant written with +02:00 starts the page at the same row."""
+    from receiver.reports.queries import PageKey
+    from receiver.web.params import encode_cursor
+
+    utc = PageKey(datetime(2026, 3, 2, 10, 0, tzinfo=UTC), "s-1", 1)
+    shifted = PageKey(datetime.fromisoformat("2026-03-02T12:00:00+02:00"), "s-1", 1)
+    pages = [client.get(f"/api/attendance?cursor={encode_cursor(k)}", headers=AUTH).json() for k in (utc, shifted)]
+    assert pages[0]["items"] == pages[1]["items"]
+    everything = client.get("/api/attendance", headers=AUTH).json()["items"]
+    assert pages[0]["items"] == everything[2:]
+
+
 def test_csv_by_query_and_by_accept(client: TestClient) -> None:
     """?format=csv and Accept: text/csv both give the same CSV (header row, no envelope); the query parameter wins."""
     by_query = client.get("/api/attendance?format=csv", headers=AUTH)

@@ -8,8 +8,9 @@ two minutes on a 2-core machine):
   baselines (:mod:`receiver.devtools.bench.ingest`);
 * ``worker``: worker throughput and receipt-to-processed lag over a
   preloaded inbox (:mod:`receiver.devtools.bench.worker_bench`);
-* ``reports``: attendance report timings over a 10,000-person session and
-  1,000,000 intervals (:mod:`receiver.devtools.bench.reports_bench`);
+* ``reports``: attendance timings (one session, the big session, the
+  org-wide API pages first and deep) over ``--intervals`` intervals, up to
+  10,000,000 on PostgreSQL (:mod:`receiver.devtools.bench.reports_bench`);
 * ``ratelimit``: a backfill against the sandbox REST API under the client
   rate limiter, on a fake clock (:mod:`receiver.devtools.bench.ratelimit_bench`).
 
