@@ -11,8 +11,12 @@ Create Date: 2026-12-07
   page deep in a 10,000,000-interval listing reads about as many index
   entries as the first one (``receiver bench reports``, README
   "Performance"). ``ix_sessions_started_at`` stays: other queries use it.
+* ``ix_session_attendance_participant_key`` on ``session_attendance
+  (participant_key)``: the same listing filtered to one person
+  (``?participant=``) and its total read that person's stored rows instead
+  of scanning every session's.
 
-Downgrade drops the index.
+Downgrade drops both indexes.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index("ix_sessions_started_at_session_id", "sessions", ["started_at", "session_id"], unique=False)
+    op.create_index("ix_session_attendance_participant_key", "session_attendance", ["participant_key"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_session_attendance_participant_key", table_name="session_attendance")
     op.drop_index("ix_sessions_started_at_session_id", table_name="sessions")

@@ -500,6 +500,9 @@ class SessionAttendance(Base):
     closed_at_session_end: Mapped[bool] = mapped_column(Boolean)
     provenance: Mapped[str] = mapped_column(String(10))
 
+    # One person's rows across sessions (GET /api/attendance?participant=; migration 0012).
+    __table_args__ = (Index("ix_session_attendance_participant_key", "participant_key"),)
+
 
 class Erasure(Base):
     """One erasure request carried out (``receiver forget``, ``POST /api/erasures``): an audit row.
