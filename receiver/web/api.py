@@ -57,7 +57,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
+from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, Session, WebhookEvent
 from receiver.errors import HTTPError
 from receiver.processing.links import LinkState, expired_recording_ids, queue_link_refresh
 from receiver.processing.queue import requeue_events
@@ -339,8 +339,16 @@ async def session_attendance(request: Request) -> Response:
     engine = _engine(request)
 
     def load() -> tuple[list[dict[str, Any]], int]:
-        _one_session(engine, session_id)
-        return attendance_page(engine, ReportFilter(session_id=session_id), limit=limit, offset=offset)
+        with engine.connect() as connection:
+            found = connection.execute(select(Session.session_id).where(Session.session_id == session_id)).first()
+        if found is None:
+            raise ApiError(404, "not_found", f"no session {session_id!r}")
+        flt = ReportFilter(session_id=session_id)
+        if offset > 0:
+            return attendance_page(engine, flt, limit=limit, offset=offset)
+        # The first page reads only its rows (not the session's 10,000 for a large one), then counts exactly.
+        page, _ = attendance_after(engine, flt, limit=limit)
+        return page, attendance_total(engine, flt, estimate=False)[0]
 
     rows, total = await run_in_threadpool(load)
     return _listing(

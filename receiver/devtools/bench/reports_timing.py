@@ -54,9 +54,14 @@ class Timing:
 
 def _api_client(engine: Any) -> Any:
     """A Starlette test client on the reports API routes, authorised with :data:`BENCH_TOKEN`."""
+    import warnings
+
     from pydantic import SecretStr
     from starlette.applications import Starlette
-    from starlette.testclient import TestClient
+
+    with warnings.catch_warnings():  # starlette's advice to swap httpx for httpx2: not this bench's business
+        warnings.simplefilter("ignore", UserWarning)  # StarletteDeprecationWarning
+        from starlette.testclient import TestClient
 
     from receiver.settings import Settings
     from receiver.web.api import api_routes
