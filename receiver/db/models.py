@@ -237,6 +237,8 @@ class Session(Base):
     __table_args__ = (
         Index("ix_sessions_meeting_id", "meeting_id"),
         Index("ix_sessions_started_at", "started_at"),
+        # The attendance listing's keyset order (GET /api/attendance cursors; migration 0012).
+        Index("ix_sessions_started_at_session_id", "started_at", "session_id"),
         Index("ix_sessions_status_last_event_at", "status", "last_event_at"),
         Index("ix_sessions_parent_session_id", "parent_session_id"),
     )
@@ -499,6 +501,9 @@ class SessionAttendance(Base):
     attendance_ratio: Mapped[float | None] = mapped_column(Float)
     closed_at_session_end: Mapped[bool] = mapped_column(Boolean)
     provenance: Mapped[str] = mapped_column(String(10))
+
+    # One person's rows across sessions (GET /api/attendance?participant=; migration 0012).
+    __table_args__ = (Index("ix_session_attendance_participant_key", "participant_key"),)
 
 
 class Erasure(Base):

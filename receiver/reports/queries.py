@@ -3,6 +3,7 @@
 This module is the public entry point; the queries live in
 :mod:`~receiver.reports.attendance_queries` (attendance report and pages,
 attendance with breakout rooms folded in),
+:mod:`~receiver.reports.attendance_keyset` (pages after a cursor, the total),
 :mod:`~receiver.reports.listings` (sessions, recordings with their REST
 reasons, livestreams),
 :mod:`~receiver.reports.precomputed` (the ``session_attendance`` store),
@@ -36,6 +37,7 @@ Keys of an attendance row (``ATTENDANCE_COLUMNS``):
 """
 
 from receiver.reports.analyst_columns import ANALYST_COLUMNS, add_analyst_columns, attended_minutes
+from receiver.reports.attendance_keyset import PageKey, attendance_after, attendance_total
 from receiver.reports.attendance_queries import (
     attendance_page,
     attendance_report,
@@ -81,6 +83,9 @@ __all__ = [
     "SESSION_COLUMNS",
     "attendance_report",
     "attendance_page",
+    "attendance_after",
+    "attendance_total",
+    "PageKey",
     "attendance_with_breakouts",
     "session_attendance_rows",
     "livestreams_report",

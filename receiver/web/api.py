@@ -6,7 +6,7 @@ Endpoints (all ``GET`` but the retry; see
 
 * ``/api/sessions`` (``meeting_id``, ``since``, ``until``, search ``q``,
   ``sort``), ``/api/sessions/{session_id}``, ``/api/sessions/{session_id}/attendance``;
-* ``/api/attendance`` (``meeting_id``, ``since``, ``until``, ``participant``);
+* ``/api/attendance`` (``meeting_id``, ``since``, ``until``, ``participant``, ``cursor``);
 * ``/api/recordings`` (``meeting_id``, ``session_id``, ``since``, ``until``,
   ``q``, ``sort``);
 * ``/api/events`` (``status``, ``session_id``, ``event_name``,
@@ -44,7 +44,10 @@ Conventions:
 * Pagination: ``limit`` (1..1000, default 100) and ``offset`` (default 0),
   read with ``LIMIT``/``OFFSET`` and one ``COUNT`` (never every row).
   JSON lists are ``{"items": [...], "total": N, "limit": L, "offset": O}``;
-  CSV has no envelope. Both carry ``X-Total-Count``.
+  CSV has no envelope. Both carry ``X-Total-Count``. ``/api/attendance``
+  pages with a ``cursor`` instead (``next_cursor`` in the envelope, a
+  ``Link: rel="next"`` header) and may estimate a large ``total``
+  (``total_exact``, ``X-Total-Exact``); see :func:`list_attendance`.
 * Times (``since``/``until``): ``YYYY-MM-DD`` or ISO 8601 (no offset = UTC);
   the window applies to the session start (recordings: recording start).
 * Errors: JSON ``{"error": code, "detail": text}``; bad parameters are 400
@@ -61,6 +64,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 from starlette.concurrency import run_in_threadpool
@@ -68,7 +72,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
+from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, Session, WebhookEvent
 from receiver.errors import HTTPError
 from receiver.processing.links import LinkState, expired_recording_ids, queue_link_refresh
 from receiver.processing.queue import requeue_events
@@ -81,7 +85,9 @@ from receiver.reports.queries import (
     SESSION_COLUMNS,
     ReportFilter,
     add_analyst_columns,
+    attendance_after,
     attendance_page,
+    attendance_total,
     display_names_of,
     iter_attendance,
     iter_recordings,
@@ -100,6 +106,8 @@ from receiver.web.params import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     check_known_params,
+    cursor_param,
+    encode_cursor,
     event_id_param,
     event_status_param,
     export_format,
@@ -173,10 +181,19 @@ def _listing(
     json_columns: Sequence[str],
     csv_columns: Sequence[str],
     fmt: str,
+    extra: dict[str, Any] | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> Response:
     zone = zone_param(request)
-    body = {"items": json_items(rows, json_columns, zone), "total": total, "limit": limit, "offset": offset}
-    return export_response(fmt, rows, csv_columns, json_body=body, headers={"X-Total-Count": str(total)}, zone=zone)
+    headers = {"X-Total-Count": str(total), **(extra_headers or {})}
+    body = {
+        "items": json_items(rows, json_columns, zone),
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        **(extra or {}),
+    }
+    return export_response(fmt, rows, csv_columns, json_body=body, headers=headers, zone=zone)
 
 
 # --------------------------------------------------------------------------
@@ -322,8 +339,16 @@ async def session_attendance(request: Request) -> Response:
     engine = _engine(request)
 
     def load() -> tuple[list[dict[str, Any]], int]:
-        _one_session(engine, session_id)
-        return _attendance_page(engine, ReportFilter(session_id=session_id), limit, offset)
+        with engine.connect() as connection:
+            found = connection.execute(select(Session.session_id).where(Session.session_id == session_id)).first()
+        if found is None:
+            raise ApiError(404, "not_found", f"no session {session_id!r}")
+        flt = ReportFilter(session_id=session_id)
+        if offset > 0:
+            return _with_analyst_columns(engine, attendance_page(engine, flt, limit=limit, offset=offset))
+        # The first page reads only its rows (not the session's 10,000 for a large one), then counts exactly.
+        page, _ = attendance_after(engine, flt, limit=limit)
+        return _with_analyst_columns(engine, (page, attendance_total(engine, flt, estimate=False)[0]))
 
     rows, total = await run_in_threadpool(load)
     return _listing(
@@ -338,20 +363,56 @@ async def session_attendance(request: Request) -> Response:
     )
 
 
-def _attendance_page(engine: Engine, flt: ReportFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """One page of attendance rows with the analysts' columns, and the total."""
-    rows, total = attendance_page(engine, flt, limit=limit, offset=offset)
+def _with_analyst_columns(
+    engine: Engine, page: tuple[list[dict[str, Any]], int]
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of attendance rows (and its total) with the analysts' columns added in place."""
+    rows, total = page
     with engine.connect() as connection:
         add_analyst_columns(connection, rows)
     return rows, total
 
 
 async def list_attendance(request: Request) -> Response:
-    """GET /api/attendance: attendance rows across sessions."""
+    """GET /api/attendance: attendance rows across sessions, page by page after a cursor (or at an offset).
+
+    Without ``offset`` (or with ``offset=0``) the page is read after ``cursor``
+    (keyset pagination: as fast deep in the listing as at its start) and the
+    answer carries ``next_cursor`` (null on the last page; also a ``Link:
+    <...>; rel="next"`` header). ``offset`` > 0 skips rows the old way: it
+    counts every session before the page (slow on large databases) and
+    gives no ``next_cursor``; it cannot be combined with ``cursor`` (400).
+    ``total`` is exact (``total_exact`` true) except on PostgreSQL when the
+    planner estimates more than 50,000 matching rows: then it is that
+    estimate (``total_exact`` false; ``X-Total-Exact`` header likewise).
+    """
     fmt = response_format(request)
     limit, offset = page_params(request)
+    after = cursor_param(request)
     flt = report_filter(request, "meeting_id", "since", "until", "participant")
-    rows, total = await run_in_threadpool(_attendance_page, _engine(request), flt, limit, offset)
+    engine = _engine(request)
+    if offset > 0:
+        if after is not None:
+            raise ApiError(400, "bad_request", "cursor and offset: use one or the other (next_cursor replaces offset)")
+
+        def load_offset() -> tuple[list[dict[str, Any]], int]:
+            return _with_analyst_columns(engine, attendance_page(engine, flt, limit=limit, offset=offset))
+
+        rows, total = await run_in_threadpool(load_offset)
+        exact, next_cursor = True, None
+    else:
+
+        def load() -> tuple[list[dict[str, Any]], Any, tuple[int, bool]]:
+            page, next_key = attendance_after(engine, flt, limit=limit, after=after)
+            return _with_analyst_columns(engine, (page, 0))[0], next_key, attendance_total(engine, flt)
+
+        rows, next_key, (total, exact) = await run_in_threadpool(load)
+        next_cursor = None if next_key is None else encode_cursor(next_key)
+    headers = {"X-Total-Exact": "true" if exact else "false"}
+    if next_cursor is not None:
+        headers["Link"] = (
+            f'<{request.url.remove_query_params("offset").include_query_params(cursor=next_cursor)}>; rel="next"'
+        )
     return _listing(
         request,
         _with_display_names(rows),
@@ -361,6 +422,8 @@ async def list_attendance(request: Request) -> Response:
         ATTENDANCE_ITEM_COLUMNS,
         ATTENDANCE_REPORT_COLUMNS,
         fmt,
+        extra={"total_exact": exact, "next_cursor": next_cursor},
+        extra_headers=headers,
     )
 
 
@@ -488,7 +551,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         Route("/api/sessions/{session_id}/attendance", guard(session_attendance, *page), methods=["GET"]),
         Route(
             "/api/attendance",
-            guard(list_attendance, "meeting_id", "since", "until", "participant", *page),
+            guard(list_attendance, "meeting_id", "since", "until", "participant", "cursor", *page),
             methods=["GET"],
         ),
         Route(

@@ -10,9 +10,12 @@ parameter check. Every bad value raises a 400
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Mapping
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from starlette.requests import Request
@@ -20,17 +23,20 @@ from starlette.requests import Request
 from receiver.db.models import EVENT_STATUSES
 from receiver.errors import HTTPError
 from receiver.reports.paging import SortError, parse_sort
-from receiver.reports.queries import ReportFilter
+from receiver.reports.queries import PageKey, ReportFilter
 from receiver.timeparse import TimestampError, ZoneError, parse_timestamp, parse_zone
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "MAX_CURSOR",
     "MAX_EVENT_ID",
     "MAX_LIMIT",
     "MAX_OFFSET",
     "MAX_TEXT",
     "MAX_TIME_TEXT",
     "check_known_params",
+    "cursor_param",
+    "encode_cursor",
     "event_id_param",
     "event_status_param",
     "export_format",
@@ -53,6 +59,9 @@ MAX_TEXT = 200
 #: Longest accepted ``since``/``until`` value, characters.
 MAX_TIME_TEXT = 64
 MAX_EVENT_ID = 2**63 - 1
+#: Longest accepted ``cursor``, characters (an encoded :class:`PageKey`: start, session id, position).
+MAX_CURSOR = 512
+_MAX_POSITION = 2**31 - 1
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
@@ -223,3 +232,41 @@ def sort_param(request: Request, allowed: Mapping[str, Any], default: str) -> st
         return parse_sort(raw or "?", allowed, default).text
     except SortError as exc:
         raise _bad(str(exc)) from None
+def encode_cursor(key: PageKey) -> str:
+    """The opaque ``cursor`` text of ``key``: URL-safe base64 (unpadded) of ``[start ISO 8601 | null, session id,
+    position]``. Clients pass it back unchanged (``next_cursor``); its content is not part of the contract."""
+    started = None if key.started_at is None else key.started_at.isoformat()
+    data = json.dumps([started, key.session_id, key.position], separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(data.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def cursor_param(request: Request) -> PageKey | None:
+    """Query parameter ``cursor`` (a ``next_cursor`` this API gave) as a :class:`PageKey`; None when absent or
+    empty; 400 when it is not one."""
+    raw = request.query_params.get("cursor")
+    if raw is None or raw == "":
+        return None
+    bad = _bad("cursor: not a cursor of this listing (pass next_cursor of the previous page unchanged)")
+    if len(raw) > MAX_CURSOR:
+        raise _bad(f"cursor: longer than {MAX_CURSOR} characters")
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8"))
+    except (binascii.Error, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise bad from None
+    if not (isinstance(data, list) and len(data) == 3):
+        raise bad
+    started, session_id, position = data
+    if not isinstance(session_id, str) or type(position) is not int or not 0 <= position <= _MAX_POSITION:
+        raise bad
+    _check_text("cursor", session_id)
+    if started is None:
+        return PageKey(None, session_id, position)
+    if not isinstance(started, str) or len(started) > MAX_TIME_TEXT:
+        raise bad
+    try:
+        when = datetime.fromisoformat(started)
+    except ValueError:
+        raise bad from None
+    if when.tzinfo is None:
+        raise bad
+    return PageKey(when.astimezone(UTC), session_id, position)

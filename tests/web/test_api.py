@@ -340,6 +340,58 @@ def test_pagination_limit_and_offset(client: TestClient) -> None:
     assert past_end["items"] == [] and past_end["total"] == 5
 
 
+def test_attendance_pages_with_a_cursor(client: TestClient) -> None:
+    """next_cursor walks /api/attendance page by page to the same rows as one big page; Link names the next page."""
+    everything = client.get("/api/attendance?limit=1000", headers=AUTH).json()
+    assert everything["next_cursor"] is None and everything["total_exact"] is True
+    seen: list[dict] = []
+    url = "/api/attendance?limit=2"
+    for _ in range(10):
+        response = client.get(url, headers=AUTH)
+        body = response.json()
+        assert body["total"] == 5 and response.headers["x-total-exact"] == "true"
+        seen += body["items"]
+        if body["next_cursor"] is None:
+            assert "link" not in response.headers
+            break
+        assert len(body["items"]) == 2
+        link = response.headers["link"]
+        assert link.endswith('>; rel="next"') and "cursor=" + body["next_cursor"] in link
+        url = f"/api/attendance?limit=2&cursor={body['next_cursor']}"
+    assert seen == everything["items"]
+    filtered = client.get("/api/attendance?limit=1&meeting_id=m-1", headers=AUTH).json()
+    rest = client.get(f"/api/attendance?meeting_id=m-1&cursor={filtered['next_cursor']}", headers=AUTH).json()
+    assert [r["meeting_id"] for r in filtered["items"] + rest["items"]] == ["m-1"] * 4
+    as_csv = client.get(f"/api/attendance?format=csv&limit=2&cursor={filtered['next_cursor']}", headers=AUTH)
+    assert [r["participant_key"] for r in _csv(as_csv.text)] == [r["participant_key"] for r in rest["items"][:2]]
+
+
+def test_bad_cursors_are_400(client: TestClient) -> None:
+    """A cursor the API did not give, or a cursor with an offset, is a 400 with a reason, never a 500."""
+    good = client.get("/api/attendance?limit=1", headers=AUTH).json()["next_cursor"]
+    for cursor in ("x", "!!!", "bnVsbA", "WzEsMiwzXQ", "WyIyMDI2LTAzLTAyIiwiYSIsLTFd", "a" * 600):
+        response = client.get(f"/api/attendance?cursor={cursor}", headers=AUTH)
+        assert response.status_code == 400, cursor
+        assert response.json()["error"] == "bad_request" and "cursor" in response.json()["detail"]
+    both = client.get(f"/api/attendance?offset=1&cursor={good}", headers=AUTH)
+    assert both.status_code == 400 and "offset" in both.json()["detail"]
+    offset_page = client.get("/api/attendance?offset=1&limit=1", headers=AUTH).json()
+    assert offset_page["next_cursor"] is None and offset_page["total"] == 5
+
+
+def test_a_cursor_names_a_place_whatever_its_time_offset(client: TestClient) -> None:
+    """A cursor's time is compared in UTC: the same instant written with +02:00 starts the page at the same row."""
+    from receiver.reports.queries import PageKey
+    from receiver.web.params import encode_cursor
+
+    utc = PageKey(datetime(2026, 3, 2, 10, 0, tzinfo=UTC), "s-1", 1)
+    shifted = PageKey(datetime.fromisoformat("2026-03-02T12:00:00+02:00"), "s-1", 1)
+    pages = [client.get(f"/api/attendance?cursor={encode_cursor(k)}", headers=AUTH).json() for k in (utc, shifted)]
+    assert pages[0]["items"] == pages[1]["items"]
+    everything = client.get("/api/attendance", headers=AUTH).json()["items"]
+    assert pages[0]["items"] == everything[2:]
+
+
 def test_csv_by_query_and_by_accept(client: TestClient) -> None:
     """?format=csv and Accept: text/csv both give the same CSV (header row, no envelope); the query parameter wins."""
     by_query = client.get("/api/attendance?format=csv", headers=AUTH)
@@ -607,7 +659,17 @@ def test_openapi_document_lists_every_route(client: TestClient) -> None:
     documented = {(method, path) for path, item in document["paths"].items() for method in item}
     assert documented == routes
     attendance_params = {p["$ref"].rsplit("/", 1)[1] for p in document["paths"]["/api/attendance"]["get"]["parameters"]}
-    assert attendance_params == {"meeting_id", "since", "until", "participant", "limit", "offset", "format", "tz"}
+    assert attendance_params == {
+        "meeting_id",
+        "since",
+        "until",
+        "participant",
+        "cursor",
+        "limit",
+        "offset",
+        "format",
+        "tz",
+    }
     for path, item in document["paths"].items():
         for operation in item.values():
             if path != "/api/openapi.json":
