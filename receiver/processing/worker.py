@@ -39,6 +39,7 @@ from receiver import metrics
 from receiver.db.engine import database_error_reason, writer
 from receiver.db.models import EVENT_DONE, EVENT_IGNORED, EVENT_PROCESSING, WebhookEvent
 from receiver.processing.apply import apply_event
+from receiver.processing.inbox_upkeep import InboxUpkeep
 from receiver.processing.queue import TRACEBACK_FRAMES, claim_events, error_line, record_failure, release_events
 from receiver.processing.retention import RetentionSchedule
 from receiver.processing.sweeps import infer_idle_session_ends
@@ -128,6 +129,8 @@ class Worker:
             if settings.raw_retention_days > 0
             else None
         )
+        #: Creates the coming month partitions of the inbox (PostgreSQL) and prunes old idempotency keys.
+        self.inbox_upkeep = InboxUpkeep(engine)
         self.idle_end_seconds = settings.session_idle_end_seconds
         self.idle_sweep_interval_seconds = IDLE_SWEEP_INTERVAL_SECONDS
         self._last_idle_sweep: float | None = None
@@ -392,6 +395,8 @@ class Worker:
                 if self.reconciler is not None and not self._stop.is_set():
                     handled = await self.reconciler.run_due()
                     result.reconciled += handled
+                if not once and not self._stop.is_set():
+                    self.inbox_upkeep.tick()
                 if self.retention is not None and not once and not self._stop.is_set():
                     handled += self.retention.tick()  # `--once` drains events only: cron runs `receiver purge`
                 if db_down_since is not None:
