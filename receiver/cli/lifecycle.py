@@ -108,7 +108,9 @@ def purge(obj: Context, dry_run: bool, days: int | None, batch_size: int, fmt: s
         f"{verb} {summary.bodies:,} raw bodies ({_megabytes(summary.bytes)}) of handled events received before "
         f"{cutoff:%Y-%m-%d %H:%M} UTC ({window} days)"
     )
-    if summary.partitions:
+    if summary.partitions and dry_run:
+        click.echo(f"would drop {len(summary.partitions)} month partition(s) whole: {', '.join(summary.partitions)}")
+    elif summary.partitions:
         click.echo(
             f"dropped {len(summary.partitions)} month partition(s) of the inbox ({', '.join(summary.partitions)}): "
             f"{summary.partition_rows:,} events, {_megabytes(summary.partition_bytes)} on disk; "

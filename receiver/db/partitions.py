@@ -47,6 +47,7 @@ __all__ = [
     "list_partitions",
     "missing_months",
     "ensure_months",
+    "holds_status",
     "drop_partition",
     "prune_keys",
     "model_compare_filter",
@@ -225,6 +226,12 @@ def ensure_months(
     return created
 
 
+def holds_status(connection: Connection, partition: InboxPartition, statuses: tuple[str, ...]) -> bool:
+    """True when ``partition`` holds an event whose status is in ``statuses`` (one index probe)."""
+    query = text(f'SELECT EXISTS (SELECT 1 FROM "{partition.name}" WHERE status = ANY(:statuses))')
+    return bool(connection.execute(query, {"statuses": list(statuses)}).scalar_one())
+
+
 def drop_partition(
     engine: Engine, partition: InboxPartition, unhandled_statuses: tuple[str, ...]
 ) -> DroppedPartition | None:
@@ -241,10 +248,8 @@ def drop_partition(
         sqlalchemy.exc.DBAPIError: the lock was not granted in time, or the
             database failed (the transaction rolled back: nothing changed).
     """
-    statuses = {"statuses": list(unhandled_statuses)}
-    unhandled = text(f'SELECT EXISTS (SELECT 1 FROM "{partition.name}" WHERE status = ANY(:statuses))')
     with engine.connect() as connection:
-        if connection.execute(unhandled, statuses).scalar_one():
+        if holds_status(connection, partition, unhandled_statuses):
             return None
         rows = int(connection.execute(text(f'SELECT count(*) FROM "{partition.name}"')).scalar_one())
         size = int(
@@ -258,7 +263,7 @@ def drop_partition(
         try:
             connection.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
             connection.execute(text(f'ALTER TABLE {INBOX} DETACH PARTITION "{partition.name}"'))
-            if connection.execute(unhandled, statuses).scalar_one():
+            if holds_status(connection, partition, unhandled_statuses):
                 transaction.rollback()
                 return None
             connection.execute(text(f'DROP TABLE "{partition.name}"'))

@@ -153,7 +153,9 @@ def purge_plan(engine: Engine, cutoff: datetime) -> PurgeSummary:
 
     One read: rows and raw body bytes of handled events received before
     ``cutoff`` that still have their body, and the unhandled ones that the
-    purge keeps. ``complete`` is False when anything would be purged.
+    purge keeps; on PostgreSQL also the month partitions it would drop
+    whole (``partitions``; their bodies are among ``bodies``). ``complete``
+    is False when anything would be purged.
     """
     started = time.perf_counter()
     handled = _EVENTS.c.status.in_(PURGEABLE_STATUSES)
@@ -164,15 +166,30 @@ def purge_plan(engine: Engine, cutoff: datetime) -> PurgeSummary:
     ).where(*_older_than(cutoff))
     with engine.connect() as connection:
         bodies, size, kept = connection.execute(statement).one()
+        droppable = [
+            p.name
+            for p in _droppable(connection, cutoff)
+            if not partitions.holds_status(connection, p, UNHANDLED_STATUSES)
+        ]
     return PurgeSummary(
         cutoff=cutoff,
         bodies=int(bodies),
         bytes=int(size),
         kept_unhandled=int(kept),
+        partitions=droppable,
         dry_run=True,
-        complete=int(bodies) == 0,
+        complete=int(bodies) == 0 and not droppable,
         seconds=time.perf_counter() - started,
     )
+
+
+def _droppable(connection: Connection, cutoff: datetime) -> list[partitions.InboxPartition]:
+    """Month partitions wholly before ``cutoff`` (none on SQLite or an unpartitioned inbox)."""
+    return [
+        p
+        for p in partitions.list_partitions(connection)
+        if not p.is_default and p.upper is not None and p.upper <= cutoff
+    ]
 
 
 @dataclass
@@ -264,11 +281,7 @@ class Purge:
         self._partitions_checked = True
         started = time.perf_counter()
         with self.engine.connect() as connection:
-            candidates = [
-                p
-                for p in partitions.list_partitions(connection)
-                if not p.is_default and p.upper is not None and p.upper <= self.cutoff
-            ]
+            candidates = _droppable(connection, self.cutoff)
         dropped: list[str] = []
         for partition in candidates:
             try:

@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
+from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.engine import Engine
 
+from receiver.cli.main import cli
 from receiver.db import partitions
 from receiver.db.engine import alembic_config, make_engine
 from receiver.db.models import PARSE_OK, WebhookEvent
@@ -268,3 +270,22 @@ def test_converting_a_populated_inbox_keeps_every_row_and_downgrade_restores_a_p
             assert connection.execute(select(func.max(WebhookEvent.id))).scalar_one() > newest
     finally:
         engine.dispose()
+
+
+def test_receiver_purge_says_which_months_it_would_drop_then_drops_them(pg_engine, pg_url):
+    """`receiver purge --dry-run` names the droppable month; `receiver purge` drops it and says so."""
+    old = add_months(THIS_MONTH, -3)
+    ensure_months(pg_engine, old, ahead=0, on_error=_raise)
+    store(pg_engine, [delivery(f"o-{i}", f'{{"o":{i}}}'.encode(), old + timedelta(days=i)) for i in range(3)])
+    with pg_engine.begin() as connection:
+        connection.execute(update(WebhookEvent).values(status=EventStatus.DONE))
+    env = {"DATABASE_URL": pg_url, "RAW_RETENTION_DAYS": "45"}
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["purge", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert f"would drop 1 month partition(s) whole: {partition_name(old)}" in dry.output
+    done = runner.invoke(cli, ["purge"], env=env)
+    assert done.exit_code == 0, done.output
+    assert f"dropped 1 month partition(s) of the inbox ({partition_name(old)}): 3 events" in done.output
+    with pg_engine.connect() as connection:
+        assert partition_name(old) not in {p.name for p in list_partitions(connection)}
