@@ -305,6 +305,9 @@ def ratelimit_command(**kwargs) -> None:
     "--concurrency", default=32, show_default=True, type=click.IntRange(1, 1000), help="Concurrent submitters."
 )
 @click.option("--claim-batch", default=64, show_default=True, type=click.IntRange(1, 10_000), help="Ids per claim.")
+@click.option(
+    "--rounds", default=3, show_default=True, type=click.IntRange(1, 50), help="Interleaved empty/full rounds."
+)
 @click.option("--keep", is_flag=True, help="Keep the scratch database.")
 def lifecycle_command(**kwargs) -> None:
     """Inbox at scale: ingest/claim empty vs full (goal: within 20 %), purge of one month under ingest, bytes/event."""
