@@ -114,7 +114,7 @@ def purge(obj: Context, dry_run: bool, days: int | None, batch_size: int, fmt: s
         click.echo(
             f"dropped {len(summary.partitions)} month partition(s) of the inbox ({', '.join(summary.partitions)}): "
             f"{summary.partition_rows:,} events, {_megabytes(summary.partition_bytes)} on disk; "
-            f"inbox locked {summary.lock_seconds * 1000:.0f} ms at most"
+            f"inbox locked {summary.lock_seconds * 1000:.0f} ms at most (files removed in {summary.commit_seconds:.1f} s)"
         )
     if summary.kept_unhandled:
         click.echo(

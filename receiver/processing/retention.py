@@ -116,8 +116,9 @@ class PurgeSummary:
     returned to the file system only by ``VACUUM``); ``partitions``: the
     month partitions dropped whole (PostgreSQL), with their ``partition_rows``
     and ``partition_bytes`` (on-disk size, returned to the file system at
-    once) and ``lock_seconds``, the longest ACCESS EXCLUSIVE lock a drop held
-    on the inbox; ``kept_unhandled``:
+    once), ``lock_seconds``, the longest a drop held ACCESS EXCLUSIVE on
+    the inbox (DETACH to DROP), and ``commit_seconds``, its commit (file
+    removal, after the lock is released); ``kept_unhandled``:
     events older than the cutoff kept because they are not handled yet
     (pending, processing, failed, dead); ``complete``: nothing purgeable
     was left; ``seconds``: wall time. ``cutoff`` is UTC.
@@ -131,6 +132,7 @@ class PurgeSummary:
     partition_rows: int = 0
     partition_bytes: int = 0
     lock_seconds: float = 0.0
+    commit_seconds: float = 0.0
     dry_run: bool = False
     complete: bool = False
     seconds: float = 0.0
@@ -141,6 +143,7 @@ class PurgeSummary:
         data["cutoff"] = self.cutoff.isoformat()
         data["seconds"] = round(self.seconds, 3)
         data["lock_seconds"] = round(self.lock_seconds, 4)
+        data["commit_seconds"] = round(self.commit_seconds, 3)
         return data
 
 
@@ -297,6 +300,7 @@ class Purge:
             self.summary.partition_rows += result.rows
             self.summary.partition_bytes += result.bytes
             self.summary.lock_seconds = max(self.summary.lock_seconds, result.lock_seconds)
+            self.summary.commit_seconds = max(self.summary.commit_seconds, result.commit_seconds)
             metrics.RETENTION_PURGED_BYTES.inc(result.bytes)
             log.info("retention_partition_dropped", **asdict(result))
         self.summary.seconds += time.perf_counter() - started

@@ -97,6 +97,8 @@ class PurgeFigures:
     bytes: int = 0
     seconds: float = 0.0
     lock_seconds: float = 0.0
+    commit_seconds: float = 0.0
+    observed_exclusive: list[float] = field(default_factory=list)
     lock_modes: set[str] = field(default_factory=set)
     ingest_before: LatencySummary | None = None
     ingest_during: LatencySummary | None = None
@@ -267,13 +269,15 @@ def _purge_one_month(engine: Engine, options: LifecycleOptions, oldest: str) -> 
     def sample_locks() -> None:
         with engine.connect() as connection:
             query = text(
-                "SELECT l.mode, l.granted FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "SELECT c.relname, l.mode, l.granted FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
                 "WHERE c.relname = 'webhook_events' OR c.relname = :partition"
             )
             while not stop.is_set():
-                for mode, _granted in connection.execute(query, {"partition": oldest}):
+                for relname, mode, granted in connection.execute(query, {"partition": oldest}):
                     if "purge_start" in window:
                         figures.lock_modes.add(mode)
+                        if relname == "webhook_events" and mode == "AccessExclusiveLock" and granted:
+                            figures.observed_exclusive.append(time.perf_counter())
                 connection.rollback()
                 time.sleep(_LOCK_SAMPLE_SECONDS)
 
@@ -293,6 +297,7 @@ def _purge_one_month(engine: Engine, options: LifecycleOptions, oldest: str) -> 
         raise RuntimeError(f"the purge dropped {dropped}, not {oldest}")
     figures.rows, figures.bytes = purge.summary.partition_rows, purge.summary.partition_bytes
     figures.seconds, figures.lock_seconds = purge.summary.seconds, purge.summary.lock_seconds
+    figures.commit_seconds = purge.summary.commit_seconds
     start, end = window["purge_start"], window["purge_end"]
     figures.ingest_before = summarize_latencies(lat for at, lat in samples if at < start)
     figures.ingest_during = summarize_latencies(
@@ -372,9 +377,14 @@ def run_lifecycle_bench(options: LifecycleOptions, console: Console) -> dict[str
     purge_table = Table(title=f"purge of one month ({purge.partition}: {purge.rows:,} events)")
     purge_table.add_column("figure")
     purge_table.add_column("value")
-    purge_table.add_row("purge time (count, detach, drop)", f"{purge.seconds:.3f} s")
-    purge_table.add_row("ACCESS EXCLUSIVE on the inbox", f"{purge.lock_seconds * 1000:.1f} ms")
+    purge_table.add_row("purge time (size, detach, drop, commit)", f"{purge.seconds:.3f} s")
+    seen = purge.observed_exclusive
+    observed = f"{(seen[-1] - seen[0]) * 1000:.0f} ms ({len(seen)} samples)" if seen else "not sampled"
+    purge_table.add_row("DETACH to DROP (ACCESS EXCLUSIVE)", f"{purge.lock_seconds * 1000:.1f} ms")
+    purge_table.add_row("COMMIT (file removal)", f"{purge.commit_seconds * 1000:.0f} ms")
+    purge_table.add_row("ACCESS EXCLUSIVE seen in pg_locks", observed)
     purge_table.add_row("lock modes seen (pg_locks)", ", ".join(sorted(purge.lock_modes)) or "none sampled")
+    purge_table.add_row("ingest max before / during", f"{fmt_ms(before.max_ms)} / {fmt_ms(during.max_ms)}")
     purge_table.add_row(
         "ingest p99 before / during", f"{fmt_ms(before.p99_ms)} / {fmt_ms(during.p99_ms)} ({during.count} deliveries)"
     )
