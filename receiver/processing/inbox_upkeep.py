@@ -7,7 +7,9 @@ from the current month to :data:`receiver.db.partitions.MONTHS_AHEAD`
 months on that are missing, and deletes idempotency keys older than
 :data:`receiver.db.partitions.DEDUPE_WINDOW`. Both are idempotent, so
 several workers may run them; a month that cannot be created is logged
-(``inbox_partition_failed``) and retried at the next check, and meanwhile
+(``inbox_partition_failed``), counted
+(``receiver_inbox_partition_failures_total``, alert
+``ReceiverInboxPartitionFailing``) and retried at the next check, and meanwhile
 the DEFAULT partition takes its rows. On SQLite (one plain table) a tick
 costs one catalog look-up per check and changes nothing.
 """
@@ -21,6 +23,7 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy.engine import Engine
 
+from receiver import metrics
 from receiver.db import partitions
 
 __all__ = ["InboxUpkeep"]
@@ -66,4 +69,5 @@ class InboxUpkeep:
 
     @staticmethod
     def _failed(name: str, error: str) -> None:
+        metrics.INBOX_PARTITION_FAILURES.inc()
         log.error("inbox_partition_failed", partition=name, error=error[:300])

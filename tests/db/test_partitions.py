@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic import command
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.engine import Engine
 
@@ -289,3 +290,14 @@ def test_receiver_purge_says_which_months_it_would_drop_then_drops_them(pg_engin
     assert f"dropped 1 month partition(s) of the inbox ({partition_name(old)}): 3 events" in done.output
     with pg_engine.connect() as connection:
         assert partition_name(old) not in {p.name for p in list_partitions(connection)}
+
+
+def test_a_month_that_cannot_be_created_is_counted_and_the_others_still_are(pg_engine):
+    """Rows of month +5 already in DEFAULT: that month fails (counted, logged), months +3 and +4 are created."""
+    blocked = add_months(THIS_MONTH, 5)
+    assert store(pg_engine, [delivery("early", b'{"early":1}', blocked)]) == [StoreOutcome.STORED]
+    failures = REGISTRY.get_sample_value("receiver_inbox_partition_failures_total") or 0.0
+    created = InboxUpkeep(pg_engine, months_ahead=5).tick(NOW)
+    assert created == [partition_name(add_months(THIS_MONTH, 3)), partition_name(add_months(THIS_MONTH, 4))]
+    assert REGISTRY.get_sample_value("receiver_inbox_partition_failures_total") == failures + 1
+    assert rows(pg_engine) == [("early", "webhook_events_default", 0)]
