@@ -69,6 +69,10 @@ RETENTION_LAST_SUCCESS = Gauge(
     "receiver_retention_last_success_timestamp_seconds",
     "Unix time (UTC) when the last retention purge finished, by any worker (maintenance_runs); 0 if none seen yet.",
 )
+INBOX_PARTITION_FAILURES = Counter(
+    "receiver_inbox_partition_failures_total",
+    "Month partitions of the inbox (PostgreSQL) a worker could not create; retried every 10 minutes.",
+)
 ERASURES = Counter(
     "receiver_erasures_total",
     "Erasure requests carried out (receiver forget, POST /api/erasures), by origin.",

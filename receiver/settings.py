@@ -208,7 +208,8 @@ class Settings(BaseSettings):
         30,
         ge=0,
         description="Days a processed (done/ignored) event's raw body is kept in the inbox; then the worker's "
-        "daily purge (or `receiver purge`) empties it and keeps the row for dedupe. Dead and failed events are "
+        "daily purge (or `receiver purge`) empties it and keeps the row for dedupe; on PostgreSQL a month wholly "
+        "past the window is dropped whole (dedupe keys are kept 30 days). Dead and failed events are "
         "kept until handled. 0: keep raw bodies forever.",
     )
 

@@ -98,8 +98,12 @@ def _postgres_database() -> Iterator[str]:
 
 def _truncate_postgres(url: str) -> None:
     engine = create_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    names = [t.name for t in Base.metadata.sorted_tables]
     with engine.begin() as connection:
+        # The inbox's idempotency keys (migration 0014) live outside the models.
+        if connection.execute(text("SELECT to_regclass('webhook_event_keys')")).scalar_one() is not None:
+            names.append("webhook_event_keys")
+        tables = ", ".join(f'"{name}"' for name in names)
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
 

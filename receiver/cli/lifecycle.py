@@ -59,7 +59,14 @@ def purge(obj: Context, dry_run: bool, days: int | None, batch_size: int, fmt: s
     pending, failed and dead events until they are handled. Works in short
     batches; safe beside running workers, which also run it once a day.
     Freed space is reused by the database; VACUUM returns it to the disk.
+
+    \b
+    On PostgreSQL (inbox partitioned by month) a month wholly older than the
+    window and holding no unhandled event is dropped whole instead, rows and
+    all (space returned at once); the coming months' partitions are created
+    if missing.
     """
+    from receiver.db.partitions import ensure_months
     from receiver.processing.retention import Purge, finish_run, purge_plan, retention_cutoff, start_run
 
     window = days if days is not None else obj.settings.raw_retention_days
@@ -73,6 +80,7 @@ def purge(obj: Context, dry_run: bool, days: int | None, batch_size: int, fmt: s
         if dry_run:
             summary = plan
         else:
+            ensure_months(engine, now, on_error=lambda name, error: fail(f"cannot create partition {name}: {error}"))
             start_run(engine, f"cli:{getpass.getuser()}", now=now)
             run = Purge(engine, cutoff, batch_size)
             console = Console(stderr=True)
@@ -100,6 +108,14 @@ def purge(obj: Context, dry_run: bool, days: int | None, batch_size: int, fmt: s
         f"{verb} {summary.bodies:,} raw bodies ({_megabytes(summary.bytes)}) of handled events received before "
         f"{cutoff:%Y-%m-%d %H:%M} UTC ({window} days)"
     )
+    if summary.partitions and dry_run:
+        click.echo(f"would drop {len(summary.partitions)} month partition(s) whole: {', '.join(summary.partitions)}")
+    elif summary.partitions:
+        click.echo(
+            f"dropped {len(summary.partitions)} month partition(s) of the inbox ({', '.join(summary.partitions)}): "
+            f"{summary.partition_rows:,} events, {_megabytes(summary.partition_bytes)} on disk; "
+            f"inbox locked {summary.lock_seconds * 1000:.0f} ms at most (files removed in {summary.commit_seconds:.1f} s)"
+        )
     if summary.kept_unhandled:
         click.echo(
             f"kept {summary.kept_unhandled:,} older events that are not handled yet (pending, failed or dead): "

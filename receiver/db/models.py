@@ -140,6 +140,11 @@ class WebhookEvent(Base):
     one body is stored once whatever ``dyte-uuid`` it comes with; it is NULL
     only on rows stored before migration 0005 whose body an earlier row
     already held.
+
+    On PostgreSQL (migration 0014) the table is partitioned by month of
+    ``received_at`` and these two unique keys are enforced by
+    ``webhook_event_keys`` instead (:mod:`receiver.db.partitions`); the
+    unique constraint and index declared here exist on SQLite only.
     """
 
     __tablename__ = "webhook_events"

@@ -19,7 +19,18 @@ recordings, livestreams, reports) stays. The rule:
 The purge walks ``ix_webhook_events_unpurged_received_at`` (a partial index
 of the rows whose body is still there) in keyset order, ``batch_size``
 rows per short write transaction, so it never holds a long lock and a run
-can stop and resume anywhere. Nothing here deletes rows.
+can stop and resume anywhere.
+
+On PostgreSQL the inbox is partitioned by month of receipt (migration
+0014, :mod:`receiver.db.partitions`). A run first drops whole partitions:
+one whose upper bound is at or before the cutoff and that holds no
+unhandled event (pending, processing, failed, dead) is detached and
+dropped (:func:`receiver.db.partitions.drop_partition`: milliseconds of
+ACCESS EXCLUSIVE on the inbox), rows and all: its delivery ids stay
+known to ingest through ``webhook_event_keys`` for the dedupe window. A
+month that still holds an unhandled event, and the current months, fall
+back to the row-wise body removal above. SQLite only ever does the latter,
+and the rows stay there.
 
 Scheduling: :class:`RetentionSchedule` is the worker's hook. Each loop it
 makes an in-memory check; at most every ``check_every_seconds`` it tries to
@@ -42,14 +53,17 @@ import structlog
 from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from receiver import metrics
+from receiver.db import partitions
 from receiver.db.engine import writer
 from receiver.db.models import MaintenanceRun, WebhookEvent
 from receiver.enums import EventStatus
 
 __all__ = [
     "PURGEABLE_STATUSES",
+    "UNHANDLED_STATUSES",
     "PURGE_JOB",
     "DEFAULT_BATCH_SIZE",
     "RUN_INTERVAL",
@@ -70,6 +84,8 @@ log = structlog.get_logger("receiver.processing.retention")
 PURGEABLE_STATUSES: tuple[str, ...] = (EventStatus.DONE.value, EventStatus.IGNORED.value)
 #: The ``maintenance_runs.job`` of the retention purge.
 PURGE_JOB = "purge"
+#: Statuses that keep a whole month partition from being dropped.
+UNHANDLED_STATUSES: tuple[str, ...] = tuple(s.value for s in EventStatus if s.value not in PURGEABLE_STATUSES)
 #: Rows per purge transaction.
 DEFAULT_BATCH_SIZE = 1000
 #: The worker starts the purge at most this often (across all workers).
@@ -97,7 +113,12 @@ class PurgeSummary:
 
     ``bodies``: rows whose raw body was emptied; ``bytes``: their raw body
     sizes added up (bytes; on-disk space is reused by the database, and
-    returned to the file system only by ``VACUUM``); ``kept_unhandled``:
+    returned to the file system only by ``VACUUM``); ``partitions``: the
+    month partitions dropped whole (PostgreSQL), with their ``partition_rows``
+    and ``partition_bytes`` (on-disk size, returned to the file system at
+    once), ``lock_seconds``, the longest a drop held ACCESS EXCLUSIVE on
+    the inbox (DETACH to DROP), and ``commit_seconds``, its commit (file
+    removal, after the lock is released); ``kept_unhandled``:
     events older than the cutoff kept because they are not handled yet
     (pending, processing, failed, dead); ``complete``: nothing purgeable
     was left; ``seconds``: wall time. ``cutoff`` is UTC.
@@ -107,6 +128,11 @@ class PurgeSummary:
     bodies: int = 0
     bytes: int = 0
     kept_unhandled: int = 0
+    partitions: list[str] = field(default_factory=list)
+    partition_rows: int = 0
+    partition_bytes: int = 0
+    lock_seconds: float = 0.0
+    commit_seconds: float = 0.0
     dry_run: bool = False
     complete: bool = False
     seconds: float = 0.0
@@ -116,6 +142,8 @@ class PurgeSummary:
         data = asdict(self)
         data["cutoff"] = self.cutoff.isoformat()
         data["seconds"] = round(self.seconds, 3)
+        data["lock_seconds"] = round(self.lock_seconds, 4)
+        data["commit_seconds"] = round(self.commit_seconds, 3)
         return data
 
 
@@ -128,7 +156,9 @@ def purge_plan(engine: Engine, cutoff: datetime) -> PurgeSummary:
 
     One read: rows and raw body bytes of handled events received before
     ``cutoff`` that still have their body, and the unhandled ones that the
-    purge keeps. ``complete`` is False when anything would be purged.
+    purge keeps; on PostgreSQL also the month partitions it would drop
+    whole (``partitions``; their bodies are among ``bodies``). ``complete``
+    is False when anything would be purged.
     """
     started = time.perf_counter()
     handled = _EVENTS.c.status.in_(PURGEABLE_STATUSES)
@@ -139,15 +169,30 @@ def purge_plan(engine: Engine, cutoff: datetime) -> PurgeSummary:
     ).where(*_older_than(cutoff))
     with engine.connect() as connection:
         bodies, size, kept = connection.execute(statement).one()
+        droppable = [
+            p.name
+            for p in _droppable(connection, cutoff)
+            if not partitions.holds_status(connection, p, UNHANDLED_STATUSES)
+        ]
     return PurgeSummary(
         cutoff=cutoff,
         bodies=int(bodies),
         bytes=int(size),
         kept_unhandled=int(kept),
+        partitions=droppable,
         dry_run=True,
-        complete=int(bodies) == 0,
+        complete=int(bodies) == 0 and not droppable,
         seconds=time.perf_counter() - started,
     )
+
+
+def _droppable(connection: Connection, cutoff: datetime) -> list[partitions.InboxPartition]:
+    """Month partitions wholly before ``cutoff`` (none on SQLite or an unpartitioned inbox)."""
+    return [
+        p
+        for p in partitions.list_partitions(connection)
+        if not p.is_default and p.upper is not None and p.upper <= cutoff
+    ]
 
 
 @dataclass
@@ -167,6 +212,7 @@ class Purge:
     batch_size: int = DEFAULT_BATCH_SIZE
     summary: PurgeSummary = field(init=False)
     _after: tuple[datetime, int] | None = field(default=None, init=False)
+    _partitions_checked: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -185,6 +231,8 @@ class Purge:
         """
         if self.summary.complete:
             return 0
+        if not self._partitions_checked:
+            self.drop_partitions()
         started = time.perf_counter()
         now = now or datetime.now(UTC)
         candidates = (
@@ -225,6 +273,38 @@ class Purge:
         metrics.RETENTION_PURGED_BODIES.inc(len(purged))
         metrics.RETENTION_PURGED_BYTES.inc(freed)
         return len(purged)
+
+    def drop_partitions(self) -> list[str]:
+        """Drop the month partitions wholly before the cutoff that hold no unhandled event (PostgreSQL).
+
+        Called once per run, by the first :meth:`step`; returns the names
+        dropped (empty on SQLite or an unpartitioned inbox). A partition
+        whose lock is not granted in time is left for the next run (logged).
+        """
+        self._partitions_checked = True
+        started = time.perf_counter()
+        with self.engine.connect() as connection:
+            candidates = _droppable(connection, self.cutoff)
+        dropped: list[str] = []
+        for partition in candidates:
+            try:
+                result = partitions.drop_partition(self.engine, partition, UNHANDLED_STATUSES)
+            except DBAPIError as exc:
+                log.warning("retention_partition_kept", partition=partition.name, error=type(exc.orig).__name__)
+                continue
+            if result is None:
+                log.info("retention_partition_kept", partition=partition.name, reason="unhandled events")
+                continue
+            dropped.append(result.name)
+            self.summary.partitions.append(result.name)
+            self.summary.partition_rows += result.rows
+            self.summary.partition_bytes += result.bytes
+            self.summary.lock_seconds = max(self.summary.lock_seconds, result.lock_seconds)
+            self.summary.commit_seconds = max(self.summary.commit_seconds, result.commit_seconds)
+            metrics.RETENTION_PURGED_BYTES.inc(result.bytes)
+            log.info("retention_partition_dropped", **asdict(result))
+        self.summary.seconds += time.perf_counter() - started
+        return dropped
 
     def run(
         self,

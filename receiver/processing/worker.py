@@ -52,6 +52,7 @@ from receiver.db.models import (
     WebhookEvent,
 )
 from receiver.processing.apply import apply_event
+from receiver.processing.inbox_upkeep import InboxUpkeep
 from receiver.processing.outbound_sender import OutboundSender
 from receiver.processing.queue import (
     TRACEBACK_FRAMES,
@@ -177,6 +178,8 @@ class Worker:
             if settings.raw_retention_days > 0
             else None
         )
+        #: Creates the coming month partitions of the inbox (PostgreSQL) and prunes old idempotency keys.
+        self.inbox_upkeep = InboxUpkeep(engine)
         self.idle_end_seconds = settings.session_idle_end_seconds
         self.idle_sweep_interval_seconds = IDLE_SWEEP_INTERVAL_SECONDS
         self._last_idle_sweep: float | None = None
@@ -508,6 +511,8 @@ class Worker:
                     sent = await self.outbound.run_due()
                     result.outbound += sent
                     handled += sent
+                if not once and not self._stop.is_set():
+                    self.inbox_upkeep.tick()
                 if self.retention is not None and not once and not self._stop.is_set():
                     handled += self.retention.tick()  # `--once` drains events only: cron runs `receiver purge`
                 if db_down_since is not None:

@@ -363,9 +363,7 @@ async def session_attendance(request: Request) -> Response:
     )
 
 
-def _with_analyst_columns(
-    engine: Engine, page: tuple[list[dict[str, Any]], int]
-) -> tuple[list[dict[str, Any]], int]:
+def _with_analyst_columns(engine: Engine, page: tuple[list[dict[str, Any]], int]) -> tuple[list[dict[str, Any]], int]:
     """A page of attendance rows (and its total) with the analysts' columns added in place."""
     rows, total = page
     with engine.connect() as connection:

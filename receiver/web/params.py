@@ -232,6 +232,8 @@ def sort_param(request: Request, allowed: Mapping[str, Any], default: str) -> st
         return parse_sort(raw or "?", allowed, default).text
     except SortError as exc:
         raise _bad(str(exc)) from None
+
+
 def encode_cursor(key: PageKey) -> str:
     """The opaque ``cursor`` text of ``key``: URL-safe base64 (unpadded) of ``[start ISO 8601 | null, session id,
     position]``. Clients pass it back unchanged (``next_cursor``); its content is not part of the contract."""

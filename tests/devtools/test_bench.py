@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -342,3 +343,38 @@ def test_bench_export_tiny_run(dialect: str, tmp_path) -> None:
         cells = [c.strip() for c in line.strip("│").split("│")]
         rows, peak_mb, goal = int(cells[1].replace(",", "")), float(cells[4].replace(",", "")), cells[5]
         assert rows > 1000 and peak_mb > 10 and goal == ("met" if peak_mb < 200 else "not met"), line
+
+
+def test_bench_lifecycle_refuses_sqlite() -> None:
+    """Partitions exist only on PostgreSQL: a SQLite URL gets a clear error, exit 1."""
+    result = CliRunner().invoke(bench, ["lifecycle", "--database-url", "sqlite:///x.db", "--events", "10"])
+    assert result.exit_code == 1
+    assert "needs --database-url postgresql://" in result.output
+
+
+@pytest.mark.postgres
+def test_bench_lifecycle_tiny_run_prints_the_figures_and_drops_its_database() -> None:
+    """A tiny run: the oldest month is dropped under ingest, both goals get a verdict, the scratch database goes."""
+    from conftest import PG_ADMIN_URL, postgres_unavailable_reason
+    from sqlalchemy import create_engine, text
+
+    reason = postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    admin = create_engine(PG_ADMIN_URL)
+    names = text("SELECT datname FROM pg_database WHERE datname LIKE 'receiver_lifecycle_%'")
+    try:
+        with admin.connect() as connection:
+            before = set(connection.execute(names).scalars())
+        args = ["lifecycle", "--database-url", PG_ADMIN_URL, "--events", "400", "--months", "2", "--ingest", "60"]
+        result = CliRunner().invoke(bench, [*args, "--concurrency", "4", "--claim-batch", "16"])
+        assert result.exit_code == 0, result.output
+        output = " ".join(result.output.split())
+        assert "ingest p99" in output and "claim p50" in output
+        assert output.count("met") >= 2  # "met" or "not met" for both goals
+        assert re.search(r"purge of one month \(webhook_events_\d{4}_\d{2}: [\d,]+ events\)", output), output
+        assert "bytes per stored event before / after" in output
+        with admin.connect() as connection:
+            assert set(connection.execute(names).scalars()) == before
+    finally:
+        admin.dispose()

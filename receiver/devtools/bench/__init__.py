@@ -17,6 +17,9 @@ two minutes on a 2-core machine):
 * ``export``: peak memory and time of ``receiver report attendance --format
   csv`` over 1,000,000 intervals, cold and precomputed
   (:mod:`receiver.devtools.bench.export_bench`);
+* ``lifecycle``: the month-partitioned inbox on PostgreSQL with millions of
+  events stored: ingest and claim against an empty inbox, and the purge of
+  one month under ingest (:mod:`receiver.devtools.bench.lifecycle_bench`);
 * ``ratelimit``: a backfill against the sandbox REST API under the client
   rate limiter, on a fake clock (:mod:`receiver.devtools.bench.ratelimit_bench`).
 
@@ -50,7 +53,7 @@ def _fail(message: str) -> None:
 
 @click.group("bench")
 def bench() -> None:
-    """Performance benches: ingest, worker, freshness, reports, export, ratelimit (numbers on stdout, exit 0)."""
+    """Performance benches: ingest, worker, freshness, reports, export, lifecycle, ratelimit (numbers on stdout, exit 0)."""
 
 
 @bench.command("ingest")
@@ -400,3 +403,49 @@ def ratelimit_command(**kwargs) -> None:
 
     code = run_ratelimit_bench(RateLimitOptions(**kwargs), make_console())
     sys.exit(code)
+
+
+@bench.command("lifecycle")
+@click.option(
+    "--database-url",
+    required=True,
+    help="A PostgreSQL server URL (partitions are PostgreSQL only): a scratch database is created on it and dropped.",
+)
+@click.option(
+    "--events",
+    default=10_000_000,
+    show_default=True,
+    type=click.IntRange(2, 1_000_000_000),
+    help="Events generated in the inbox (~1.3 KB each on disk: check the free space).",
+)
+@click.option(
+    "--months",
+    default=4,
+    show_default=True,
+    type=click.IntRange(2, 36),
+    help="Months before this one to spread them over.",
+)
+@click.option(
+    "--ingest",
+    default=5_000,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="Deliveries ingested (then claimed) per measurement.",
+)
+@click.option(
+    "--concurrency", default=32, show_default=True, type=click.IntRange(1, 1000), help="Concurrent submitters."
+)
+@click.option("--claim-batch", default=64, show_default=True, type=click.IntRange(1, 10_000), help="Ids per claim.")
+@click.option(
+    "--rounds", default=3, show_default=True, type=click.IntRange(1, 50), help="Interleaved empty/full rounds."
+)
+@click.option("--keep", is_flag=True, help="Keep the scratch database.")
+def lifecycle_command(**kwargs) -> None:
+    """Inbox at scale: ingest/claim empty vs full (goal: within 20 %), purge of one month under ingest, bytes/event."""
+    from receiver.devtools.bench.common import make_console
+    from receiver.devtools.bench.lifecycle_bench import LifecycleOptions, run_lifecycle_bench
+
+    try:
+        run_lifecycle_bench(LifecycleOptions(**kwargs), make_console())
+    except (RuntimeError, ValueError, OSError) as exc:
+        _fail(f"{type(exc).__name__}: {exc}")
