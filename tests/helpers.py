@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
@@ -49,3 +51,19 @@ def stored_events(engine: Engine) -> list[WebhookEvent]:
 
     with Session(engine, expire_on_commit=False) as db:
         return list(db.execute(select(WebhookEvent).order_by(WebhookEvent.id)).scalars())
+
+
+def bench_database_url(dialect: str, tmp_path: Path) -> str:
+    """The database URL a tiny bench run uses: a SQLite file in ``tmp_path``, or the test PostgreSQL server.
+
+    The bench makes its own scratch database on that server. Skips the test
+    (with the connection error as the reason) when PostgreSQL does not answer.
+    """
+    from conftest import PG_ADMIN_URL, postgres_unavailable_reason
+
+    if dialect != "postgresql":
+        return f"sqlite:///{tmp_path / 'bench.db'}"
+    reason = postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    return PG_ADMIN_URL

@@ -183,19 +183,20 @@ def requeue_delivery(engine: Engine, delivery_id: int, *, now: datetime) -> str:
             return "in_flight"
         if row.status not in (OUTBOUND_FAILED, OUTBOUND_DEAD):
             return str(row.status)
-        connection.execute(
-            update(OutboundDelivery)
-            .where(OutboundDelivery.id == delivery_id)
-            .values(
-                status=OUTBOUND_PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                locked_by=None,
-                locked_until=None,
-                updated_at=now,
-            )
-        )
+        connection.execute(update(OutboundDelivery).where(OutboundDelivery.id == delivery_id).values(**_requeued(now)))
     return "requeued"
+
+
+def _requeued(now: datetime) -> dict[str, object]:
+    """The columns of a delivery sent again now: pending, attempts reset, unclaimed."""
+    return {
+        "status": OUTBOUND_PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "locked_by": None,
+        "locked_until": None,
+        "updated_at": now,
+    }
 
 
 def requeue_deliveries(engine: Engine, statuses: tuple[str, ...], *, now: datetime) -> int:
@@ -213,13 +214,6 @@ def requeue_deliveries(engine: Engine, statuses: tuple[str, ...], *, now: dateti
                 OutboundDelivery.status.in_(statuses),
                 or_(OutboundDelivery.locked_until.is_(None), OutboundDelivery.locked_until <= now),
             )
-            .values(
-                status=OUTBOUND_PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                locked_by=None,
-                locked_until=None,
-                updated_at=now,
-            )
+            .values(**_requeued(now))
         )
     return int(result.rowcount or 0)

@@ -351,15 +351,16 @@ async def session_attendance(request: Request) -> Response:
         return _with_analyst_columns(engine, (page, attendance_total(engine, flt, estimate=False)[0]))
 
     rows, total = await run_in_threadpool(load)
+    return _attendance_listing(request, rows, total, limit, offset, fmt)
+
+
+def _attendance_listing(
+    request: Request, rows: list[dict[str, Any]], total: int, limit: int, offset: int, fmt: str, **more: Any
+) -> Response:
+    """An attendance list answer: the report's columns (JSON items also ``display_names``); ``more``: see :func:`_listing`."""
+    items = _with_display_names(rows)
     return _listing(
-        request,
-        _with_display_names(rows),
-        total,
-        limit,
-        offset,
-        ATTENDANCE_ITEM_COLUMNS,
-        ATTENDANCE_REPORT_COLUMNS,
-        fmt,
+        request, items, total, limit, offset, ATTENDANCE_ITEM_COLUMNS, ATTENDANCE_REPORT_COLUMNS, fmt, **more
     )
 
 
@@ -411,18 +412,8 @@ async def list_attendance(request: Request) -> Response:
         headers["Link"] = (
             f'<{request.url.remove_query_params("offset").include_query_params(cursor=next_cursor)}>; rel="next"'
         )
-    return _listing(
-        request,
-        _with_display_names(rows),
-        total,
-        limit,
-        offset,
-        ATTENDANCE_ITEM_COLUMNS,
-        ATTENDANCE_REPORT_COLUMNS,
-        fmt,
-        extra={"total_exact": exact, "next_cursor": next_cursor},
-        extra_headers=headers,
-    )
+    extra = {"total_exact": exact, "next_cursor": next_cursor}
+    return _attendance_listing(request, rows, total, limit, offset, fmt, extra=extra, extra_headers=headers)
 
 
 async def export_attendance(request: Request) -> Response:

@@ -101,8 +101,12 @@ async def list_outbound(request: Request) -> Response:
     )
 
 
-async def retry(request: Request) -> Response:
-    """POST /api/outbound/{delivery_id}/retry (operator): send a failed or dead delivery again; audited."""
+async def retry_audited(request: Request, source: str = "ui") -> int:
+    """Send the ``delivery_id`` of the path again (:func:`retry_delivery`) and audit it; returns the id.
+
+    ``source``: the audit row's source (``ui`` for the pages, ``api``). Raises the
+    :class:`HTTPError` of :func:`retry_delivery` (404, 409).
+    """
     delivery_id = delivery_id_param(request)
     engine = request.app.state.engine
     await run_in_threadpool(retry_delivery, engine, delivery_id)
@@ -113,10 +117,16 @@ async def retry(request: Request) -> Response:
             request.state.principal,
             "retry_outbound",
             target=f"outbound:{delivery_id}",
-            source="api",
+            source=source,
             client=audit.client_address(request.scope.get("client")),
         )
     )
+    return delivery_id
+
+
+async def retry(request: Request) -> Response:
+    """POST /api/outbound/{delivery_id}/retry (operator): send a failed or dead delivery again; audited."""
+    delivery_id = await retry_audited(request, "api")
     return JSONResponse({"requeued": True, "id": delivery_id}, headers=_NO_STORE)
 
 

@@ -12,6 +12,7 @@ import click
 import h11
 import pytest
 from click.testing import CliRunner
+from helpers import bench_database_url
 
 from receiver.devtools.bench import bench
 from receiver.devtools.bench.baseline import _CANNED, _RawProtocol
@@ -275,15 +276,7 @@ def test_bench_ratelimit_tiny_run() -> None:
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_bench_reports_tiny_run(dialect: str, tmp_path) -> None:
     """A small `receiver bench reports` loads, precomputes, vacuums (PostgreSQL) and gives every timed goal a verdict."""
-    from conftest import PG_ADMIN_URL, postgres_unavailable_reason
-
-    if dialect == "postgresql":
-        reason = postgres_unavailable_reason()
-        if reason:
-            pytest.skip(reason)
-        url = PG_ADMIN_URL
-    else:
-        url = f"sqlite:///{tmp_path / 'bench.db'}"
+    url = bench_database_url(dialect, tmp_path)
     root = click.Group("receiver")
     root.add_command(bench)
     args = ["bench", "reports", "--people", "300", "--intervals", "3000", "--repeat", "1", "--database-url", url]
@@ -324,15 +317,7 @@ def test_bench_reports_tiny_run(dialect: str, tmp_path) -> None:
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_bench_export_tiny_run(dialect: str, tmp_path) -> None:
     """A small `receiver bench export` loads, exports twice in a child process and shows rows, RSS and the goal."""
-    from conftest import PG_ADMIN_URL, postgres_unavailable_reason
-
-    if dialect == "postgresql":
-        reason = postgres_unavailable_reason()
-        if reason:
-            pytest.skip(reason)
-        url = PG_ADMIN_URL
-    else:
-        url = f"sqlite:///{tmp_path / 'bench.db'}"
+    url = bench_database_url(dialect, tmp_path)
     root = click.Group("receiver")
     root.add_command(bench)
     result = CliRunner().invoke(root, ["bench", "export", "--intervals", "2000", "--database-url", url])

@@ -8,6 +8,7 @@ import re
 import click
 import pytest
 from click.testing import CliRunner
+from helpers import bench_database_url
 from rich.console import Console
 
 from receiver.devtools.bench import bench
@@ -59,15 +60,7 @@ def test_depth_table_puts_ten_seconds_per_row() -> None:
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_bench_freshness_tiny_run(dialect: str, tmp_path) -> None:
     """A short run with serve and a worker prints the freshness figures, the queue depth and one verdict per goal."""
-    from conftest import PG_ADMIN_URL, postgres_unavailable_reason
-
-    if dialect == "postgresql":
-        reason = postgres_unavailable_reason()
-        if reason:
-            pytest.skip(reason)
-        url = PG_ADMIN_URL
-    else:
-        url = f"sqlite:///{tmp_path / 'bench.db'}"
+    url = bench_database_url(dialect, tmp_path)
     root = click.Group("receiver")
     root.add_command(bench)
     args = ["bench", "freshness", "--rate", "40", "--seconds", "2", "--workers", "1", "--connections", "4"]

@@ -10,6 +10,7 @@ every row) and answers ``?format=csv`` with the same rows as its API mirror
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
@@ -21,9 +22,10 @@ from receiver.db.models import EVENT_STATUSES
 from receiver.processing.queue import queue_stats
 from receiver.reports.browse import RECORDING_SORTS, SESSION_SORTS, recordings_page, sessions_page
 from receiver.reports.event_log import EVENT_COLUMNS, EVENT_SORTS, EventFilter, event_page
+from receiver.reports.paging import Page
 from receiver.reports.queries import RECORDING_COLUMNS, SESSION_COLUMNS, ReportFilter
 from receiver.web.api import ApiError, queue_expired_links
-from receiver.web.pages.filters import EXPORT_LIMIT, listing_query, page_export
+from receiver.web.pages.filters import EXPORT_LIMIT, ListingQuery, listing_query, page_export
 from receiver.web.pages.views import PAGE_SIZE, base_context
 from receiver.web.templating import render
 
@@ -38,13 +40,12 @@ def _size(fmt: str) -> int:
     return PAGE_SIZE if fmt == "html" else EXPORT_LIMIT
 
 
-async def sessions_list(request: Request) -> Response:
-    """GET /ui/sessions: filters (meeting, search ``q``, ``since``/``until``), sort (default newest first), pages."""
-    query = listing_query(request, ("meeting_id", "q", "since", "until"), SESSION_SORTS, "-started_at")
+async def _browse(request: Request, query: ListingQuery, browse: Callable[..., Page]) -> Page:
+    """One page of ``browse`` (sessions or recordings) for the page's filters, search, sort and offset."""
     flt = ReportFilter(meeting_id=query.text("meeting_id"), since=query.since, until=query.until)
-    page = await run_in_threadpool(
+    return await run_in_threadpool(
         functools.partial(
-            sessions_page,
+            browse,
             _engine(request),
             flt,
             q=query.text("q"),
@@ -53,6 +54,12 @@ async def sessions_list(request: Request) -> Response:
             offset=query.offset,
         )
     )
+
+
+async def sessions_list(request: Request) -> Response:
+    """GET /ui/sessions: filters (meeting, search ``q``, ``since``/``until``), sort (default newest first), pages."""
+    query = listing_query(request, ("meeting_id", "q", "since", "until"), SESSION_SORTS, "-started_at")
+    page = await _browse(request, query, sessions_page)
     if query.fmt != "html":
         return page_export(query.fmt, page.rows, SESSION_COLUMNS, "sessions", page.total)
     return render(
@@ -70,18 +77,7 @@ async def sessions_list(request: Request) -> Response:
 async def recordings_list(request: Request) -> Response:
     """GET /ui/recordings: filters, search, sort (default newest first), pages; expired links shown are queued."""
     query = listing_query(request, ("meeting_id", "q", "since", "until"), RECORDING_SORTS, "-started_at")
-    flt = ReportFilter(meeting_id=query.text("meeting_id"), since=query.since, until=query.until)
-    page = await run_in_threadpool(
-        functools.partial(
-            recordings_page,
-            _engine(request),
-            flt,
-            q=query.text("q"),
-            sort=query.sort,
-            limit=_size(query.fmt),
-            offset=query.offset,
-        )
-    )
+    page = await _browse(request, query, recordings_page)
     if query.fmt != "html":
         return page_export(query.fmt, page.rows, RECORDING_COLUMNS, "recordings", page.total)
     link_states = await queue_expired_links(request, page.rows)

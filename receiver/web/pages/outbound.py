@@ -21,9 +21,8 @@ from starlette.responses import RedirectResponse, Response
 
 from receiver.db.models import OUTBOUND_STATUSES
 from receiver.processing.outbound_queue import delivery_rows, outbound_counts
-from receiver.web import audit
 from receiver.web.api import int_param, text_param
-from receiver.web.outbound import delivery_id_param, outbound_status_param, retry_delivery
+from receiver.web.outbound import outbound_status_param, retry_audited
 from receiver.web.pages.views import PAGE_SIZE, base_context
 from receiver.web.templating import SECURITY_HEADERS, render
 
@@ -68,19 +67,7 @@ async def outbound_page(request: Request) -> Response:
 
 async def retry_outbound_page(request: Request) -> Response:
     """POST /ui/outbound/{delivery_id}/retry: send a failed or dead delivery again now; audited."""
-    delivery_id = delivery_id_param(request)
-    engine = request.app.state.engine
-    await run_in_threadpool(retry_delivery, engine, delivery_id)
-    await run_in_threadpool(
-        functools.partial(
-            audit.record,
-            engine,
-            request.state.principal,
-            "retry_outbound",
-            target=f"outbound:{delivery_id}",
-            client=audit.client_address(request.scope.get("client")),
-        )
-    )
+    delivery_id = await retry_audited(request)
     query = {"retried": str(delivery_id)}
     status = request.state.form.get("status")
     if status in OUTBOUND_STATUSES:
