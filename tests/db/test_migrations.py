@@ -80,6 +80,9 @@ def _programmed_objects(connection: Connection) -> dict[str, dict[str, str]]:
         "trigger": (
             "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
             "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+            # A row trigger of a partitioned table is cloned onto every partition under the same name:
+            # the parent's definition is the one a migration writes (PostgreSQL 13+: tgparentid).
+            " AND t.tgparentid = 0"
         ),
         "function": (
             "SELECT proname, pg_get_functiondef(oid) FROM pg_proc WHERE pronamespace = current_schema()::regnamespace"
