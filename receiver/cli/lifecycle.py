@@ -116,6 +116,12 @@ def purge(obj: Context, dry_run: bool, days: int | None, batch_size: int, fmt: s
             f"{summary.partition_rows:,} events, {_megabytes(summary.partition_bytes)} on disk; "
             f"inbox locked {summary.lock_seconds * 1000:.0f} ms at most (files removed in {summary.commit_seconds:.1f} s)"
         )
+    if summary.outbound_bodies:
+        verb_outbound = "would empty" if dry_run else "emptied"
+        click.echo(
+            f"{verb_outbound} the bodies of {summary.outbound_bodies:,} outbound attendance webhooks delivered before "
+            "the cutoff (the rows stay)"
+        )
     if summary.kept_unhandled:
         click.echo(
             f"kept {summary.kept_unhandled:,} older events that are not handled yet (pending, failed or dead): "

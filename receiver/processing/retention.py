@@ -32,6 +32,14 @@ month that still holds an unhandled event, and the current months, fall
 back to the row-wise body removal above. SQLite only ever does the latter,
 and the rows stay there.
 
+The outbound attendance webhook's outbox (``outbound_deliveries``) holds
+people's names in each delivery's body: a run also empties the body of
+every delivery the receiver accepted (``delivered``) more than
+``RAW_RETENTION_DAYS`` ago. The row stays with its ``payload_sha256``, so
+a later reconciliation of the same session still sends only changed
+attendance; ``pending``, ``failed`` and ``dead`` deliveries keep their body
+(they may still be sent).
+
 Scheduling: :class:`RetentionSchedule` is the worker's hook. Each loop it
 makes an in-memory check; at most every ``check_every_seconds`` it tries to
 claim the day's run in ``maintenance_runs`` (a conditional UPDATE: only
@@ -58,7 +66,7 @@ from sqlalchemy.exc import DBAPIError
 from receiver import metrics
 from receiver.db import partitions
 from receiver.db.engine import writer
-from receiver.db.models import MaintenanceRun, WebhookEvent
+from receiver.db.models import OUTBOUND_DELIVERED, MaintenanceRun, OutboundDelivery, WebhookEvent
 from receiver.enums import EventStatus
 
 __all__ = [
@@ -92,6 +100,7 @@ DEFAULT_BATCH_SIZE = 1000
 RUN_INTERVAL = timedelta(days=1)
 
 _EVENTS = WebhookEvent.__table__
+_OUTBOX = OutboundDelivery.__table__
 _RUNS = MaintenanceRun.__table__
 
 
@@ -118,7 +127,8 @@ class PurgeSummary:
     and ``partition_bytes`` (on-disk size, returned to the file system at
     once), ``lock_seconds``, the longest a drop held ACCESS EXCLUSIVE on
     the inbox (DETACH to DROP), and ``commit_seconds``, its commit (file
-    removal, after the lock is released); ``kept_unhandled``:
+    removal, after the lock is released); ``outbound_bodies``: bodies of
+    delivered outbound attendance webhooks emptied; ``kept_unhandled``:
     events older than the cutoff kept because they are not handled yet
     (pending, processing, failed, dead); ``complete``: nothing purgeable
     was left; ``seconds``: wall time. ``cutoff`` is UTC.
@@ -128,6 +138,7 @@ class PurgeSummary:
     bodies: int = 0
     bytes: int = 0
     kept_unhandled: int = 0
+    outbound_bodies: int = 0
     partitions: list[str] = field(default_factory=list)
     partition_rows: int = 0
     partition_bytes: int = 0
@@ -151,6 +162,11 @@ def _older_than(cutoff: datetime) -> Any:
     return (_EVENTS.c.purged_at.is_(None), _EVENTS.c.received_at < cutoff)
 
 
+def _delivered_before(cutoff: datetime) -> Any:
+    """Outbound deliveries accepted before ``cutoff`` that still hold their body."""
+    return (_OUTBOX.c.status == OUTBOUND_DELIVERED, _OUTBOX.c.delivered_at < cutoff, _OUTBOX.c.payload != "")
+
+
 def purge_plan(engine: Engine, cutoff: datetime) -> PurgeSummary:
     """Count what a purge at ``cutoff`` would remove, without changing anything (``--dry-run``).
 
@@ -169,6 +185,9 @@ def purge_plan(engine: Engine, cutoff: datetime) -> PurgeSummary:
     ).where(*_older_than(cutoff))
     with engine.connect() as connection:
         bodies, size, kept = connection.execute(statement).one()
+        outbound = connection.execute(
+            select(func.count()).select_from(_OUTBOX).where(*_delivered_before(cutoff))
+        ).scalar_one()
         droppable = [
             p.name
             for p in _droppable(connection, cutoff)
@@ -179,9 +198,10 @@ def purge_plan(engine: Engine, cutoff: datetime) -> PurgeSummary:
         bodies=int(bodies),
         bytes=int(size),
         kept_unhandled=int(kept),
+        outbound_bodies=int(outbound),
         partitions=droppable,
         dry_run=True,
-        complete=int(bodies) == 0 and not droppable,
+        complete=int(bodies) == 0 and not droppable and not outbound,
         seconds=time.perf_counter() - started,
     )
 
@@ -233,6 +253,7 @@ class Purge:
             return 0
         if not self._partitions_checked:
             self.drop_partitions()
+            self.empty_outbound_bodies()
         started = time.perf_counter()
         now = now or datetime.now(UTC)
         candidates = (
@@ -305,6 +326,20 @@ class Purge:
             log.info("retention_partition_dropped", **asdict(result))
         self.summary.seconds += time.perf_counter() - started
         return dropped
+
+    def empty_outbound_bodies(self) -> int:
+        """Empty the bodies of outbound deliveries delivered before the cutoff (one statement); returns how many.
+
+        Called once per run, by the first :meth:`step`. Raises on database errors.
+        """
+        with writer(self.engine).begin() as connection:
+            emptied = connection.execute(
+                update(_OUTBOX).where(*_delivered_before(self.cutoff)).values(payload="")
+            ).rowcount
+        self.summary.outbound_bodies += emptied
+        if emptied:
+            log.info("retention_outbound_bodies_emptied", deliveries=emptied, cutoff=self.cutoff.isoformat())
+        return emptied
 
     def run(
         self,

@@ -23,7 +23,7 @@ from test_erasure import DEAD, PENDING, dataset, delivery, drain
 
 from receiver import metrics
 from receiver.cli.main import cli
-from receiver.db.models import MaintenanceRun, WebhookEvent
+from receiver.db.models import MaintenanceRun, OutboundDelivery, WebhookEvent
 from receiver.enums import EventStatus
 from receiver.ingest.inbox import StoreOutcome, store_deliveries
 from receiver.processing.retention import (
@@ -222,6 +222,59 @@ def test_purge_command(db_url, settings):
     assert replay.exit_code == 1 and "raw body was removed" in replay.output
     disabled = runner.invoke(cli, ["purge"], env={**env, "RAW_RETENTION_DAYS": "0"})
     assert disabled.exit_code == 1 and "retention is disabled" in disabled.output
+    engine.dispose()
+
+
+def test_purge_empties_delivered_outbound_bodies_after_the_window_and_keeps_the_rest(db_url):
+    """Outbound attendance bodies (people's names) go with the raw bodies: delivered before the cutoff only.
+
+    The rows stay with their digest (the resend rule compares it); pending,
+    failed and dead deliveries and recent ones keep their body.
+    """
+    from receiver.db.engine import make_engine, migrate
+
+    migrate(db_url)
+    engine = make_engine(db_url)
+    body = json.dumps({"data": {"attendance": [{"display_name": "Ada Lovelace"}]}})
+
+    def row(webhook_id: str, status: str, delivered_at: datetime | None) -> dict:
+        return dict(
+            webhook_id=webhook_id,
+            event_type="session.attendance",
+            session_id=f"S-{webhook_id}",
+            payload=body,
+            payload_sha256="d" * 64,
+            status=status,
+            attempts=1,
+            next_attempt_at=OLD,
+            created_at=OLD,
+            updated_at=OLD,
+            delivered_at=delivered_at,
+        )
+
+    with engine.begin() as connection:
+        connection.execute(
+            OutboundDelivery.__table__.insert(),
+            [
+                row("msg_old", "delivered", OLD),
+                row("msg_new", "delivered", NOW),
+                row("msg_dead", "dead", None),
+                row("msg_failed", "failed", None),
+            ],
+        )
+    cutoff = retention_cutoff(NOW, 30)
+    assert purge_plan(engine, cutoff).outbound_bodies == 1
+    dry = CliRunner().invoke(cli, ["purge", "--dry-run"], env={"DATABASE_URL": db_url, "LOG_LEVEL": "WARNING"})
+    assert "would empty the bodies of 1 outbound attendance webhooks" in dry.output
+    run = Purge(engine, cutoff)
+    run.run()
+    assert run.summary.outbound_bodies == 1
+    with engine.connect() as connection:
+        kept = dict(connection.execute(select(OutboundDelivery.webhook_id, OutboundDelivery.payload)).all())
+        digests = set(connection.execute(select(OutboundDelivery.payload_sha256)).scalars())
+    assert kept == {"msg_old": "", "msg_new": body, "msg_dead": body, "msg_failed": body}
+    assert digests == {"d" * 64}  # every row kept with its digest
+    assert purge_plan(engine, cutoff).outbound_bodies == 0
     engine.dispose()
 
 
