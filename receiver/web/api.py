@@ -275,17 +275,8 @@ def _guarded(auth: TokenAuth, handler: Handler, params: Sequence[str] = (), role
         request.state.principal = principal
         try:
             if not principal.role.allows(role):
-                await run_in_threadpool(
-                    functools.partial(
-                        audit.record,
-                        _engine(request),
-                        principal,
-                        handler.__name__,
-                        target=request.url.path,
-                        outcome="denied",
-                        source="api",
-                        client=audit.client_address(request.scope.get("client")),
-                    )
+                await audit.record_request(
+                    request, handler.__name__, target=request.url.path, outcome="denied", source="api"
                 )
                 raise ApiError(
                     403, "forbidden", f"this needs the {role.value} role; {principal.name!r} is {principal.role.value}"
@@ -502,17 +493,8 @@ async def retry(request: Request) -> Response:
     before = await run_in_threadpool(get_event, _engine(request), event_id)
     event = await run_in_threadpool(retry_event, _engine(request), event_id)
     action = "replay" if before is not None and before["status"] == EVENT_DONE else "retry"
-    await run_in_threadpool(
-        functools.partial(
-            audit.record,
-            _engine(request),
-            request.state.principal,
-            action,
-            target=f"event:{event_id}",
-            detail=event.get("event_name"),
-            source="api",
-            client=audit.client_address(request.scope.get("client")),
-        )
+    await audit.record_request(
+        request, action, target=f"event:{event_id}", detail=event.get("event_name"), source="api"
     )
     return _json({"requeued": True, "event": {c: cell(event.get(c)) for c in EVENT_COLUMNS}})
 

@@ -9,17 +9,20 @@ by the service.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from receiver.db.models import AuditEntry
 from receiver.web.auth import Principal
 
-__all__ = ["AUDIT_COLUMNS", "record", "recent", "client_address"]
+__all__ = ["AUDIT_COLUMNS", "record", "record_request", "recent", "client_address"]
 
 log = structlog.get_logger("receiver.web.audit")
 
@@ -63,6 +66,33 @@ def record(
             )
         )
     log.info("audit", actor=principal.name, role=principal.role.value, action=action, target=target, outcome=outcome)
+
+
+async def record_request(
+    request: Request,
+    action: str,
+    *,
+    target: str | None,
+    principal: Principal | None = None,
+    outcome: str = "ok",
+    detail: str | None = None,
+    source: str = "ui",
+) -> None:
+    """:func:`record` for a request, in the thread pool: the app's engine, the request's client address, and
+    ``principal`` (default: the one the guard put on ``request.state``)."""
+    await run_in_threadpool(
+        functools.partial(
+            record,
+            request.app.state.engine,
+            principal or request.state.principal,
+            action,
+            target=target,
+            outcome=outcome,
+            detail=detail,
+            source=source,
+            client=client_address(request.scope.get("client")),
+        )
+    )
 
 
 def recent(engine: Engine, *, limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:

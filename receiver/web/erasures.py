@@ -108,17 +108,13 @@ async def create_erasure(request: Request) -> Response:
     result = await run_in_threadpool(functools.partial(forget, engine, erasure, dry_run=dry_run, origin="api"))
     principal = getattr(request.state, "principal", None)
     if principal is not None and not dry_run:
-        await run_in_threadpool(
-            functools.partial(
-                audit.record,
-                engine,
-                principal,
-                "erase",
-                target=f"erasure:{result.erasure_id}",
-                detail=erasure.kind.value,
-                source="api",
-                client=audit.client_address(request.scope.get("client")),
-            )
+        await audit.record_request(
+            request,
+            "erase",
+            target=f"erasure:{result.erasure_id}",
+            principal=principal,
+            detail=erasure.kind.value,
+            source="api",
         )
     return JSONResponse(result.as_dict(), status_code=200 if dry_run else 201, headers={"Cache-Control": "no-store"})
 

@@ -395,16 +395,8 @@ def guarded(auth: PageAuth, handler: Handler, *, role: Role = Role.ANALYST, acti
                         )
             if not principal.role.allows(role):
                 if action is not None:
-                    await run_in_threadpool(
-                        functools.partial(
-                            audit.record,
-                            _engine(request),
-                            principal,
-                            action,
-                            target=request.url.path,
-                            outcome="denied",
-                            client=_client(request),
-                        )
+                    await audit.record_request(
+                        request, action, target=request.url.path, principal=principal, outcome="denied"
                     )
                 raise HTTPError(403, "forbidden", f"{action or 'This page'} needs the {role.value} role.")
             return await handler(request)
@@ -468,11 +460,7 @@ def login_routes(auth: PageAuth) -> list[tuple[str, Handler, list[str]]]:
         session: PageSession | None = request.state.session
         if session is not None:
             await run_in_threadpool(auth.sessions.revoke, _engine(request), session.session_hash, datetime.now(UTC))
-        await run_in_threadpool(
-            functools.partial(
-                audit.record, _engine(request), request.state.principal, "logout", target=None, client=_client(request)
-            )
-        )
+        await audit.record_request(request, "logout", target=None)
         response = RedirectResponse("/ui/login", status_code=303, headers=SECURITY_HEADERS)
         auth.clear_cookie(response)
         return response

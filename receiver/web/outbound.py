@@ -110,17 +110,7 @@ async def retry_audited(request: Request, source: str = "ui") -> int:
     delivery_id = delivery_id_param(request)
     engine = request.app.state.engine
     await run_in_threadpool(retry_delivery, engine, delivery_id)
-    await run_in_threadpool(
-        functools.partial(
-            audit.record,
-            engine,
-            request.state.principal,
-            "retry_outbound",
-            target=f"outbound:{delivery_id}",
-            source=source,
-            client=audit.client_address(request.scope.get("client")),
-        )
-    )
+    await audit.record_request(request, "retry_outbound", target=f"outbound:{delivery_id}", source=source)
     return delivery_id
 
 

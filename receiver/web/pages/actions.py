@@ -58,17 +58,7 @@ def _event_id(request: Request) -> int:
 
 
 async def _audit(request: Request, action: str, target: str, detail: str | None = None) -> None:
-    await run_in_threadpool(
-        functools.partial(
-            audit.record,
-            _engine(request),
-            request.state.principal,
-            action,
-            target=target,
-            detail=detail,
-            client=audit.client_address(request.scope.get("client")),
-        )
-    )
+    await audit.record_request(request, action, target=target, detail=detail)
 
 
 def _confirmed(request: Request) -> None:
