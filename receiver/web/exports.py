@@ -44,13 +44,6 @@ def json_items(rows: Sequence[dict[str, Any]], columns: Sequence[str], zone: tzi
     return [{c: _value(r.get(c), zone) for c in columns} for r in rows]
 
 
-def _with_dates(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Sequence[dict[str, Any]]:
-    """``rows`` with calendar dates as text (CSV writes datetimes itself); the same list when there are none."""
-    if not any(isinstance(r.get(c), date) and not isinstance(r.get(c), datetime) for r in rows[:1] for c in columns):
-        return rows
-    return [{**r, **{c: _value(r.get(c)) for c in columns if isinstance(r.get(c), date)}} for r in rows]
-
-
 def export_response(
     fmt: str,
     rows: Sequence[dict[str, Any]],
@@ -80,7 +73,7 @@ def export_response(
         raise ValueError(f"no export format {fmt!r}")
     if filename or fmt == "xlsx":
         extra["Content-Disposition"] = f'attachment; filename="{export_filename(filename or "export", fmt)}"'
-    body = b"".join(stream_export(_with_dates(rows, columns), columns, fmt, zone=zone, title=filename or "export"))
+    body = b"".join(stream_export(rows, columns, fmt, zone=zone, title=filename or "export"))
     return Response(body, media_type=MEDIA_TYPES[fmt], headers=extra)
 
 

@@ -6,6 +6,10 @@ Data: :func:`test_api.build_dataset` (see that module's docstring).
 
 from __future__ import annotations
 
+import io
+from datetime import datetime
+
+import openpyxl
 import test_api
 from starlette.testclient import TestClient
 from test_api import AUTH, SECRET_IN_BODY, _csv
@@ -107,6 +111,11 @@ def test_overview_json_csv_and_bad_windows(client: TestClient) -> None:
         client.get("/api/overview?period=week&since=2026-03-01&until=2026-03-08&format=csv", headers=AUTH).text
     )
     assert weeks == [{"period_start": "2026-03-02", "sessions": "3", "people": "4", "attended_minutes": "170.0"}]
+    xlsx = client.get("/api/overview?period=week&since=2026-03-01&until=2026-03-08&format=xlsx", headers=AUTH)
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active
+    header, row = ([cell.value for cell in line] for line in sheet.iter_rows())
+    assert header == ["period_start", "sessions", "people", "attended_minutes"]
+    assert row == [datetime(2026, 3, 2), 3, 4, 170.0]  # typed cells: the week's start is a date, not text
     for query in ("since=2026-03-08&until=2026-03-01", "since=2020-01-01&until=2026-03-01", "period=month", "period="):
         response = client.get(f"/api/overview?{query}", headers=AUTH)
         assert response.status_code == 400, query
