@@ -20,14 +20,12 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from receiver.reports.export import MEDIA_TYPES, export_filename, stream_export
+from receiver.reports.export import EXPORT_FORMATS, MEDIA_TYPES, export_filename, stream_export
 from receiver.reports.formatting import cell
 
-__all__ = ["EXPORT_FORMATS", "NO_STORE", "TABLE_FORMATS", "export_response", "json_items", "stream_download"]
+__all__ = ["NO_STORE", "TABLE_FORMATS", "export_response", "json_items", "stream_download"]
 
 NO_STORE = {"Cache-Control": "no-store"}
-#: Formats :func:`export_response` writes.
-EXPORT_FORMATS: tuple[str, ...] = ("json", "csv", "xlsx")
 #: The tabular ones: the pages offer a download button for each.
 TABLE_FORMATS: tuple[str, ...] = tuple(f for f in EXPORT_FORMATS if f != "json")
 

@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 from receiver.db.models import EVENT_STATUSES
 from receiver.errors import HTTPError
+from receiver.reports.export import EXPORT_FORMATS
 from receiver.reports.paging import SortError, parse_sort
 from receiver.reports.queries import PageKey, ReportFilter
 from receiver.timeparse import TimestampError, ZoneError, parse_timestamp, parse_zone
@@ -167,10 +168,11 @@ def response_format(request: Request) -> str:
 
 
 def export_format(request: Request) -> str:
-    """``?format=`` of an export: ``csv`` (default), ``json`` or ``xlsx``; 400 otherwise."""
-    fmt = request.query_params.get("format") or "csv"
-    if fmt not in ("csv", "json", "xlsx"):
-        raise _bad("format: use csv, json or xlsx")
+    """``?format=`` of an export: ``csv`` (absent: the default), ``json`` or ``xlsx``; 400 otherwise (empty included,
+    as for the listings: the OpenAPI enum has no empty value)."""
+    fmt = request.query_params.get("format", "csv")
+    if fmt not in EXPORT_FORMATS:
+        raise _bad(f"format: use {', '.join(EXPORT_FORMATS)}")
     return fmt
 
 
