@@ -17,6 +17,7 @@ from queue import Queue
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
 from receiver.devtools.chaos.checks import claims, drain_state
@@ -94,23 +95,35 @@ def _sqlite_write_lock_free(monitor: Engine) -> bool:
         probe.close()
 
 
-def _pause_without_write_lock(children: list[ChildProcess], monitor: Engine, timeout: float = 10.0) -> None:
-    """SIGSTOP ``children`` at a moment none of them holds a write lock others would wait on.
+def _postgres_no_open_transaction(monitor: Engine) -> bool:
+    """True when no other connection to ``monitor``'s PostgreSQL database is inside a transaction right now."""
+    with monitor.connect() as connection:
+        open_transactions = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+            )
+        ).scalar_one()
+    return int(open_transactions) == 0
 
-    PostgreSQL: any moment (row locks of a stopped worker are skipped by the
-    others' ``SKIP LOCKED`` claims). SQLite: one writer at a time, so stop,
-    check the write lock is free, else let them run a little and retry.
+
+def _pause_without_write_lock(children: list[ChildProcess], monitor: Engine, timeout: float = 10.0) -> None:
+    """SIGSTOP ``children`` at a moment none of them holds a lock others would wait on.
+
+    Stop them, check, else let them run a little and retry (until
+    ``timeout`` seconds, then stop them anyway). SQLite: one writer at a
+    time, so the write lock must be free. PostgreSQL: no connection may be
+    inside a transaction. ``SKIP LOCKED`` claims pass a stopped worker's row
+    locks, but writes do not: a worker stopped mid-transaction once held a
+    session row the victim then waited on for the whole kill window (2 of 4
+    local runs killed a victim holding no events).
     """
+    lock_free = _sqlite_write_lock_free if monitor.dialect.name == "sqlite" else _postgres_no_open_transaction
     deadline = time.monotonic() + timeout
     while True:
         for child in children:
             child.signal(signal.SIGSTOP)
-        if (
-            monitor.dialect.name != "sqlite"
-            or not children
-            or _sqlite_write_lock_free(monitor)
-            or time.monotonic() > deadline
-        ):
+        if not children or lock_free(monitor) or time.monotonic() > deadline:
             return
         for child in children:
             child.signal(signal.SIGCONT)
