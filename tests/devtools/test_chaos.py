@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 import pytest
@@ -10,22 +9,7 @@ from conftest import PG_ADMIN_URL, postgres_unavailable_reason
 
 from receiver.devtools.chaos import ChaosOptions, ChaosReport, run_chaos
 
-# TEMPORARY: run_chaos never disposes the engine it passes to compare_with_truth
-# (receiver/devtools/chaos.py:556, a file being split now), so its pooled
-# psycopg connections are garbage-collected open (ResourceWarning). The
-# fixture below collects them inside this module's tests, under this filter,
-# instead of failing whichever test the collector happens to run in.
-# Remove both once chaos.py disposes that engine.
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.filterwarnings("ignore:<psycopg.Connection object at .* was deleted while still open:ResourceWarning"),
-]
-
-
-@pytest.fixture(autouse=True)
-def _collect_chaos_leftovers():
-    yield
-    gc.collect()
+pytestmark = pytest.mark.slow
 
 
 FAST = dict(

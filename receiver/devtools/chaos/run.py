@@ -117,7 +117,11 @@ def run_chaos(options: ChaosOptions, console: Any = None) -> ChaosReport:
                 _run_services(
                     options, report, env, log_dir, children, proxy, monitor, deliveries, faults, key, console, started
                 )
-                compare_with_truth(make_engine(direct_url), world, report)
+                truth_engine = make_engine(direct_url)
+                try:
+                    compare_with_truth(truth_engine, world, report)
+                finally:
+                    truth_engine.dispose()
             finally:
                 for child in children:
                     child.stop(20)
