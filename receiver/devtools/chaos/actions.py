@@ -114,9 +114,9 @@ def _pause_without_write_lock(children: list[ChildProcess], monitor: Engine, tim
     ``timeout`` seconds, then stop them anyway). SQLite: one writer at a
     time, so the write lock must be free. PostgreSQL: no connection may be
     inside a transaction. ``SKIP LOCKED`` claims pass a stopped worker's row
-    locks, but writes do not: a worker stopped mid-transaction once held a
-    session row the victim then waited on for the whole kill window (2 of 4
-    local runs killed a victim holding no events).
+    locks, but writes do not: a worker stopped mid-transaction can hold a
+    row the victim then waits on for the whole kill window, so the victim
+    dies holding no events.
     """
     lock_free = _sqlite_write_lock_free if monitor.dialect.name == "sqlite" else _postgres_no_open_transaction
     deadline = time.monotonic() + timeout
